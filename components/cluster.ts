@@ -1,0 +1,109 @@
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import * as openstack from "@pulumi/openstack";
+import * as tls from "@pulumi/tls";
+import { StackConfig } from "../config/stackConfig";
+import { buildAppArchive, requirementsHash } from "../provisioning/archive";
+import { AppRelease } from "./appNode";
+import { AppTier } from "./appTier";
+import { LoadBalancer } from "./loadBalancer";
+import { PrivateNetwork } from "./network";
+import { ClusterSecurityGroups } from "./securityGroups";
+
+export interface ClusterArgs {
+    config: StackConfig;
+    /** Where release archives are built (kept out of git). */
+    buildDir: string;
+}
+
+/** The whole stack: network, security groups, the load balancer and the app tier, in that order. */
+export class Cluster extends pulumi.ComponentResource {
+    readonly url: pulumi.Output<string>;
+    readonly lbPublicIp: pulumi.Output<string>;
+    readonly lbPrivateIp: string;
+    readonly appPrivateIps: string[];
+    /** The deployer key for SSH to every node (secret). */
+    readonly sshPrivateKey: pulumi.Output<string>;
+    readonly release: AppRelease;
+    readonly lb: LoadBalancer;
+    readonly apps: AppTier;
+
+    constructor(name: string, args: ClusterArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("pycluster:cluster:Cluster", name, {}, opts);
+        const cfg = args.config;
+
+        const deployerKey = new tls.PrivateKey(`${name}-deployer-key`, { algorithm: "ED25519" }, { parent: this });
+        const keyPair = new openstack.compute.Keypair(
+            `${name}-keypair`,
+            { name: `${name}-deployer`, publicKey: deployerKey.publicKeyOpenssh.apply(k => k.trim()), region: cfg.openstack.region },
+            { parent: this },
+        );
+        this.sshPrivateKey = pulumi.secret(deployerKey.privateKeyOpenssh);
+        const access = { user: cfg.ssh.user, privateKey: this.sshPrivateKey, keyPairName: keyPair.name };
+
+        const network = new PrivateNetwork(
+            `${name}-net`,
+            {
+                serviceName: cfg.ovh.serviceName,
+                region: cfg.openstack.region,
+                vlanId: cfg.network.vlanId,
+                cidr: cfg.network.cidr,
+                gatewayIp: cfg.network.gatewayIp,
+                allocationPool: cfg.network.allocationPool,
+                dnsNameservers: cfg.network.dnsNameservers,
+                gatewayModel: cfg.network.gatewayModel,
+            },
+            { parent: this },
+        );
+        const groups = new ClusterSecurityGroups(
+            name,
+            { region: cfg.openstack.region, adminCidrs: cfg.ssh.adminCidrs, appPort: cfg.app.port, statusPort: cfg.lb.statusPort, privateCidr: cfg.network.cidr },
+            { parent: this },
+        );
+
+        this.lb = new LoadBalancer(
+            `${name}-lb`,
+            {
+                config: cfg,
+                networkId: network.openstackNetworkId,
+                subnet: network.subnet,
+                securityGroupId: groups.lb.id,
+                access,
+                gateway: network.gateway,
+            },
+            { parent: this },
+        );
+
+        this.release = cfg.app.releasePin
+            ? { id: cfg.app.releasePin }
+            : (() => {
+                  const archive = buildAppArchive(cfg.app.name, cfg.app.dir, args.buildDir);
+                  return { id: archive.id, archive, requirementsHash: requirementsHash(cfg.app.dir) };
+              })();
+
+        this.apps = new AppTier(
+            `${name}-app`,
+            {
+                config: cfg,
+                networkId: network.openstackNetworkId,
+                subnet: network.subnet,
+                securityGroupId: groups.app.id,
+                access,
+                bastion: { connection: this.lb.host.connection, ready: this.lb.host.booted },
+                lb: { target: this.lb.host.target, nginx: this.lb.nginx, siteHost: this.lb.siteHost },
+                release: this.release,
+                fingerprintKey: this.sshPrivateKey,
+            },
+            { parent: this },
+        );
+
+        this.url = this.lb.url;
+        this.lbPublicIp = this.lb.publicIp;
+        this.lbPrivateIp = cfg.network.lbIp;
+        this.appPrivateIps = this.apps.privateIps;
+        this.registerOutputs({ url: this.url, lbPublicIp: this.lbPublicIp, appPrivateIps: this.appPrivateIps });
+    }
+}
+
+/** Release archives go under the project, next to Pulumi.yaml. */
+export const DEFAULT_BUILD_DIR = path.join(__dirname, "..", ".pycluster", "releases");

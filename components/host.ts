@@ -1,0 +1,164 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as openstack from "@pulumi/openstack";
+import * as tls from "@pulumi/tls";
+import * as command from "@pulumi/command";
+import { BundleFile } from "../provisioning/render/bundle";
+import { renderCloudInit } from "../provisioning/render/cloudInit";
+import { bootstrap, Connection, ensurePackages, PushTarget, pushKernel } from "../provisioning/push";
+
+/** How the program reaches a host: the deployer key and, for private hosts, the bastion. */
+export interface HostAccess {
+    user: string;
+    /** The deployer's private key (secret). */
+    privateKey: pulumi.Input<string>;
+    keyPairName: pulumi.Input<string>;
+}
+
+export interface Bastion {
+    connection: pulumi.Output<Connection>;
+    /** Ready to relay SSH (its own bootstrap done). */
+    ready: pulumi.Resource;
+}
+
+export interface HostArgs {
+    region: string;
+    flavor: string;
+    image: string;
+    networkId: pulumi.Input<string>;
+    subnet: pulumi.Resource & { id: pulumi.Output<string> };
+    fixedIp: string;
+    securityGroupIds: pulumi.Input<string>[];
+    access: HostAccess;
+    packages: string[];
+    appUser?: string;
+    kernelFiles: BundleFile[];
+    /** The only public address of a stack: a floating IP from Ext-Net, created after the gateway. */
+    publicIp?: { pool: string; after: pulumi.Resource[] };
+    /** Private hosts are reached through the load balancer. */
+    bastion?: Bastion;
+}
+
+/**
+ * One VM: its port on the private network, a host key generated here (so
+ * every connection pins it), the instance, and its base provisioning
+ * (hostctl, cloud-init done, packages, kernel settings).
+ */
+export class Host extends pulumi.ComponentResource {
+    readonly instance: openstack.compute.Instance;
+    readonly port: openstack.networking.Port;
+    readonly privateIp: string;
+    readonly publicIp?: pulumi.Output<string>;
+    /** Secret: holds the deployer's private key. */
+    readonly connection: pulumi.Output<Connection>;
+    readonly hostPublicKey: pulumi.Output<string>;
+    readonly target: PushTarget;
+    /** Base provisioning done: everything else on this host waits for it. */
+    readonly ready: command.remote.Command;
+    /** hostctl is installed and cloud-init finished (enough to relay SSH as a bastion). */
+    readonly booted: command.remote.Command;
+
+    constructor(name: string, args: HostArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("pycluster:host:Host", name, {}, opts);
+        this.privateIp = args.fixedIp;
+
+        const hostKey = new tls.PrivateKey(`${name}-hostkey`, { algorithm: "ED25519" }, { parent: this });
+        this.hostPublicKey = hostKey.publicKeyOpenssh.apply(k => k.trim());
+
+        this.port = new openstack.networking.Port(
+            `${name}-port`,
+            {
+                name: `${name}-port`,
+                region: args.region,
+                networkId: args.networkId,
+                fixedIps: [{ subnetId: args.subnet.id, ipAddress: args.fixedIp }],
+                securityGroupIds: args.securityGroupIds,
+                adminStateUp: true,
+            },
+            { parent: this, dependsOn: [args.subnet] },
+        );
+
+        // Holds the host's private key: secret in state whatever the provider declares.
+        const userData = pulumi.secret(
+            pulumi
+                .all([hostKey.privateKeyOpenssh, hostKey.publicKeyOpenssh])
+                .apply(([privateOpenssh, publicOpenssh]) =>
+                    renderCloudInit({ hostKey: { privateOpenssh, publicOpenssh }, packages: args.packages, appUser: args.appUser }),
+                ),
+        );
+
+        this.instance = new openstack.compute.Instance(
+            name,
+            {
+                name,
+                region: args.region,
+                flavorName: args.flavor,
+                imageName: args.image,
+                keyPair: args.access.keyPairName,
+                networks: [{ port: this.port.id }],
+                userData,
+            },
+            // Image names move to newer builds: never rebuild (and wipe) a node because of that.
+            { parent: this, ignoreChanges: ["imageName"] },
+        );
+
+        const waitFor: pulumi.Resource[] = [this.instance];
+        if (args.publicIp) {
+            const fip = new openstack.networking.FloatingIp(
+                `${name}-fip`,
+                { pool: args.publicIp.pool, region: args.region, description: `${name} public address` },
+                { parent: this, dependsOn: args.publicIp.after },
+            );
+            const association = new openstack.networking.FloatingIpAssociate(
+                `${name}-fip-association`,
+                { floatingIp: fip.address, portId: this.port.id, region: args.region },
+                { parent: this },
+            );
+            this.publicIp = fip.address;
+            waitFor.push(association);
+        }
+        if (args.bastion) waitFor.push(args.bastion.ready);
+
+        const connect = (dialErrorLimit: number) =>
+            pulumi.secret(
+                pulumi
+                    .all([this.publicIp ?? this.privateIp, args.access.privateKey, this.hostPublicKey, args.bastion?.connection])
+                    .apply(([host, privateKey, hostKey, bastion]): Connection => ({
+                        host,
+                        port: 22,
+                        user: args.access.user,
+                        privateKey,
+                        hostKey,
+                        dialErrorLimit,
+                        perDialTimeout: 15,
+                        ...(bastion
+                            ? {
+                                  proxy: {
+                                      host: bastion.host,
+                                      port: bastion.port,
+                                      user: bastion.user,
+                                      privateKey: bastion.privateKey,
+                                      hostKey: bastion.hostKey,
+                                      dialErrorLimit,
+                                      perDialTimeout: 15,
+                                  },
+                              }
+                            : {}),
+                    })),
+            );
+        this.connection = connect(10);
+        this.target = {
+            name,
+            connection: this.connection,
+            // A new VM refuses SSH until it has booted: keep dialing (bounded by the step's timeout).
+            bootConnection: connect(-1),
+            instance: this.instance,
+            parent: this,
+        };
+
+        this.booted = bootstrap(this.target, waitFor);
+        const packages = ensurePackages(this.target, args.packages, [this.booted]);
+        this.ready = pushKernel(this.target, args.kernelFiles, [packages]);
+
+        this.registerOutputs({ privateIp: this.privateIp, publicIp: this.publicIp, hostPublicKey: this.hostPublicKey });
+    }
+}

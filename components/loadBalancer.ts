@@ -1,0 +1,86 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as tls from "@pulumi/tls";
+import * as command from "@pulumi/command";
+import { StackConfig } from "../config/stackConfig";
+import { lbKernelFiles, lbNginxFiles, lbPackages } from "../provisioning/lbFiles";
+import { pushNginx } from "../provisioning/push";
+import { Host, HostAccess } from "./host";
+
+export interface LoadBalancerArgs {
+    config: StackConfig;
+    networkId: pulumi.Input<string>;
+    subnet: pulumi.Resource & { id: pulumi.Output<string> };
+    securityGroupId: pulumi.Input<string>;
+    access: HostAccess;
+    /** The public IP is allocated after the gateway exists (OVH requires it). */
+    gateway: pulumi.Resource;
+}
+
+/**
+ * The Nginx node: the stack's only public address, TLS termination, and the
+ * upstream of every app node. Its certificate comes from @pulumi/tls
+ * (selfSigned, and the placeholder before Let's Encrypt issues one) or from
+ * the stack's secrets (provided).
+ */
+export class LoadBalancer extends pulumi.ComponentResource {
+    readonly host: Host;
+    readonly publicIp: pulumi.Output<string>;
+    readonly nginx: command.remote.Command;
+    readonly url: pulumi.Output<string>;
+    /** The host name the site answers to (domain, or the public IP). */
+    readonly siteHost: pulumi.Output<string>;
+
+    constructor(name: string, args: LoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("pycluster:lb:LoadBalancer", name, {}, opts);
+        const cfg = args.config;
+        this.host = new Host(
+            name,
+            {
+                region: cfg.openstack.region,
+                flavor: cfg.lb.flavor,
+                image: cfg.platform.image,
+                networkId: args.networkId,
+                subnet: args.subnet,
+                fixedIp: cfg.network.lbIp,
+                securityGroupIds: [args.securityGroupId],
+                access: args.access,
+                packages: lbPackages(cfg),
+                kernelFiles: lbKernelFiles(cfg),
+                publicIp: { pool: "Ext-Net", after: [args.gateway] },
+            },
+            { parent: this },
+        );
+        this.publicIp = this.host.publicIp!;
+        this.siteHost = cfg.lb.domain ? pulumi.output(cfg.lb.domain) : this.publicIp;
+        this.url = pulumi.interpolate`https://${this.siteHost}/`;
+
+        const certificate = this.certificate(name, cfg);
+        const files = pulumi.all([this.publicIp, certificate]).apply(([publicIp, cert]) => lbNginxFiles(cfg, { publicIp, certificate: cert }));
+        // The bundle carries the TLS private key.
+        this.nginx = pushNginx(this.host.target, files, true, [this.host.ready]);
+
+        this.registerOutputs({ publicIp: this.publicIp, url: this.url });
+    }
+
+    private certificate(name: string, cfg: StackConfig): pulumi.Output<{ certPem: string; keyPem: string } | undefined> {
+        if (cfg.lb.tls.mode === "provided") {
+            return pulumi.secret({ certPem: cfg.lb.tls.certificate!, keyPem: cfg.lb.tls.privateKey!.reveal() });
+        }
+        // selfSigned, and the placeholder nginx starts with before certbot replaces it.
+        const key = new tls.PrivateKey(`${name}-tls-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent: this });
+        const cert = new tls.SelfSignedCert(
+            `${name}-tls-cert`,
+            {
+                privateKeyPem: key.privateKeyPem,
+                subject: { commonName: cfg.lb.domain ?? `${cfg.project}-${cfg.stack}`, organization: "pycluster self-signed" },
+                dnsNames: cfg.lb.domain ? [cfg.lb.domain] : [],
+                ipAddresses: this.publicIp.apply(ip => [ip]),
+                validityPeriodHours: 24 * 365,
+                earlyRenewalHours: 24 * 30,
+                allowedUses: ["digital_signature", "key_encipherment", "server_auth"],
+            },
+            { parent: this },
+        );
+        return pulumi.secret(pulumi.all([cert.certPem, key.privateKeyPem]).apply(([certPem, keyPem]) => ({ certPem, keyPem })));
+    }
+}

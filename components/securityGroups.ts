@@ -1,0 +1,76 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as openstack from "@pulumi/openstack";
+
+export interface ClusterSecurityGroupsArgs {
+    region: string;
+    /** Where SSH to the load balancer may come from. */
+    adminCidrs: string[];
+    appPort: number;
+    /** The LB's private status listener (stub_status). */
+    statusPort: number;
+    privateCidr: string;
+}
+
+interface Rule {
+    name: string;
+    port: number;
+    from: { cidr: string } | { group: openstack.networking.SecGroup };
+    description: string;
+}
+
+/**
+ * Our own groups for the two roles; nothing uses OVH's `default` group, which
+ * admits everything. The load balancer takes 80/443 from anywhere and SSH from
+ * the admin networks; app nodes take the app port and SSH from the LB only.
+ */
+export class ClusterSecurityGroups extends pulumi.ComponentResource {
+    readonly lb: openstack.networking.SecGroup;
+    readonly app: openstack.networking.SecGroup;
+
+    constructor(name: string, args: ClusterSecurityGroupsArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("pycluster:network:ClusterSecurityGroups", name, {}, opts);
+        const group = (role: string, description: string) =>
+            new openstack.networking.SecGroup(`${name}-${role}`, { name: `${name}-${role}`, description, region: args.region }, { parent: this });
+        this.lb = group("lb", "pycluster load balancer: HTTP(S) from anywhere, SSH from admin networks");
+        this.app = group("app", "pycluster app nodes: app port and SSH from the load balancer only");
+
+        const lbRules: Rule[] = [
+            { name: "http", port: 80, from: { cidr: "0.0.0.0/0" }, description: "HTTP (redirects to HTTPS, ACME)" },
+            { name: "https", port: 443, from: { cidr: "0.0.0.0/0" }, description: "HTTPS" },
+            ...args.adminCidrs.map((cidr, i) => ({
+                name: `ssh-${i}`,
+                port: 22,
+                from: { cidr },
+                description: cidr === "0.0.0.0/0" ? "SSH from anywhere (allowSshFromAnywhere)" : "SSH from an admin network",
+            })),
+            { name: "status", port: args.statusPort, from: { cidr: args.privateCidr }, description: "nginx status, private network only" },
+        ];
+        const appRules: Rule[] = [
+            { name: "app", port: args.appPort, from: { group: this.lb }, description: "app port from the load balancer" },
+            { name: "ssh", port: 22, from: { group: this.lb }, description: "SSH through the load balancer (bastion)" },
+        ];
+        const addRules = (role: string, target: openstack.networking.SecGroup, rules: Rule[]) => {
+            for (const r of rules) {
+                new openstack.networking.SecGroupRule(
+                    `${name}-${role}-${r.name}`,
+                    {
+                        securityGroupId: target.id,
+                        direction: "ingress",
+                        ethertype: "IPv4",
+                        protocol: "tcp",
+                        portRangeMin: r.port,
+                        portRangeMax: r.port,
+                        remoteIpPrefix: "cidr" in r.from ? r.from.cidr : undefined,
+                        remoteGroupId: "group" in r.from ? r.from.group.id : undefined,
+                        description: r.description,
+                        region: args.region,
+                    },
+                    { parent: this },
+                );
+            }
+        };
+        addRules("lb", this.lb, lbRules);
+        addRules("app", this.app, appRules);
+        this.registerOutputs({ lbGroupId: this.lb.id, appGroupId: this.app.id });
+    }
+}

@@ -1,0 +1,36 @@
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import { loadDeclarations } from "./declarations";
+import { parseStackConfig, RawConfig, StackConfig } from "./stackConfig";
+
+// The SDK knows which keys were set with --secret but keeps the function out of its typings.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const runtimeConfig = require("@pulumi/pulumi/runtime/config") as { isConfigSecret(fullKey: string): boolean };
+
+export const SAMPLE_APP_DIR = path.join(__dirname, "..", "provisioning", "app", "sample");
+
+/**
+ * Reads this project's keys from the running stack and returns the validated
+ * settings, or throws a ConfigError listing every problem. Called before any
+ * resource is registered, so a bad value never creates half a cluster.
+ */
+export function readStackConfig(): StackConfig {
+    const declarations = loadDeclarations();
+    const prefix = `${declarations.project}:`;
+    const values: Record<string, string> = {};
+    const secretKeys = new Set<string>();
+    // runtime.allConfig() includes keys nobody declared, so typos are caught too.
+    for (const [fullKey, value] of Object.entries(pulumi.runtime.allConfig())) {
+        if (!fullKey.startsWith(prefix)) continue;
+        const key = fullKey.slice(prefix.length);
+        values[key] = value;
+        if (runtimeConfig.isConfigSecret(fullKey)) secretKeys.add(key);
+    }
+    const raw: RawConfig = { values, secretKeys };
+    return parseStackConfig(raw, {
+        declarations,
+        stack: pulumi.getStack(),
+        env: process.env,
+        sampleAppDir: SAMPLE_APP_DIR,
+    });
+}

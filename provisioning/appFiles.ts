@@ -1,0 +1,80 @@
+import { StackConfig } from "../config/stackConfig";
+import { BundleFile } from "./render/bundle";
+import { renderGunicornConfig } from "./render/gunicornConfig";
+import { renderEnvFile } from "./render/kernel";
+import { renderAppUnit } from "./render/systemd";
+import { kernelFiles } from "./kernelFiles";
+
+/** Where things live on an app node. */
+export function appLayout(app: string) {
+    return {
+        root: `/srv/${app}/current`,
+        python: `/srv/${app}/current/.venv/bin/python`,
+        config: `/etc/${app}/gunicorn.conf.py`,
+        envFile: `/etc/${app}/env`,
+        unit: `${app}.service`,
+    };
+}
+
+export function appPackages(cfg: StackConfig): string[] {
+    return ["gunicorn", "python3-venv", cfg.app.kind === "wsgi" ? "python3-gevent" : "python3-uvicorn"];
+}
+
+export function appKernelFiles(cfg: StackConfig): BundleFile[] {
+    return kernelFiles(cfg, [cfg.app.port], [appLayout(cfg.app.name).unit]);
+}
+
+export interface AppNodeRuntime {
+    /** The node's private address: gunicorn binds here only. */
+    nodeIp: string;
+    /** The app's environment (secret), already parsed from appEnv. */
+    env?: Record<string, string | number | boolean>;
+}
+
+/** gunicorn.conf.py, the unit and (with appEnv) the env file for one app node. */
+export function appNodeFiles(cfg: StackConfig, rt: AppNodeRuntime): BundleFile[] {
+    const layout = appLayout(cfg.app.name);
+    const g = cfg.gunicorn;
+    const files: BundleFile[] = [
+        {
+            name: "gunicorn.conf.py",
+            mode: 0o640,
+            content: renderGunicornConfig({
+                appName: cfg.app.name,
+                bindAddress: rt.nodeIp,
+                port: cfg.app.port,
+                appRoot: layout.root,
+                workerClass: g.workerClass,
+                workers: g.workers,
+                workerConnections: g.workerConnections,
+                backlog: g.backlog,
+                timeout: g.timeout,
+                gracefulTimeout: g.gracefulTimeout,
+                keepalive: g.keepalive,
+                maxRequests: g.maxRequests,
+                maxRequestsJitter: g.maxRequestsJitter,
+                forwardedAllowIps: [cfg.network.lbIp],
+                accessLog: cfg.app.accessLog,
+                gunicornVersion: cfg.platform.gunicornVersion,
+            }),
+        },
+        {
+            name: layout.unit,
+            mode: 0o644,
+            content: renderAppUnit({
+                appName: cfg.app.name,
+                user: cfg.app.name,
+                appRoot: layout.root,
+                python: layout.python,
+                configPath: layout.config,
+                envFilePath: layout.envFile,
+                appModule: cfg.app.module,
+                gracefulTimeout: g.gracefulTimeout,
+                openFiles: g.openFiles,
+                after: ["pycluster-sysctl.service"],
+            }),
+        },
+    ];
+    files.push({ name: "env", mode: 0o600, content: renderEnvFile(rt.env ?? {}) });
+    return files;
+}

@@ -1,0 +1,62 @@
+import { StackConfig } from "../config/stackConfig";
+import { BundleFile } from "./render/bundle";
+import { kernelFiles } from "./kernelFiles";
+import { renderNginxMain, renderNginxSite } from "./render/nginx";
+
+/** Packages the load balancer needs (cloud-init installs them; the push makes sure). */
+export function lbPackages(cfg: StackConfig): string[] {
+    return ["nginx", ...(cfg.lb.tls.mode === "letsencrypt" ? ["certbot"] : [])];
+}
+
+export function lbKernelFiles(cfg: StackConfig): BundleFile[] {
+    return kernelFiles(cfg, [80, 443, cfg.lb.statusPort], ["nginx.service"], cfg.lb.workerOpenFiles);
+}
+
+/** Where nginx serves static files from, on the load balancer. */
+export function staticRoot(cfg: StackConfig): string {
+    return `/var/www/${cfg.app.name}/static`;
+}
+
+export interface LbRuntime {
+    publicIp: string;
+    /** PEM certificate chain and key for the site (absent: managed on the host, letsencrypt). */
+    certificate?: { certPem: string; keyPem: string };
+}
+
+export function lbNginxFiles(cfg: StackConfig, rt: LbRuntime): BundleFile[] {
+    const lb = cfg.lb;
+    const files: BundleFile[] = [
+        {
+            name: "nginx.conf",
+            mode: 0o644,
+            content: renderNginxMain({ workerProcesses: lb.workerProcesses, workerConnections: lb.workerConnections, workerOpenFiles: lb.workerOpenFiles }),
+        },
+        {
+            name: "site.conf",
+            mode: 0o644,
+            content: renderNginxSite({
+                appName: cfg.app.name,
+                nginxVersion: cfg.platform.nginxVersion,
+                upstreams: cfg.network.appIps.map(address => ({ address, port: cfg.app.port })),
+                method: lb.method,
+                keepalive: lb.upstreamKeepalive,
+                keepaliveTimeout: lb.upstreamKeepaliveTimeout,
+                connectTimeout: lb.proxyConnectTimeout,
+                readTimeout: lb.proxyReadTimeout,
+                clientMaxBodySize: lb.clientMaxBodySize,
+                serverNames: lb.domain ? [lb.domain] : [rt.publicIp],
+                hasDomain: lb.domain !== undefined,
+                listenBacklog: lb.listenBacklog,
+                hstsMaxAge: lb.hstsMaxAge,
+                statusListen: { address: cfg.network.lbIp, port: lb.statusPort },
+                statusAllow: [cfg.network.cidr, "127.0.0.1"],
+                staticFiles: lb.staticFiles ? { urlPath: lb.staticFiles.urlPath, root: staticRoot(cfg) } : undefined,
+            }),
+        },
+    ];
+    if (rt.certificate) {
+        files.push({ name: "tls/fullchain.pem", mode: 0o644, content: rt.certificate.certPem });
+        files.push({ name: "tls/privkey.pem", mode: 0o600, content: rt.certificate.keyPem });
+    }
+    return files;
+}

@@ -1,0 +1,177 @@
+import * as fs from "fs";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import { AppArchive } from "./archive";
+import { BundleFile, renderBundle } from "./render/bundle";
+import {
+    appCommand,
+    AppCommandOptions,
+    bootstrapCommand,
+    gateCommand,
+    kernelCommand,
+    nginxCommand,
+    packagesCommand,
+    releaseArchivePath,
+    releaseCommand,
+    upstreamCommand,
+} from "./render/hostCommands";
+
+/**
+ * The push: turns rendered files and command lines into @pulumi/command
+ * resources on one host. Ordering (what waits for what) is the caller's;
+ * every resource here is deleted with its instance, so destroy never tries
+ * to SSH into a VM that is going away.
+ */
+
+export type Connection = command.types.input.remote.ConnectionArgs;
+
+export interface PushTarget {
+    /** Host name, for resource names and messages. */
+    name: string;
+    /** Secret: holds the private key. */
+    connection: pulumi.Output<Connection>;
+    /** The same connection, retrying until sshd answers on a fresh VM. */
+    bootConnection: pulumi.Output<Connection>;
+    instance: pulumi.Resource;
+    parent: pulumi.Resource;
+}
+
+export const HOSTCTL_SOURCE_PATH = path.join(__dirname, "host", "hostctl.py");
+
+/** How long a fresh VM may take to accept SSH and finish cloud-init. */
+const BOOT_TIMEOUT = "20m";
+
+interface StepArgs {
+    create: pulumi.Input<string>;
+    stdin?: pulumi.Input<string>;
+    /** The stdin carries secrets (private keys, the app's env file). */
+    secretStdin?: boolean;
+    dependsOn?: pulumi.Input<pulumi.Resource>[];
+    boot?: boolean;
+    timeout?: string;
+}
+
+function step(target: PushTarget, suffix: string, a: StepArgs): command.remote.Command {
+    return new command.remote.Command(
+        `${target.name}-${suffix}`,
+        {
+            connection: a.boot ? target.bootConnection : target.connection,
+            create: a.create,
+            stdin: a.secretStdin && a.stdin !== undefined ? pulumi.secret(a.stdin) : a.stdin,
+            // Without AcceptEnv on the host this only produces warnings.
+            addPreviousOutputInEnv: false,
+            logging: a.secretStdin ? "stdout" : "stdoutAndStderr",
+        },
+        {
+            parent: target.parent,
+            dependsOn: a.dependsOn,
+            deletedWith: target.instance,
+            customTimeouts: { create: a.timeout ?? "30m", update: a.timeout ?? "30m" },
+            additionalSecretOutputs: a.secretStdin ? ["stdin"] : undefined,
+        },
+    );
+}
+
+/** Installs hostctl and waits for cloud-init: the first step on every host. */
+export function bootstrap(target: PushTarget, dependsOn: pulumi.Input<pulumi.Resource>[]): command.remote.Command {
+    return step(target, "bootstrap", {
+        create: bootstrapCommand(),
+        stdin: fs.readFileSync(HOSTCTL_SOURCE_PATH, "utf8"),
+        dependsOn,
+        boot: true,
+        timeout: BOOT_TIMEOUT,
+    });
+}
+
+export function ensurePackages(target: PushTarget, packages: string[], dependsOn: pulumi.Input<pulumi.Resource>[]): command.remote.Command {
+    return step(target, "packages", { create: packagesCommand(packages), dependsOn });
+}
+
+export function pushKernel(target: PushTarget, files: BundleFile[], dependsOn: pulumi.Input<pulumi.Resource>[]): command.remote.Command {
+    return step(target, "kernel", { create: kernelCommand(), stdin: renderBundle(files), dependsOn });
+}
+
+export function pushNginx(
+    target: PushTarget,
+    files: pulumi.Input<BundleFile[]>,
+    secret: boolean,
+    dependsOn: pulumi.Input<pulumi.Resource>[],
+): command.remote.Command {
+    return step(target, "nginx", {
+        create: nginxCommand(),
+        stdin: pulumi.output(files).apply(renderBundle),
+        secretStdin: secret,
+        dependsOn,
+    });
+}
+
+/** Uploads the release archive over SFTP; it is copied again only when its content changes. */
+export function uploadRelease(target: PushTarget, app: string, archive: AppArchive, dependsOn: pulumi.Input<pulumi.Resource>[]): command.remote.CopyToRemote {
+    return new command.remote.CopyToRemote(
+        `${target.name}-upload`,
+        {
+            connection: target.connection,
+            source: new pulumi.asset.FileAsset(archive.path),
+            remotePath: releaseArchivePath(app, archive.id),
+        },
+        { parent: target.parent, dependsOn, deletedWith: target.instance },
+    );
+}
+
+export function installRelease(
+    target: PushTarget,
+    o: { app: string; release: string; user: string },
+    dependsOn: pulumi.Input<pulumi.Resource>[],
+): command.remote.Command {
+    return step(target, "release", { create: releaseCommand(o), dependsOn });
+}
+
+export function pushApp(
+    target: PushTarget,
+    o: AppCommandOptions,
+    files: pulumi.Input<BundleFile[]>,
+    secret: boolean,
+    dependsOn: pulumi.Input<pulumi.Resource>[],
+): command.remote.Command {
+    return step(target, "app", {
+        create: appCommand(o),
+        stdin: pulumi.output(files).apply(renderBundle),
+        secretStdin: secret,
+        dependsOn,
+    });
+}
+
+/**
+ * On the load balancer: take a node out of (or back into) rotation. `change`
+ * is a fingerprint of what the node is about to receive, so the step runs
+ * exactly when that changes.
+ */
+export function setUpstream(
+    lb: PushTarget,
+    suffix: string,
+    action: "drain" | "undrain",
+    server: pulumi.Input<string>,
+    change: pulumi.Input<string>,
+    dependsOn: pulumi.Input<pulumi.Resource>[],
+    waitSeconds = 0,
+): command.remote.Command {
+    return step(lb, suffix, {
+        create: pulumi.interpolate`${pulumi.output(server).apply(s => upstreamCommand(action, s, waitSeconds))} # change ${change}`,
+        dependsOn,
+    });
+}
+
+/** On the load balancer: wait until a URL (a node's health endpoint) answers 200 from there. */
+export function gateFrom(
+    lb: PushTarget,
+    suffix: string,
+    url: pulumi.Input<string>,
+    change: pulumi.Input<string>,
+    dependsOn: pulumi.Input<pulumi.Resource>[],
+): command.remote.Command {
+    return step(lb, suffix, {
+        create: pulumi.interpolate`${pulumi.output(url).apply(u => gateCommand(u, 60))} # change ${change}`,
+        dependsOn,
+    });
+}

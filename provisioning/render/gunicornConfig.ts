@@ -1,0 +1,80 @@
+import { pyString } from "./quote";
+
+export interface GunicornConfigOptions {
+    appName: string;
+    /** The node's private address: the app is never bound to a public interface. */
+    bindAddress: string;
+    port: number;
+    /** The `current` release symlink; workers chdir to it on every (re)load. */
+    appRoot: string;
+    workerClass: string;
+    workers: number;
+    /** gevent only. */
+    workerConnections?: number;
+    backlog: number;
+    timeout: number;
+    gracefulTimeout: number;
+    keepalive: number;
+    maxRequests: number;
+    maxRequestsJitter: number;
+    /** Addresses allowed to set X-Forwarded-*: the load balancer only. */
+    forwardedAllowIps: string[];
+    accessLog: boolean;
+    gunicornVersion: string;
+    /** statsd target for worker metrics (host:port), when monitoring is on. */
+    statsdHost?: string;
+}
+
+/**
+ * gunicorn.conf.py for one app node. Only settings that exist in the
+ * gunicorn version the image installs are emitted.
+ */
+export function renderGunicornConfig(o: GunicornConfigOptions): string {
+    if (!(o.workers >= 1)) throw new RangeError(`workers must be >= 1, got ${o.workers}`);
+    if (o.keepalive < 1) throw new RangeError(`keepalive must be >= 1, got ${o.keepalive}`);
+    const lines = [
+        `# gunicorn settings for ${o.appName}, rendered by pycluster for gunicorn ${o.gunicornVersion}.`,
+        `# Change the stack configuration, not this file: the next \`pulumi up\` replaces it.`,
+        ``,
+        `bind = [${pyString(`${o.bindAddress}:${o.port}`)}]`,
+        `backlog = ${o.backlog}`,
+        `# Workers chdir here when they (re)load, so a HUP picks up the release \`current\` points to.`,
+        `chdir = ${pyString(o.appRoot)}`,
+        `preload_app = False`,
+        ``,
+        `worker_class = ${pyString(o.workerClass)}`,
+        `workers = ${o.workers}`,
+    ];
+    if (o.workerConnections !== undefined) {
+        lines.push(`# Concurrent requests each gevent worker holds; the node holds workers x worker_connections.`);
+        lines.push(`worker_connections = ${o.workerConnections}`);
+    }
+    lines.push(
+        `timeout = ${o.timeout}`,
+        `graceful_timeout = ${o.gracefulTimeout}`,
+        `# Longer than nginx's upstream keepalive_timeout, so nginx closes idle connections first (no 502s).`,
+        `keepalive = ${o.keepalive}`,
+        `max_requests = ${o.maxRequests}`,
+        `max_requests_jitter = ${o.maxRequestsJitter}`,
+        ``,
+        `forwarded_allow_ips = ${pyString(o.forwardedAllowIps.join(","))}`,
+        ``,
+        `proc_name = ${pyString(o.appName)}`,
+        `# stdout/stderr go to journald through systemd.`,
+        `errorlog = "-"`,
+        `loglevel = "info"`,
+        `capture_output = True`,
+    );
+    if (o.accessLog) {
+        lines.push(`accesslog = "-"`);
+        lines.push(`access_log_format = ${pyString('%(h)s "%(r)s" %(s)s %(b)s %(M)sms')}`);
+    } else {
+        lines.push(`# The load balancer's JSON access log records every request; no second copy here.`);
+        lines.push(`accesslog = None`);
+    }
+    if (o.statsdHost) {
+        lines.push(`statsd_host = ${pyString(o.statsdHost)}`);
+        lines.push(`statsd_prefix = ${pyString(o.appName)}`);
+    }
+    return lines.join("\n") + "\n";
+}

@@ -1,0 +1,93 @@
+import { shellQuote } from "./quote";
+
+/**
+ * The command lines the program runs on hosts, as values (the program decides
+ * where and when). Each calls hostctl, which stages, validates, switches and
+ * checks; file contents travel on stdin, never on the command line.
+ */
+export const HOSTCTL_DIR = "/usr/local/lib/pycluster";
+export const HOSTCTL = `${HOSTCTL_DIR}/hostctl.py`;
+
+type Args = Record<string, string | number | undefined>;
+
+function hostctl(subcommand: string, args: Args = {}, positional: string[] = []): string {
+    const flags = Object.entries(args)
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]) => `--${k} ${shellQuote(String(v))}`);
+    return ["sudo", "python3", HOSTCTL, subcommand, ...flags, ...positional.map(shellQuote)].join(" ");
+}
+
+/** Install hostctl (its source on stdin), then wait until cloud-init has finished. */
+export function bootstrapCommand(): string {
+    return [
+        `sudo install -d -m 0755 ${HOSTCTL_DIR}`,
+        `sudo tee ${HOSTCTL}.new >/dev/null`,
+        `sudo chmod 0755 ${HOSTCTL}.new`,
+        `sudo mv ${HOSTCTL}.new ${HOSTCTL}`,
+        hostctl("wait-boot"),
+    ].join(" && ");
+}
+
+export const packagesCommand = (packages: string[]) => hostctl("packages", {}, packages);
+export const kernelCommand = () => hostctl("kernel");
+export const nginxCommand = () => hostctl("nginx");
+
+export function releaseArchivePath(app: string, release: string): string {
+    return `/var/tmp/pycluster-${app}-${release}.tar.gz`;
+}
+
+export const releaseCommand = (o: { app: string; release: string; user: string }) =>
+    hostctl("release", { app: o.app, id: o.release, user: o.user });
+
+export interface AppCommandOptions {
+    app: string;
+    release: string;
+    user: string;
+    module: string;
+    bind: string;
+    healthPath: string;
+    workers: number;
+    keep: number;
+    gateTimeout: number;
+}
+
+export const appCommand = (o: AppCommandOptions) =>
+    hostctl("app", {
+        app: o.app,
+        release: o.release,
+        user: o.user,
+        module: o.module,
+        bind: o.bind,
+        "health-path": o.healthPath,
+        workers: o.workers,
+        keep: o.keep,
+        "gate-timeout": o.gateTimeout,
+    });
+
+export const upstreamCommand = (action: "drain" | "undrain", server: string, waitSeconds = 0) =>
+    hostctl("upstream", { server, wait: waitSeconds || undefined }, [action]);
+
+export interface GateOptions {
+    /** Host header to send (checking the site through nginx by its server name). */
+    hostHeader?: string;
+    /** Accept the site's own certificate (self-signed, or issued for the domain). */
+    insecure?: boolean;
+}
+
+export function gateCommand(url: string, timeoutSeconds: number, o: GateOptions = {}): string {
+    return hostctl("gate", { url, timeout: timeoutSeconds, "host-header": o.hostHeader }, o.insecure ? ["--insecure"] : []);
+}
+
+/**
+ * On the load balancer, after a node passed its own gate: take it into rotation,
+ * check the LB reaches its health endpoint, then check the site answers through nginx.
+ */
+export function admitCommand(o: { server: string; nodeHealthUrl: string; siteHost: string; healthPath: string }): string {
+    return [
+        upstreamCommand("undrain", o.server),
+        gateCommand(o.nodeHealthUrl, 60),
+        gateCommand(`https://127.0.0.1${o.healthPath}`, 60, { hostHeader: o.siteHost, insecure: true }),
+    ].join(" && ");
+}
+
+export const statusCommand = (app: string) => hostctl("status", { app });

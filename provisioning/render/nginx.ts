@@ -1,0 +1,259 @@
+import { compareVersions } from "../../config/catalog";
+import { LbMethod } from "../../config/stackConfig";
+
+/**
+ * nginx for the load balancer, in two files: the main context (nginx.conf)
+ * and the site (pycluster/site.conf). Paths to our own files are relative to
+ * the configuration directory, so the push can validate a staged copy with
+ * `nginx -t -c <stage>/nginx.conf` before it touches /etc/nginx.
+ */
+
+/** Directory under the nginx configuration directory that holds our files. */
+export const NGINX_SITE_DIR = "pycluster";
+export const NGINX_TLS_CERT = `${NGINX_SITE_DIR}/tls/fullchain.pem`;
+export const NGINX_TLS_KEY = `${NGINX_SITE_DIR}/tls/privkey.pem`;
+export const ACME_WEBROOT = "/var/www/acme";
+
+export interface NginxMainOptions {
+    workerProcesses: number;
+    workerConnections: number;
+    workerOpenFiles: number;
+}
+
+/** Fields of the JSON access log: what an operator needs to follow a request to its app node. */
+const ACCESS_LOG_FIELDS: [string, string, boolean][] = [
+    ["time", "$time_iso8601", true],
+    ["request_id", "$request_id", true],
+    ["remote_addr", "$remote_addr", true],
+    ["host", "$host", true],
+    ["method", "$request_method", true],
+    ["uri", "$request_uri", true],
+    ["protocol", "$server_protocol", true],
+    ["status", "$status", false],
+    ["bytes_sent", "$body_bytes_sent", false],
+    ["request_time", "$request_time", false],
+    ["upstream_addr", "$upstream_addr", true],
+    ["upstream_status", "$upstream_status", true],
+    ["upstream_connect_time", "$upstream_connect_time", true],
+    ["upstream_header_time", "$upstream_header_time", true],
+    ["upstream_response_time", "$upstream_response_time", true],
+    ["user_agent", "$http_user_agent", true],
+];
+
+export function renderNginxMain(o: NginxMainOptions): string {
+    if (o.workerOpenFiles < o.workerConnections) {
+        throw new RangeError(`worker_rlimit_nofile (${o.workerOpenFiles}) must cover worker_connections (${o.workerConnections})`);
+    }
+    const logFormat = ACCESS_LOG_FIELDS.map(([name, variable, quoted]) => (quoted ? `"${name}":"${variable}"` : `"${name}":${variable}`)).join(",");
+    return `# nginx main context, rendered by pycluster. Change the stack configuration, not this file.
+user www-data;
+worker_processes ${o.workerProcesses};
+# Each worker may open this many files: client + upstream connections, plus logs.
+worker_rlimit_nofile ${o.workerOpenFiles};
+pid /run/nginx.pid;
+error_log /var/log/nginx/error.log warn;
+include /etc/nginx/modules-enabled/*.conf;
+
+events {
+    # Counts client AND upstream connections: a proxied request holds two.
+    worker_connections ${o.workerConnections};
+    multi_accept on;
+}
+
+http {
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    types_hash_max_size 2048;
+    server_tokens off;
+    include mime.types;
+    default_type application/octet-stream;
+
+    keepalive_timeout 65s;
+    keepalive_requests 1000;
+    client_header_timeout 30s;
+    client_body_timeout 30s;
+    send_timeout 30s;
+    reset_timedout_connection on;
+
+    log_format pycluster_json escape=json '{${logFormat}}';
+    access_log /var/log/nginx/access.log pycluster_json buffer=64k flush=1s;
+
+    include ${NGINX_SITE_DIR}/*.conf;
+}
+`;
+}
+
+export interface Upstream {
+    address: string;
+    port: number;
+    /** Drained: kept in the list but sent no new requests. */
+    down?: boolean;
+}
+
+export interface NginxSiteOptions {
+    appName: string;
+    nginxVersion: string;
+    upstreams: Upstream[];
+    method: LbMethod;
+    keepalive: number;
+    keepaliveTimeout: number;
+    connectTimeout: number;
+    readTimeout: number;
+    clientMaxBodySize: string;
+    /** Host names the site answers to: the domain, or the public address. */
+    serverNames: string[];
+    /** True when serverNames is a real domain: unknown SNI is refused during the handshake. */
+    hasDomain: boolean;
+    listenBacklog: number;
+    hstsMaxAge: number;
+    /** The LB's private address and port for stub_status. */
+    statusListen: { address: string; port: number };
+    /** Networks allowed to read stub_status. */
+    statusAllow: string[];
+    staticFiles?: { urlPath: string; root: string };
+}
+
+/** Mozilla "intermediate" (guideline 5.7+/6): ECDHE with AEAD ciphers only, no DHE. */
+export const MOZILLA_INTERMEDIATE_CIPHERS = [
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+].join(":");
+
+function upstreamBlock(o: NginxSiteOptions): string {
+    if (o.upstreams.length === 0) throw new Error("the upstream needs at least one app node");
+    const method = o.method === "round_robin" ? [] : [`    ${o.method};`];
+    const servers = o.upstreams.map(u => `    server ${u.address}:${u.port} max_fails=3 fail_timeout=10s${u.down ? " down" : ""};`);
+    return [
+        `upstream ${o.appName} {`,
+        `    # Shared memory, so every worker sees the same failure counts and connection numbers.`,
+        `    zone ${o.appName}_upstream 256k;`,
+        ...method,
+        ...servers,
+        `    # Idle connections to the app nodes each worker keeps open (needs HTTP/1.1, empty Connection).`,
+        `    keepalive ${o.keepalive};`,
+        `    keepalive_timeout ${o.keepaliveTimeout}s;`,
+        `    keepalive_requests 10000;`,
+        `}`,
+    ].join("\n");
+}
+
+export function renderNginxSite(o: NginxSiteOptions): string {
+    if (o.serverNames.length === 0) throw new Error("the site needs at least one server name");
+    const modernHttp2 = compareVersions(o.nginxVersion, "1.25.1") >= 0;
+    const rejectHandshake = o.hasDomain && compareVersions(o.nginxVersion, "1.19.4") >= 0;
+    const listen443 = (extra: string) => (modernHttp2 ? `listen 443 ssl${extra};` : `listen 443 ssl http2${extra};`);
+    const http2On = modernHttp2 ? ["    http2 on;"] : [];
+    const names = o.serverNames.join(" ");
+    const hsts = o.hstsMaxAge > 0 ? [`add_header Strict-Transport-Security "max-age=${o.hstsMaxAge}" always;`] : [];
+    const indent = (lines: string[], n: number) => lines.map(l => " ".repeat(n) + l);
+    const tlsLines = [
+        `ssl_certificate ${NGINX_TLS_CERT};`,
+        `ssl_certificate_key ${NGINX_TLS_KEY};`,
+        `ssl_protocols TLSv1.2 TLSv1.3;`,
+        `ssl_ciphers ${MOZILLA_INTERMEDIATE_CIPHERS};`,
+        `ssl_prefer_server_ciphers off;`,
+        `ssl_session_cache shared:MozSSL:10m;`,
+        `ssl_session_timeout 1d;`,
+        // Ticket keys never rotate before 1.23.2, which weakens forward secrecy.
+        ...(compareVersions(o.nginxVersion, "1.23.2") < 0 ? [`ssl_session_tickets off;`] : []),
+    ];
+    const staticLocation = o.staticFiles
+        ? [
+              ``,
+              `    location ${o.staticFiles.urlPath} {`,
+              `        alias ${o.staticFiles.root}/;`,
+              `        expires 30d;`,
+              // add_header in a location drops the server's headers: repeat HSTS.
+              ...indent(hsts, 8),
+              `        add_header Cache-Control "public";`,
+              `    }`,
+          ]
+        : [];
+
+    return [
+        `# Load-balancer site for ${o.appName}, rendered by pycluster. Change the stack configuration, not this file.`,
+        ``,
+        upstreamBlock(o),
+        ``,
+        `# Requests for any other host name get no answer (444 closes the connection).`,
+        `server {`,
+        `    listen 80 default_server reuseport backlog=${o.listenBacklog};`,
+        `    ${listen443(` default_server reuseport backlog=${o.listenBacklog}`)}`,
+        ...http2On,
+        `    server_name _;`,
+        ...(rejectHandshake ? [`    ssl_reject_handshake on;`] : indent(tlsLines, 4)),
+        `    access_log off;`,
+        `    return 444;`,
+        `}`,
+        ``,
+        `server {`,
+        `    listen 80;`,
+        `    server_name ${names};`,
+        `    # Let's Encrypt HTTP-01 challenges stay on plain HTTP.`,
+        `    location /.well-known/acme-challenge/ {`,
+        `        root ${ACME_WEBROOT};`,
+        `    }`,
+        `    location / {`,
+        `        return 301 https://$host$request_uri;`,
+        `    }`,
+        `}`,
+        ``,
+        `server {`,
+        `    ${listen443("")}`,
+        ...http2On,
+        `    server_name ${names};`,
+        ...indent(tlsLines, 4),
+        ...indent(hsts, 4),
+        `    client_max_body_size ${o.clientMaxBodySize};`,
+        ``,
+        `    # Hidden files (.git, .env) are never served.`,
+        `    location ~ /\\. {`,
+        `        deny all;`,
+        `    }`,
+        ...staticLocation,
+        ``,
+        `    location / {`,
+        `        proxy_pass http://${o.appName};`,
+        `        proxy_http_version 1.1;`,
+        `        proxy_set_header Connection "";`,
+        `        proxy_set_header Host $host;`,
+        `        proxy_set_header X-Real-IP $remote_addr;`,
+        `        # This is the edge: a client's own X-Forwarded-For is not passed on.`,
+        `        proxy_set_header X-Forwarded-For $remote_addr;`,
+        `        proxy_set_header X-Forwarded-Proto $scheme;`,
+        `        proxy_set_header X-Request-ID $request_id;`,
+        `        proxy_buffering on;`,
+        `        proxy_buffers 8 16k;`,
+        `        proxy_buffer_size 32k;`,
+        `        proxy_connect_timeout ${o.connectTimeout}s;`,
+        `        proxy_send_timeout ${o.readTimeout}s;`,
+        `        proxy_read_timeout ${o.readTimeout}s;`,
+        `        # A failed or refused node: try the next one (nginx never retries non-idempotent requests).`,
+        `        proxy_next_upstream error timeout http_502 http_503;`,
+        `        proxy_next_upstream_tries 3;`,
+        `        proxy_next_upstream_timeout ${o.connectTimeout * 2}s;`,
+        `    }`,
+        `}`,
+        ``,
+        `# Private status listener: stub_status for the exporter and operators, never public.`,
+        `server {`,
+        `    listen ${o.statusListen.address}:${o.statusListen.port};`,
+        `    server_name _;`,
+        `    access_log off;`,
+        ...o.statusAllow.map(a => `    allow ${a};`),
+        `    deny all;`,
+        `    location = /stub_status {`,
+        `        stub_status;`,
+        `    }`,
+        `    location / {`,
+        `        return 404;`,
+        `    }`,
+        `}`,
+        ``,
+    ].join("\n");
+}

@@ -1,0 +1,269 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { COMMAND, COPY, isWrappedSecret, loadStackFile, ProgramRun, RecordedResource, runProgram, TEST_CREDENTIALS } from "../support/programHarness";
+
+const INSTANCE = "openstack:compute/instance:Instance";
+const PORT = "openstack:networking/port:Port";
+const RULE = "openstack:networking/secGroupRule:SecGroupRule";
+const FIP = "openstack:networking/floatingIp:FloatingIp";
+const FIP_ASSOC = "openstack:networking/floatingIpAssociate:FloatingIpAssociate";
+
+const runs = new Map<string, ProgramRun>();
+async function stack(name: string): Promise<ProgramRun> {
+    if (!runs.has(name)) runs.set(name, await runProgram({ stack: name, config: { ...loadStackFile(name), ...TEST_CREDENTIALS, ...(name === "prod" ? {} : {}) } }));
+    return runs.get(name)!;
+}
+
+const find = (run: ProgramRun, type: string, name: string): RecordedResource => {
+    const r = run.resources.find(x => x.type === type && x.name === name);
+    assert.ok(r, `no ${type} named ${name}; have ${run.byType(type).map(x => x.name).join(", ")}`);
+    return r;
+};
+
+const EXPECTED_NODES: Record<string, number> = { dev: 1, staging: 2, prod: 4 };
+
+for (const name of ["dev", "staging", "prod"]) {
+    test(`${name}: one load balancer, ${EXPECTED_NODES[name]} app node(s), one network, two security groups`, async () => {
+        const run = await stack(name);
+        const nodes = EXPECTED_NODES[name];
+        const count = (type: string) => run.byType(type).length;
+        assert.equal(count(INSTANCE), 1 + nodes);
+        assert.equal(count(PORT), 1 + nodes);
+        assert.equal(count("ovh:CloudProject/networkPrivate:NetworkPrivate"), 1);
+        assert.equal(count("ovh:CloudProject/networkPrivateSubnetV2:NetworkPrivateSubnetV2"), 1);
+        assert.equal(count("ovh:CloudProject/gateway:Gateway"), 1);
+        assert.equal(count("openstack:networking/secGroup:SecGroup"), 2);
+        assert.equal(count("openstack:compute/keypair:Keypair"), 1);
+        assert.equal(count(FIP), 1);
+        assert.equal(count(COPY), nodes, "one release upload per app node");
+        // Per host: bootstrap, packages, kernel. LB: nginx. Per app node: release, app, and drain/admit on the LB.
+        assert.equal(count(COMMAND), 3 * (1 + nodes) + 1 + 4 * nodes);
+        assert.deepEqual(run.outputs.appPrivateIps, Array.from({ length: nodes }, (_, i) => `10.${{ dev: 110, staging: 120, prod: 130 }[name]}.0.${3 + i}`));
+    });
+}
+
+test("exactly one public address, and it is the load balancer's", async () => {
+    const run = await stack("staging");
+    const [fip] = run.byType(FIP);
+    assert.equal(fip.inputs.pool, "Ext-Net");
+    assert.equal(fip.name, "pycluster-staging-lb-fip");
+    const [assoc] = run.byType(FIP_ASSOC);
+    assert.equal(assoc.inputs.portId, "os-port-uuid-pycluster-staging-lb-port");
+    for (const instance of run.byType(INSTANCE)) {
+        assert.equal(instance.inputs.floatingIp, undefined);
+        assert.deepEqual(instance.inputs.networks.length, 1);
+        assert.ok(instance.inputs.networks[0].port, "attached through its own port only");
+    }
+    for (const port of run.byType(PORT)) assert.equal(port.inputs.networkId, "os-net-uuid-GRA11");
+    assert.equal(run.outputs.url, `https://${run.outputs.lbPublicIp}/`);
+});
+
+test("no rule opens SSH or the app port to the world, and none leaves its source empty", async () => {
+    for (const name of ["dev", "staging", "prod"]) {
+        const run = await stack(name);
+        for (const rule of run.byType(RULE)) {
+            const i = rule.inputs;
+            assert.ok(i.remoteIpPrefix || i.remoteGroupId, `${rule.name}: a source is required`);
+            assert.ok(i.portRangeMin && i.portRangeMax, `${rule.name}: a port range is required`);
+            if (i.remoteIpPrefix === "0.0.0.0/0") assert.ok([80, 443].includes(i.portRangeMin) && i.portRangeMin === i.portRangeMax, `${rule.name} is world-open`);
+        }
+        const appRules = run.byType(RULE).filter(r => r.name.includes("-app-"));
+        assert.deepEqual(appRules.map(r => [r.inputs.portRangeMin, r.inputs.remoteGroupId]).sort(), [[22, "sg-uuid-pycluster-" + name + "-lb"], [8000, "sg-uuid-pycluster-" + name + "-lb"]]);
+        const ssh = run.byType(RULE).filter(r => r.inputs.portRangeMin === 22 && r.name.includes("-lb-"));
+        assert.deepEqual(ssh.map(r => r.inputs.remoteIpPrefix), JSON.parse(loadStackFile(name).adminCidrs));
+    }
+});
+
+test("SSH opened to the world only with the explicit opt-in, and labelled so", async () => {
+    const run = await runProgram({ stack: "staging", config: { ...loadStackFile("staging"), ...TEST_CREDENTIALS, adminCidrs: '["0.0.0.0/0"]', allowSshFromAnywhere: "true" } });
+    const [ssh] = run.byType(RULE).filter(r => r.inputs.portRangeMin === 22 && r.name.includes("-lb-"));
+    assert.equal(ssh.inputs.remoteIpPrefix, "0.0.0.0/0");
+    assert.match(ssh.inputs.description, /allowSshFromAnywhere/);
+});
+
+test("ports use our security groups, never OVH's default; the OpenStack UUID everywhere OpenStack needs it", async () => {
+    const run = await stack("staging");
+    for (const port of run.byType(PORT)) {
+        assert.equal(port.inputs.securityGroupIds.length, 1);
+        assert.match(port.inputs.securityGroupIds[0], port.name.includes("-lb-") ? /-lb$/ : /-app$/);
+        assert.equal(port.inputs.fixedIps[0].subnetId, "os-subnet-uuid-pycluster-staging-net-subnet");
+    }
+    const subnet = run.byType("ovh:CloudProject/networkPrivateSubnetV2:NetworkPrivateSubnetV2")[0];
+    assert.equal(subnet.inputs.networkId, "os-net-uuid-GRA11");
+    assert.deepEqual(subnet.inputs.allocationPools, [{ start: "10.120.0.128", end: "10.120.0.254" }]);
+    const gateway = run.byType("ovh:CloudProject/gateway:Gateway")[0];
+    assert.equal(gateway.inputs.networkId, "os-net-uuid-GRA11");
+    assert.equal(gateway.inputs.subnetId, subnet.name.replace(/^/, "os-subnet-uuid-"));
+    const network = run.byType("ovh:CloudProject/networkPrivate:NetworkPrivate")[0];
+    assert.equal(network.inputs.vlanId, 120);
+    assert.deepEqual(network.inputs.regions, ["GRA11"]);
+});
+
+test("cloud resources use the program's explicit providers", async () => {
+    const run = await stack("staging");
+    for (const r of run.resources.filter(x => /^(ovh|openstack):/.test(x.type) && !x.type.startsWith("pulumi:providers"))) {
+        const parentProvider = run.resources.find(p => p.type === `pulumi:providers:${r.type.split(":")[0]}`);
+        assert.ok(parentProvider, `${r.type} provider registered`);
+    }
+    const ovhProvider = run.byType("pulumi:providers:ovh")[0];
+    assert.equal(ovhProvider.inputs.applicationKey, TEST_CREDENTIALS.ovhApplicationKey);
+    assert.ok(isWrappedSecret(ovhProvider.rawInputs.consumerKey), "consumer key passed as a secret");
+    const os = run.byType("pulumi:providers:openstack")[0];
+    assert.equal(os.inputs.authUrl, "https://auth.cloud.ovh.net/v3/");
+    assert.equal(os.inputs.tenantId, TEST_CREDENTIALS.serviceName);
+    assert.ok(isWrappedSecret(os.rawInputs.password));
+});
+
+test("instances: flavor and image from config, image name changes ignored, user data only prepares the host", async () => {
+    const run = await stack("prod");
+    const lb = find(run, INSTANCE, "pycluster-prod-lb");
+    assert.equal(lb.inputs.flavorName, "c3-8");
+    assert.equal(lb.inputs.imageName, "Debian 12");
+    const app = find(run, INSTANCE, "pycluster-prod-app-3");
+    assert.equal(app.inputs.flavorName, "b3-16");
+    for (const instance of run.byType(INSTANCE)) {
+        assert.deepEqual(instance.options.ignoreChanges, ["imageName"]);
+        assert.ok(isWrappedSecret(instance.rawInputs.userData), "user data holds the host's private key");
+        const userData: string = instance.inputs.userData;
+        assert.match(userData, /^#cloud-config/);
+        assert.match(userData, /ed25519_private/);
+        assert.doesNotMatch(userData, /gunicorn\.conf|nginx\.conf|worker_connections/, "configuration goes over SSH, not user data");
+    }
+    assert.match(app.inputs.userData, /name: webapp/);
+    assert.match(lb.inputs.userData, /- nginx\n\s+- certbot/);
+});
+
+test("app nodes are reached through the load balancer; every connection pins its host key and is secret", async () => {
+    const run = await stack("staging");
+    const lbIp = run.outputs.lbPublicIp;
+    const hostKeys = new Map(run.byType("tls:index/privateKey:PrivateKey").map(k => [k.name.replace(/-hostkey$/, ""), `ssh-ed25519 AAAAFAKE${k.name.replace(/[^A-Za-z0-9]/g, "")}`]));
+    const steps = [...run.byType(COMMAND), ...run.byType(COPY)];
+    for (const c of steps) {
+        assert.ok(isWrappedSecret(c.rawInputs.connection), `${c.name}: connection is secret`);
+        const conn = c.inputs.connection;
+        assert.equal(conn.user, "debian");
+        assert.match(conn.privateKey, /OPENSSH PRIVATE KEY/);
+        const onApp = /-app-\d+-(bootstrap|packages|kernel|release|app|upload)$/.test(c.name);
+        if (onApp) {
+            const node = c.name.replace(/-(bootstrap|packages|kernel|release|app|upload)$/, "");
+            assert.equal(conn.host, run.outputs.appPrivateIps instanceof Array ? (run.outputs.appPrivateIps as string[])[Number(node.split("-").pop())] : "", c.name);
+            assert.equal(conn.hostKey, hostKeys.get(node), `${c.name} pins the node's key`);
+            assert.equal(conn.proxy?.host, lbIp, `${c.name} goes through the LB`);
+            assert.equal(conn.proxy?.hostKey, hostKeys.get("pycluster-staging-lb"), `${c.name} pins the LB's key`);
+        } else {
+            assert.equal(conn.host, lbIp, c.name);
+            assert.equal(conn.proxy, undefined, c.name);
+            assert.equal(conn.hostKey, hostKeys.get("pycluster-staging-lb"), `${c.name} pins the LB's key`);
+        }
+        assert.equal(c.options.deletedWith !== "", true, `${c.name} is deleted with its instance`);
+    }
+    const bootstraps = steps.filter(c => c.name.endsWith("-bootstrap"));
+    assert.ok(bootstraps.every(c => c.inputs.connection.dialErrorLimit === -1), "first contact waits for sshd");
+    assert.ok(steps.filter(c => !c.name.endsWith("-bootstrap")).every(c => c.inputs.connection.dialErrorLimit === 10));
+    assert.deepEqual(run.secretOutputs, ["sshPrivateKey"]);
+});
+
+test("the LB's upstream lists exactly the app nodes, and grows with appNodeCount", async () => {
+    for (const count of [2, 4]) {
+        const run = await runProgram({ stack: "staging", config: { ...loadStackFile("staging"), ...TEST_CREDENTIALS, appNodeCount: String(count) } });
+        const nginx = find(run, COMMAND, "pycluster-staging-lb-nginx");
+        assert.ok(isWrappedSecret(nginx.rawInputs.stdin), "the bundle carries the TLS key");
+        const stdin: string = nginx.inputs.stdin;
+        const servers = [...stdin.matchAll(/^\s+server (\S+) max_fails/gm)].map(m => m[1]);
+        assert.deepEqual(servers, Array.from({ length: count }, (_, i) => `10.120.0.${3 + i}:8000`));
+        assert.match(stdin, /^file nginx\.conf 0644 \d+$/m);
+        assert.match(stdin, /^file tls\/privkey\.pem 0600 \d+$/m);
+        assert.match(stdin, /worker_connections 60000;/);
+        assert.equal(nginx.inputs.create, "sudo python3 /usr/local/lib/pycluster/hostctl.py nginx");
+    }
+});
+
+test("each app node's commands carry its rendered files, bound to its own address", async () => {
+    const run = await stack("staging");
+    for (const [i, ip] of ["10.120.0.3", "10.120.0.4"].entries()) {
+        const app = find(run, COMMAND, `pycluster-staging-app-${i}-app`);
+        assert.match(app.inputs.stdin, new RegExp(`bind = \\["${ip.replace(/\./g, "\\.")}:8000"\\]`));
+        assert.match(app.inputs.stdin, /forwarded_allow_ips = "10\.120\.0\.2"/);
+        assert.match(app.inputs.stdin, /^file webapp\.service 0644 \d+$/m);
+        assert.match(app.inputs.create, new RegExp(`--bind ${ip.replace(/\./g, "\\.")}:8000 --health-path /healthz --workers 5`));
+        const upload = find(run, COPY, `pycluster-staging-app-${i}-upload`);
+        assert.equal(upload.inputs.remotePath, `/var/tmp/pycluster-webapp-${run.outputs.release}.tar.gz`);
+        const kernel = find(run, COMMAND, `pycluster-staging-app-${i}-kernel`);
+        assert.match(kernel.inputs.stdin, /-net\.ipv4\.ip_local_reserved_ports = 8000/);
+    }
+    assert.match(find(run, COMMAND, "pycluster-staging-lb-kernel").inputs.stdin, /LimitNOFILE=60128/);
+});
+
+test("changes roll through app nodes in order: node 1 waits for node 0 to be back in rotation", async () => {
+    const run = await runProgram({ stack: "staging", config: { ...loadStackFile("staging"), ...TEST_CREDENTIALS, appNodeCount: "4", rolloutBatchSize: "2" } });
+    const urn = (name: string) => find(run, COMMAND, name).urn;
+    const deps = (name: string) => find(run, COMMAND, name).options.dependsOn;
+    const admitted = (i: number) => urn(`pycluster-staging-app-${i}-lb-admit`);
+    // Batch of 2: nodes 0 and 1 first, then 2 and 3 after both are admitted.
+    assert.ok(!deps("pycluster-staging-app-1-app").includes(admitted(0)));
+    for (const i of [2, 3]) {
+        for (const step of ["app", "lb-drain"]) {
+            assert.ok(deps(`pycluster-staging-app-${i}-${step}`).includes(admitted(0)), `${i}-${step} after node 0`);
+            assert.ok(deps(`pycluster-staging-app-${i}-${step}`).includes(admitted(1)), `${i}-${step} after node 1`);
+        }
+    }
+    // Within a node: drain (LB) -> app (node) -> admit (LB).
+    assert.ok(deps("pycluster-staging-app-2-app").includes(urn("pycluster-staging-app-2-lb-drain")));
+    assert.ok(deps("pycluster-staging-app-2-lb-admit").includes(urn("pycluster-staging-app-2-app")));
+    // Releases unpack everywhere without waiting for the rollout.
+    assert.ok(!deps("pycluster-staging-app-3-release").includes(admitted(0)));
+});
+
+test("no secret reaches a command line, a plain input or a plain output", async () => {
+    const env = { DB_PASSWORD: "db-secret-value-0192", API_TOKEN: "tok-secret-8841" };
+    const run = await runProgram({
+        stack: "staging",
+        config: { ...loadStackFile("staging"), ...TEST_CREDENTIALS, appEnv: JSON.stringify(env) },
+        secretKeys: ["ovhApplicationSecret", "ovhConsumerKey", "openstackPassword", "appEnv"],
+    });
+    const secrets = [
+        TEST_CREDENTIALS.ovhApplicationSecret,
+        TEST_CREDENTIALS.ovhConsumerKey,
+        TEST_CREDENTIALS.openstackPassword,
+        ...Object.values(env),
+        ...run.byType("tls:index/privateKey:PrivateKey").map(k => `FAKE-OPENSSH-PRIVATE-KEY-${k.name}`),
+        ...run.byType("tls:index/privateKey:PrivateKey").map(k => `FAKE-PRIVATE-KEY-${k.name}`),
+    ];
+    const leaks: string[] = [];
+    const scan = (where: string, value: unknown) => {
+        if (isWrappedSecret(value)) return;
+        if (typeof value === "string") {
+            for (const s of secrets) if (value.includes(s)) leaks.push(`${where} contains ${s.slice(0, 12)}...`);
+        } else if (Array.isArray(value)) value.forEach((v, i) => scan(`${where}[${i}]`, v));
+        else if (value && typeof value === "object") for (const [k, v] of Object.entries(value)) scan(`${where}.${k}`, v);
+    };
+    for (const r of run.resources) scan(`${r.type} ${r.name}`, r.rawInputs);
+    for (const [k, v] of Object.entries(run.outputs)) if (!run.secretOutputs.includes(k)) scan(`output ${k}`, v);
+    assert.deepEqual(leaks, [], leaks.join("\n"));
+    // The env reached the app step, inside its secret stdin.
+    const app = find(run, COMMAND, "pycluster-staging-app-0-app");
+    assert.ok(isWrappedSecret(app.rawInputs.stdin));
+    assert.match(app.inputs.stdin, /DB_PASSWORD="db-secret-value-0192"/);
+    assert.ok(app.options.additionalSecretOutputs.includes("stdin"));
+});
+
+test("a preview (unknown outputs) builds the same plan without running anything", async () => {
+    const run = await runProgram({ stack: "staging", preview: true });
+    assert.equal(run.byType(INSTANCE).length, 3);
+    assert.equal(run.byType(COMMAND).length, 3 * 3 + 1 + 4 * 2);
+});
+
+test("outputs: URL, addresses, SSH commands with ProxyJump, capacity and effective settings", async () => {
+    const run = await stack("staging");
+    const o = run.outputs as Record<string, any>;
+    assert.equal(o.lbPrivateIp, "10.120.0.2");
+    assert.equal(o.sshLb, `ssh -i ~/.ssh/pycluster-staging debian@${o.lbPublicIp}`);
+    assert.deepEqual(o.sshApps, [
+        `ssh -i ~/.ssh/pycluster-staging -J debian@${o.lbPublicIp} debian@10.120.0.3`,
+        `ssh -i ~/.ssh/pycluster-staging -J debian@${o.lbPublicIp} debian@10.120.0.4`,
+    ]);
+    assert.ok(o.capacity.ceiling >= 50000);
+    assert.match(o.capacity.bindingLimit, /worker_connections/);
+    assert.equal(o.settings.gunicorn.workers, 5);
+    assert.match(o.release, /^[0-9a-f]{12}$/);
+});

@@ -1,0 +1,77 @@
+/**
+ * The real tools (nginx, gunicorn, systemd-analyze) and hostctl's own
+ * validation path, for the renderer tests. Where a tool is missing the test is
+ * skipped with the reason, unless PYCLUSTER_REQUIRE_TOOLS=1 (CI), where that is a failure.
+ */
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+
+export const ROOT = path.join(__dirname, "..", "..");
+export const HOSTCTL = path.join(ROOT, "provisioning", "host", "hostctl.py");
+export const SAMPLE_APP = path.join(ROOT, "provisioning", "app", "sample");
+/** Debian's interpreter: its dist-packages hold gunicorn, gevent and uvicorn (as on the hosts). */
+export const SYSTEM_PYTHON = "/usr/bin/python3";
+
+export interface Result {
+    code: number;
+    output: string;
+}
+
+export function sh(cmd: string, args: string[], input?: string, env?: NodeJS.ProcessEnv): Result {
+    const p = spawnSync(cmd, args, { input, encoding: "utf8", env: env ?? process.env, timeout: 120_000 });
+    return { code: p.status ?? -1, output: `${p.stdout ?? ""}${p.stderr ?? ""}` };
+}
+
+export function hostctl(args: string[], stdin?: string): Result {
+    return sh(SYSTEM_PYTHON, [HOSTCTL, ...args], stdin);
+}
+
+/** Runs Python with hostctl importable as `h`; returns stdout. */
+export function py(code: string): string {
+    const prelude = `import importlib.util, sys\nspec = importlib.util.spec_from_file_location("h", ${JSON.stringify(HOSTCTL)})\nh = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(h)\n`;
+    const r = sh(SYSTEM_PYTHON, ["-c", prelude + code]);
+    if (r.code !== 0) throw new Error(`python failed:\n${r.output}`);
+    return r.output;
+}
+
+function has(cmd: string, args: string[]): boolean {
+    return spawnSync(cmd, args, { stdio: "ignore" }).status === 0;
+}
+
+/** Why a tool-based test cannot run here, or undefined when it can. */
+export function missingTools(tools: ("nginx" | "gunicorn" | "gevent" | "uvicorn" | "systemd-analyze" | "runuser")[]): string | undefined {
+    const checks: Record<string, () => boolean> = {
+        nginx: () => has("nginx", ["-v"]),
+        gunicorn: () => has(SYSTEM_PYTHON, ["-c", "import gunicorn"]),
+        gevent: () => has(SYSTEM_PYTHON, ["-c", "import gevent"]),
+        uvicorn: () => has(SYSTEM_PYTHON, ["-c", "import uvicorn.workers"]),
+        "systemd-analyze": () => has("systemd-analyze", ["--version"]),
+        runuser: () => process.getuid?.() === 0 && has("runuser", ["--version"]),
+    };
+    const missing = tools.filter(t => !checks[t]());
+    if (missing.length === 0) return undefined;
+    const reason = `needs ${missing.join(", ")} (Debian: nginx gunicorn python3-gevent python3-uvicorn systemd; runuser as root)`;
+    if (process.env.PYCLUSTER_REQUIRE_TOOLS === "1") throw new Error(`PYCLUSTER_REQUIRE_TOOLS=1 but this test ${reason}`);
+    return reason;
+}
+
+/**
+ * A release as hostctl lays it out: the app's files plus `.venv`, a venv
+ * with the system site-packages. Readable by every user, like on a host.
+ */
+export function makeRelease(appDir = SAMPLE_APP): string {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pyc-release-"));
+    fs.chmodSync(dir, 0o755);
+    fs.cpSync(appDir, dir, { recursive: true });
+    const venv = sh(SYSTEM_PYTHON, ["-m", "venv", "--system-site-packages", path.join(dir, ".venv")]);
+    if (venv.code !== 0) throw new Error(`venv: ${venv.output}`);
+    return dir;
+}
+
+export function tempDir(prefix: string): string {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+    fs.chmodSync(dir, 0o755);
+    return dir;
+}
