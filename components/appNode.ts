@@ -93,7 +93,8 @@ export class AppNode extends pulumi.ComponentResource {
         // A restart (so a drain) is due when the unit, the environment or the venv changes.
         const restartChange = fingerprint(args.fingerprintKey, [unitAndEnv, args.release.requirementsHash ?? args.release.id]);
         const server = `${ip}:${cfg.app.port}`;
-        const lbSide: PushTarget = { ...args.lb.target, name: `${name}-lb`, parent: this };
+        // Steps on the LB for this node re-run when either VM is replaced (a new LB starts with every node drained).
+        const lbSide: PushTarget = { ...args.lb.target, name: `${name}-lb`, parent: this, triggers: [...args.lb.target.triggers, this.host.instance.id] };
 
         const drain = setUpstream(lbSide, "drain", "drain", server, restartChange, [args.lb.nginx, ...args.after]);
         const g = cfg.gunicorn;
@@ -123,6 +124,7 @@ export class AppNode extends pulumi.ComponentResource {
                     admitCommand({ server, nodeHealthUrl: `http://${server}${cfg.app.healthPath}`, siteHost, healthPath: cfg.app.healthPath }),
                 )} # change ${appChange}`,
                 addPreviousOutputInEnv: false,
+                triggers: lbSide.triggers,
             },
             { parent: this, dependsOn: [this.app, args.lb.nginx], deletedWith: args.lb.target.instance },
         );

@@ -153,6 +153,7 @@ export class Host extends pulumi.ComponentResource {
             bootConnection: connect(-1),
             instance: this.instance,
             parent: this,
+            triggers: [this.instance.id],
         };
 
         this.booted = bootstrap(this.target, waitFor);

@@ -35,6 +35,8 @@ export interface PushTarget {
     bootConnection: pulumi.Output<Connection>;
     instance: pulumi.Resource;
     parent: pulumi.Resource;
+    /** Ids of the instances this host's steps depend on; a change re-runs them all. */
+    triggers: pulumi.Input<string>[];
 }
 
 export const HOSTCTL_SOURCE_PATH = path.join(__dirname, "host", "hostctl.py");
@@ -59,6 +61,9 @@ function step(target: PushTarget, suffix: string, a: StepArgs): command.remote.C
             connection: a.boot ? target.bootConnection : target.connection,
             create: a.create,
             stdin: a.secretStdin && a.stdin !== undefined ? pulumi.secret(a.stdin) : a.stdin,
+            // A replaced VM keeps its address and pinned host key but not its disk:
+            // its id is what tells every step to run again on the new one.
+            triggers: target.triggers,
             // Without AcceptEnv on the host this only produces warnings.
             addPreviousOutputInEnv: false,
             logging: a.secretStdin ? "stdout" : "stdoutAndStderr",
@@ -114,6 +119,7 @@ export function uploadRelease(target: PushTarget, app: string, archive: AppArchi
             connection: target.connection,
             source: new pulumi.asset.FileAsset(archive.path),
             remotePath: releaseArchivePath(app, archive.id),
+            triggers: target.triggers,
         },
         { parent: target.parent, dependsOn, deletedWith: target.instance },
     );

@@ -79,6 +79,8 @@ export function renderAppUnit(o: AppUnitOptions): string {
         `SystemCallArchitectures=native`,
         `SystemCallFilter=@system-service`,
         `SystemCallFilter=~@privileged`,
+        // gunicorn workers call setuid() to their own user; without capabilities that changes nothing.
+        `SystemCallFilter=@setuid`,
         ``,
         `[Install]`,
         `WantedBy=multi-user.target`,

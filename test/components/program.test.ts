@@ -267,3 +267,17 @@ test("outputs: URL, addresses, SSH commands with ProxyJump, capacity and effecti
     assert.equal(o.settings.gunicorn.workers, 5);
     assert.match(o.release, /^[0-9a-f]{12}$/);
 });
+
+test("a replaced VM is provisioned again: every step on it is triggered by its instance id", async () => {
+    const run = await stack("staging");
+    for (const c of [...run.byType(COMMAND), ...run.byType(COPY)]) {
+        const host = c.name.replace(/-(bootstrap|packages|kernel|nginx|release|app|upload|lb-drain|lb-admit)$/, "");
+        const triggers: string[] = c.inputs.triggers;
+        if (c.name.endsWith("-lb-drain") || c.name.endsWith("-lb-admit")) {
+            // On the LB, for one node: either VM being replaced re-runs it.
+            assert.deepEqual(triggers, ["pycluster-staging-lb-id", `${host}-id`], c.name);
+        } else {
+            assert.deepEqual(triggers, [`${host}-id`], c.name);
+        }
+    }
+});

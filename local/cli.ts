@@ -1,0 +1,73 @@
+/**
+ * npm run local -- up | preview | down | status   [--stack local] [--set key=value]... [--json]
+ *
+ * Rehearses a stack on local Debian hosts before paying for OVH: the same
+ * program, the same files and commands, over real SSH. Linux and root only.
+ */
+import { cloudPrefix, localDown, localPreview, localUp, ProgramFailure } from "./stack";
+import { LocalCloud } from "./cloud";
+
+function parseArgs(argv: string[]) {
+    const [command = "up", ...rest] = argv;
+    const o = { command, stack: "local", set: {} as Record<string, string>, json: false };
+    for (let i = 0; i < rest.length; i++) {
+        const a = rest[i];
+        if (a === "--stack") o.stack = rest[++i];
+        else if (a === "--json") o.json = true;
+        else if (a === "--set") {
+            const [k, ...v] = (rest[++i] ?? "").split("=");
+            if (!k || v.length === 0) throw new Error(`--set needs key=value, got ${JSON.stringify(rest[i])}`);
+            o.set[k] = v.join("=");
+        } else throw new Error(`unknown argument ${a}\nusage: npm run local -- up|preview|down|status [--stack local] [--set key=value]... [--json]`);
+    }
+    return o;
+}
+
+async function main() {
+    const args = parseArgs(process.argv.slice(2));
+    const log = (line: string) => console.error(`  ${line}`);
+    if (args.command === "up") {
+        const r = await localUp({ stack: args.stack, set: args.set, log });
+        const o = r.outputs;
+        const info = {
+            lb: o.lbPublicIp,
+            publicNetns: r.cloud.publicNetns,
+            apps: o.appPrivateIps,
+            sshUser: "debian",
+            sshKey: r.sshKeyFile,
+            url: o.url,
+        };
+        if (args.json) {
+            console.log(JSON.stringify(info));
+            return;
+        }
+        console.log(`\nstack ${args.stack} is up on local hosts in ${(r.wallMs / 1000).toFixed(1)} s (${r.remoteExecutions.length} remote steps ran)`);
+        console.log(`  URL          ${o.url}   (self-signed: curl -k ${o.url})`);
+        console.log(`  from a client namespace: ip netns exec ${r.cloud.publicNetns} curl -k ${o.url}`);
+        console.log(`  load balancer ssh -i ${r.sshKeyFile} debian@${o.lbPublicIp}`);
+        for (const ip of o.appPrivateIps as string[]) console.log(`  app node     ssh -i ${r.sshKeyFile} -J debian@${o.lbPublicIp} debian@${ip}`);
+        console.log(`  capacity     ${o.capacity.ceiling} concurrent requests (bound by ${o.capacity.bindingLimit})`);
+        console.log(`remove it with: npm run local -- down${args.stack === "local" ? "" : ` --stack ${args.stack}`}`);
+    } else if (args.command === "preview") {
+        const steps = await localPreview({ stack: args.stack, set: args.set, log });
+        const changes = steps.filter(s => s.action !== "same");
+        console.log(`${changes.length} change(s), ${steps.length - changes.length} unchanged`);
+    } else if (args.command === "down") {
+        const steps = await localDown({ stack: args.stack, log });
+        console.log(`stack ${args.stack} removed (${steps.length} resources deleted) and local cloud ${cloudPrefix(args.stack)} torn down`);
+    } else if (args.command === "status") {
+        const cloud = LocalCloud.open(cloudPrefix(args.stack));
+        for (const h of cloud.hosts()) console.log(`${h.name.padEnd(28)} ${h.running ? "running" : "stopped"}  ${h.privateIp}${h.publicIp ? `  public ${h.publicIp}` : ""}`);
+    } else {
+        throw new Error(`unknown command ${args.command}: use up, preview, down or status`);
+    }
+}
+
+main().then(
+    () => process.exit(0),
+    (e: unknown) => {
+        const message = e instanceof ProgramFailure ? e.message : e instanceof Error ? e.stack ?? e.message : String(e);
+        console.error(`\nerror: ${message}`);
+        process.exit(1);
+    },
+);

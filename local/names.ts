@@ -1,0 +1,148 @@
+/**
+ * Names and addresses of a local cloud, as pure functions of its options.
+ *
+ * Every Linux object a cloud creates is named `<prefix>-...`, and a prefix is letters and digits
+ * only, so `<prefix>-` identifies one cloud unambiguously (clouds "pyc" and "pyctest" never
+ * match each other's objects) and teardown can find leftovers by name. Interface names are
+ * limited to 15 characters by Linux: with a prefix of at most 8 characters and host indexes up to
+ * 999, the longest one, `<prefix>-h999p`, has 14.
+ */
+
+export const MAX_PREFIX_LENGTH = 8;
+export const MAX_HOSTS = 999;
+export const MAX_CLIENTS = 50;
+
+/** Throws unless `prefix` is 1–8 lowercase letters/digits starting with a letter. */
+export function validatePrefix(prefix: string): void {
+    if (!/^[a-z][a-z0-9]*$/.test(prefix) || prefix.length > MAX_PREFIX_LENGTH) {
+        throw new Error(
+            `invalid cloud prefix ${JSON.stringify(prefix)}: use 1-${MAX_PREFIX_LENGTH} lowercase letters or digits, ` +
+                `starting with a letter (it goes into 15-character interface names)`,
+        );
+    }
+}
+
+/** Throws unless `name` is a valid hostname label that does not collide with the cloud's own namespaces. */
+export function validateHostName(name: string): void {
+    if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(name)) {
+        throw new Error(`invalid host name ${JSON.stringify(name)}: use a DNS label (a-z, 0-9, '-', at most 63 characters)`);
+    }
+    if (name === "gw" || /^c\d+$/.test(name)) {
+        throw new Error(`host name ${JSON.stringify(name)} is reserved (the gateway and client namespaces use it)`);
+    }
+}
+
+export interface CloudNames {
+    privateBridge: string;
+    publicBridge: string;
+    gatewayNetns: string;
+    gatewayVeth: string;
+    /** Network namespace of the i-th (1-based) internet client. */
+    clientNetns(i: number): string;
+    clientVeth(i: number): string;
+    hostNetns(name: string): string;
+    /** Root-side end of the host's private veth (its eth0). */
+    hostPrivateVeth(index: number): string;
+    /** Root-side end of the host's public veth (its eth1). */
+    hostPublicVeth(index: number): string;
+    /** cgroup directory (relative to a hierarchy root) that holds all processes of the cloud. */
+    cgroup: string;
+    hostCgroup(name: string): string;
+    gatewayCgroup: string;
+}
+
+export function cloudNames(prefix: string): CloudNames {
+    validatePrefix(prefix);
+    return {
+        privateBridge: `${prefix}-prv`,
+        publicBridge: `${prefix}-pub`,
+        gatewayNetns: `${prefix}-gw`,
+        gatewayVeth: `${prefix}-gw`,
+        clientNetns: (i) => `${prefix}-c${i}`,
+        clientVeth: (i) => `${prefix}-c${i}`,
+        hostNetns: (name) => `${prefix}-${name}`,
+        hostPrivateVeth: (index) => `${prefix}-h${index}p`,
+        hostPublicVeth: (index) => `${prefix}-h${index}u`,
+        cgroup: `pycluster-${prefix}`,
+        hostCgroup: (name) => `pycluster-${prefix}/host-${name}`,
+        gatewayCgroup: `pycluster-${prefix}/gateway`,
+    };
+}
+
+/** An IPv4 network such as 10.77.0.0/24. */
+export interface Ipv4Cidr {
+    /** Network address as an unsigned 32-bit integer. */
+    network: number;
+    prefixLength: number;
+    /** The CIDR as given, normalised to the network address. */
+    text: string;
+}
+
+export function parseIpv4(ip: string): number {
+    const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
+    if (!m || m.slice(1).some((o) => Number(o) > 255)) throw new Error(`invalid IPv4 address ${JSON.stringify(ip)}`);
+    return m.slice(1).reduce((acc, o) => acc * 256 + Number(o), 0);
+}
+
+export function formatIpv4(n: number): string {
+    return [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join(".");
+}
+
+export function parseCidr(cidr: string, o: { allowHost?: boolean } = {}): Ipv4Cidr {
+    const m = /^([\d.]+)\/(\d{1,2})$/.exec(cidr);
+    const prefixLength = m ? Number(m[2]) : NaN;
+    const max = o.allowHost ? 32 : 30;
+    if (!m || prefixLength < (o.allowHost ? 0 : 8) || prefixLength > max) {
+        throw new Error(`invalid IPv4 CIDR ${JSON.stringify(cidr)}: expected e.g. 10.77.0.0/24 (prefix length 8-30)`);
+    }
+    const size = 2 ** (32 - prefixLength);
+    const network = Math.floor(parseIpv4(m[1]) / size) * size;
+    return { network, prefixLength, text: `${formatIpv4(network)}/${prefixLength}` };
+}
+
+/** Whether two networks share any address. */
+export function cidrsOverlap(a: Ipv4Cidr, b: Ipv4Cidr): boolean {
+    const size = (c: Ipv4Cidr) => 2 ** (32 - c.prefixLength);
+    return a.network < b.network + size(b) && b.network < a.network + size(a);
+}
+
+/** The n-th address of the network (1 = first usable). Throws when outside the usable range. */
+export function nthAddress(cidr: Ipv4Cidr, n: number): string {
+    const size = 2 ** (32 - cidr.prefixLength);
+    if (n < 1 || n > size - 2) throw new Error(`address #${n} is outside ${cidr.text}`);
+    return formatIpv4(cidr.network + n);
+}
+
+/** Whether `ip` is a usable host address (not network, not broadcast) of `cidr`. */
+export function isUsableAddress(cidr: Ipv4Cidr, ip: string): boolean {
+    const n = parseIpv4(ip) - cidr.network;
+    return n >= 1 && n <= 2 ** (32 - cidr.prefixLength) - 2;
+}
+
+/**
+ * Public network plan: the root namespace (the deployer, "the internet") takes the first address,
+ * clients the next `clients` ones; floating IPs are handed out from the 10th address up (or after
+ * the clients, whichever is later).
+ */
+export function publicPlan(publicCidr: string, clients: number) {
+    const cidr = parseCidr(publicCidr);
+    if (clients < 1 || clients > MAX_CLIENTS) throw new Error(`clients must be 1-${MAX_CLIENTS}, got ${clients}`);
+    return {
+        cidr,
+        rootIp: nthAddress(cidr, 1),
+        clientIps: Array.from({ length: clients }, (_, i) => nthAddress(cidr, 2 + i)),
+        firstFloatingIndex: Math.max(10, clients + 2),
+    };
+}
+
+/** The gateway takes the first address of the private subnet, as on OVH. */
+export function privatePlan(privateCidr: string) {
+    const cidr = parseCidr(privateCidr);
+    return { cidr, gatewayIp: nthAddress(cidr, 1) };
+}
+
+/** A stable UUID for a host (its machine-id), derived from the cloud prefix and host name. */
+export function hostUuid(prefix: string, name: string, hash: (s: string) => string): string {
+    const h = hash(`${prefix}/${name}`);
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}

@@ -1,0 +1,187 @@
+/**
+ * Runs the real program (index.ts) under Pulumi's mocks: the routine shared
+ * by the unit tests (a fake cloud) and the local rehearsal (a cloud of local
+ * hosts). Records each registration's resource options, which the mocks API
+ * does not pass on.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import { parse } from "yaml";
+import * as pulumi from "@pulumi/pulumi";
+
+// Internal SDK functions the public typings leave out.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const settings = require("@pulumi/pulumi/runtime/settings") as {
+    waitForRPCs(): Promise<void>;
+    getMonitor(): { registerResource(req: RegisterRequest, cb: (err: unknown, resp?: RegisterResponse) => void): Promise<void> };
+};
+
+interface RegisterRequest {
+    getType(): string;
+    getName(): string;
+    getParent(): string;
+    getDependenciesList(): string[];
+    getIgnorechangesList(): string[];
+    getDeletedwith(): string;
+    getAdditionalsecretoutputsList(): string[];
+}
+interface RegisterResponse {
+    getUrn(): string;
+}
+
+export const PROJECT_ROOT = path.join(__dirname, "..");
+export const PROJECT = "pycluster";
+export const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+const SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270";
+export const ASSET_SIG = "c44067f5952c0a294b673a41bacd8c17";
+
+export interface ResourceOptionsSeen {
+    parent: string;
+    dependsOn: string[];
+    ignoreChanges: string[];
+    deletedWith: string;
+    additionalSecretOutputs: string[];
+}
+
+export interface Registration {
+    type: string;
+    name: string;
+    /** Inputs as the engine received them: secrets wrapped. */
+    rawInputs: Record<string, any>;
+    options: ResourceOptionsSeen;
+}
+
+export interface ProgramMocks {
+    /** Called for every resource, with its options; returns its id and output state. */
+    newResource(r: Registration): Promise<{ id: string; state: Record<string, any> }> | { id: string; state: Record<string, any> };
+}
+
+export interface ProgramRunResult {
+    outputs: Record<string, unknown>;
+    /** Names of top-level outputs that are secret. */
+    secretOutputs: string[];
+}
+
+/** The program threw (a bad config, a failed step); `cause` is what it threw. */
+export class ProgramFailure extends Error {
+    constructor(readonly cause: unknown) {
+        super(cause instanceof Error ? cause.message : String(cause));
+    }
+}
+
+export function isSecretValue(value: any): boolean {
+    return !!value && typeof value === "object" && value[SECRET_SIG] === SECRET_VALUE;
+}
+
+/** Inputs with every secret wrapper removed. */
+export function unwrapSecrets(value: any): any {
+    if (Array.isArray(value)) return value.map(unwrapSecrets);
+    if (value && typeof value === "object") {
+        if (isSecretValue(value)) return unwrapSecrets(value.value);
+        return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, unwrapSecrets(v)]));
+    }
+    return value;
+}
+
+/** The `config:` of Pulumi.<stack>.yaml as raw strings (arrays and objects as JSON), keys without the project prefix. */
+export function loadStackFile(stack: string): Record<string, string> {
+    const doc = parse(fs.readFileSync(path.join(PROJECT_ROOT, `Pulumi.${stack}.yaml`), "utf8")) as { config?: Record<string, unknown> };
+    const out: Record<string, string> = {};
+    for (const [key, value] of Object.entries(doc.config ?? {})) {
+        const short = key.startsWith(`${PROJECT}:`) ? key.slice(PROJECT.length + 1) : key;
+        out[short] = typeof value === "string" ? value : JSON.stringify(value);
+    }
+    return out;
+}
+
+/** Resolves Outputs nested anywhere in a value. */
+export async function resolveDeep(value: unknown): Promise<unknown> {
+    if (pulumi.Output.isInstance(value)) return resolveDeep(await new Promise(r => (value as pulumi.Output<unknown>).apply(r)));
+    if (Array.isArray(value)) return Promise.all(value.map(resolveDeep));
+    if (value && typeof value === "object") {
+        return Object.fromEntries(await Promise.all(Object.entries(value).map(async ([k, v]) => [k, await resolveDeep(v)])));
+    }
+    return value;
+}
+
+/** Environment variables the program would read credentials from: hidden from a mocked run. */
+const CREDENTIAL_ENV = ["OVH_ENDPOINT", "OVH_APPLICATION_KEY", "OVH_APPLICATION_SECRET", "OVH_CONSUMER_KEY", "OVH_CLOUD_PROJECT_SERVICE", "OS_AUTH_URL", "OS_USERNAME", "OS_PASSWORD"];
+
+export async function runProgramWithMocks(o: {
+    stack: string;
+    config: Record<string, string>;
+    secretKeys: string[];
+    preview: boolean;
+    mocks: ProgramMocks;
+    /** Every registration, as it happens (also those whose mock fails). */
+    onRegister?: (r: Registration & { urn?: string }) => void;
+    /**
+     * Failures the mocks recorded. Outputs that depend on a failed resource
+     * never resolve, so the run checks these before it reads outputs.
+     */
+    failures?: () => Error[];
+}): Promise<ProgramRunResult> {
+    const pending = new Map<string, ResourceOptionsSeen>();
+    await pulumi.runtime.setMocks(
+        {
+            newResource: args => {
+                const options = pending.get(`${args.type}::${args.name}`)!;
+                return o.mocks.newResource({ type: args.type, name: args.name, rawInputs: args.inputs, options });
+            },
+            call: args => args.inputs,
+        },
+        PROJECT,
+        o.stack,
+        o.preview,
+    );
+    const monitor = settings.getMonitor();
+    const register = monitor.registerResource.bind(monitor);
+    monitor.registerResource = (req, cb) => {
+        const options: ResourceOptionsSeen = {
+            parent: req.getParent(),
+            dependsOn: req.getDependenciesList(),
+            ignoreChanges: req.getIgnorechangesList(),
+            deletedWith: req.getDeletedwith(),
+            additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
+        };
+        pending.set(`${req.getType()}::${req.getName()}`, options);
+        return register(req, (err, resp) => {
+            o.onRegister?.({ type: req.getType(), name: req.getName(), rawInputs: {}, options, urn: resp?.getUrn() });
+            cb(err, resp);
+        });
+    };
+
+    pulumi.runtime.setAllConfig(
+        Object.fromEntries(Object.entries(o.config).map(([k, v]) => [`${PROJECT}:${k}`, v])),
+        o.secretKeys.map(k => `${PROJECT}:${k}`),
+    );
+    const saved = Object.fromEntries(CREDENTIAL_ENV.map(v => [v, process.env[v]]));
+    for (const v of CREDENTIAL_ENV) delete process.env[v];
+    try {
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const program = require(path.join(PROJECT_ROOT, "index.ts")) as () => Promise<Record<string, unknown>>;
+        let outputs: Record<string, unknown>;
+        try {
+            outputs = await program();
+        } catch (e) {
+            await settings.waitForRPCs().catch(() => undefined);
+            throw new ProgramFailure(e);
+        }
+        await settings.waitForRPCs().catch(() => undefined);
+        const failed = o.failures?.() ?? [];
+        if (failed.length > 0) throw new ProgramFailure(failed.length === 1 ? failed[0] : new Error(failed.map(f => f.message).join("\n\n")));
+        const resolved: Record<string, unknown> = {};
+        const secretOutputs: string[] = [];
+        try {
+            for (const [key, value] of Object.entries(outputs)) {
+                resolved[key] = await resolveDeep(value);
+                if (pulumi.Output.isInstance(value) && (await pulumi.isSecret(value))) secretOutputs.push(key);
+            }
+        } catch (e) {
+            throw new ProgramFailure(e);
+        }
+        return { outputs: resolved, secretOutputs };
+    } finally {
+        for (const [k, v] of Object.entries(saved)) if (v !== undefined) process.env[k] = v;
+    }
+}

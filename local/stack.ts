@@ -1,0 +1,147 @@
+/**
+ * The local rehearsal of a stack: the real program, driven by the local
+ * engine, on a local cloud named after the stack. `up`, `preview` and
+ * `down` as the CLI and the e2e tests use them.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import { createCloud, destroyCloud, LocalCloud, stateDirOf } from "./cloud";
+import { LocalEngine, StepRecord } from "./engine";
+import { loadStackFile, ProgramFailure, runProgramWithMocks } from "./program";
+import { localCloudPrerequisites } from "./prerequisites";
+import { ensureRootfs } from "./rootfs";
+
+/** Credentials the program validates; the local cloud never calls an API with them. */
+const LOCAL_CREDENTIALS: Record<string, string> = {
+    serviceName: "10ca1c10ca1c10ca1c10ca1c10ca1c10",
+    ovhApplicationKey: "local",
+    ovhApplicationSecret: "local-not-a-secret",
+    ovhConsumerKey: "local-not-a-secret",
+    openstackUserName: "local",
+    openstackPassword: "local-not-a-secret",
+};
+const LOCAL_SECRET_KEYS = ["ovhApplicationSecret", "ovhConsumerKey", "openstackPassword"];
+
+export interface LocalStackOptions {
+    /** Stack file Pulumi.<stack>.yaml (default "local"). */
+    stack?: string;
+    /** Config values over the stack file (keys without the project prefix). */
+    set?: Record<string, string>;
+    /** Secret config values (appEnv, tlsPrivateKey, ...). */
+    setSecret?: Record<string, string>;
+    /** Internet client namespaces of the cloud (load generators use several). */
+    clients?: number;
+    log?: (line: string) => void;
+}
+
+export interface UpResult {
+    outputs: Record<string, any>;
+    secretOutputs: string[];
+    /** Every step of this run, including those that found nothing to do. */
+    steps: StepRecord[];
+    /** Commands and uploads that ran on hosts. */
+    remoteExecutions: StepRecord[];
+    wallMs: number;
+    cloud: LocalCloud;
+    /** The deployer's key, written for ssh (0600). */
+    sshKeyFile: string;
+}
+
+export function cloudPrefix(stack: string): string {
+    const prefix = `pyc${stack.replace(/[^a-z0-9]/g, "")}`.slice(0, 8);
+    return prefix;
+}
+
+async function requirePrerequisites(): Promise<void> {
+    const missing = await localCloudPrerequisites();
+    if (missing.length > 0) throw new Error(`the local rehearsal cannot run here:\n  - ${missing.join("\n  - ")}`);
+}
+
+async function openOrCreateCloud(stack: string, privateCidr: string, o: LocalStackOptions): Promise<LocalCloud> {
+    const prefix = cloudPrefix(stack);
+    if (fs.existsSync(path.join(stateDirOf(prefix), "state.json"))) {
+        const cloud = LocalCloud.open(prefix);
+        if (cloud.state.privateCidr !== privateCidr) {
+            throw new Error(`the local cloud ${prefix} uses ${cloud.state.privateCidr} but the stack's subnetCidr is ${privateCidr}: run \`npm run local -- down\` first`);
+        }
+        return cloud;
+    }
+    const rootfs = await ensureRootfs({ log: o.log });
+    return createCloud({ prefix, privateCidr, clients: o.clients ?? 6, rootfs, log: o.log });
+}
+
+function config(stack: string, o: LocalStackOptions) {
+    const values = { ...loadStackFile(stack), ...LOCAL_CREDENTIALS, ...o.set, ...o.setSecret };
+    return { values, secretKeys: [...LOCAL_SECRET_KEYS, ...Object.keys(o.setSecret ?? {})] };
+}
+
+async function run(stack: string, cloud: LocalCloud | undefined, preview: boolean, o: LocalStackOptions) {
+    const log = o.log ?? (() => undefined);
+    const engine = new LocalEngine(cloud, { stack, stateDir: stateDirOf(cloudPrefix(stack)), preview, log });
+    const { values, secretKeys } = config(stack, o);
+    // The SDK also reports a failed resource as an unhandled rejection of its dependents: the engine already has it.
+    const swallow = () => undefined;
+    process.on("unhandledRejection", swallow);
+    try {
+        const result = await runProgramWithMocks({
+            stack,
+            config: values,
+            secretKeys,
+            preview,
+            mocks: engine.mocks(),
+            onRegister: r => engine.noteUrn(r.type, r.name, r.urn),
+            failures: () => engine.failures,
+        });
+        if (!preview) await engine.finish();
+        return { engine, result };
+    } finally {
+        setTimeout(() => process.off("unhandledRejection", swallow), 1000).unref();
+    }
+}
+
+/** Stands the stack up on local hosts (creating the local cloud on first use). */
+export async function localUp(o: LocalStackOptions = {}): Promise<UpResult> {
+    await requirePrerequisites();
+    const stack = o.stack ?? "local";
+    const started = Date.now();
+    const { values } = config(stack, o);
+    const cloud = await openOrCreateCloud(stack, values.subnetCidr, o);
+    const { engine, result } = await run(stack, cloud, false, o);
+    const sshKeyFile = path.join(cloud.stateDir, `${stack}-deployer.key`);
+    fs.writeFileSync(sshKeyFile, String(result.outputs.sshPrivateKey), { mode: 0o600 });
+    return {
+        outputs: result.outputs as Record<string, any>,
+        secretOutputs: result.secretOutputs,
+        steps: engine.steps,
+        remoteExecutions: engine.remoteExecutions,
+        wallMs: Date.now() - started,
+        cloud,
+        sshKeyFile,
+    };
+}
+
+/** What `up` would do, executing nothing. */
+export async function localPreview(o: LocalStackOptions = {}): Promise<StepRecord[]> {
+    const stack = o.stack ?? "local";
+    const prefix = cloudPrefix(stack);
+    const cloud = fs.existsSync(path.join(stateDirOf(prefix), "state.json")) ? LocalCloud.open(prefix) : undefined;
+    const { engine } = await run(stack, cloud, true, o);
+    return engine.steps;
+}
+
+/** Deletes the stack's resources (running their delete steps), then the local cloud. */
+export async function localDown(o: LocalStackOptions = {}): Promise<StepRecord[]> {
+    const stack = o.stack ?? "local";
+    const prefix = cloudPrefix(stack);
+    let steps: StepRecord[] = [];
+    if (fs.existsSync(path.join(stateDirOf(prefix), "state.json"))) {
+        const cloud = LocalCloud.open(prefix);
+        const engine = new LocalEngine(cloud, { stack, stateDir: cloud.stateDir, preview: false, log: o.log ?? (() => undefined) });
+        await engine.destroyAll();
+        steps = engine.steps;
+    }
+    await destroyCloud(prefix);
+    return steps;
+}
+
+export { ProgramFailure };
