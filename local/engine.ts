@@ -25,6 +25,8 @@ export interface StepRecord {
     type: string;
     name: string;
     action: StepAction;
+    /** When the step started (epoch ms) and how long it took. */
+    startedAt: number;
     ms: number;
     /** For commands: what ran on the host. */
     output?: string;
@@ -126,7 +128,7 @@ export class LocalEngine {
     }
 
     private step(type: string, name: string, action: StepAction, started: number, output?: string): void {
-        const s = { type, name, action, ms: Date.now() - started, output };
+        const s = { type, name, action, startedAt: started, ms: Date.now() - started, output };
         this.steps.push(s);
         if (action !== "same") this.o.log(`${this.o.preview ? "would " : ""}${action} ${name} (${type.split(":").pop()})${this.o.preview ? "" : ` ${s.ms} ms`}`);
     }

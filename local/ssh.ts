@@ -99,6 +99,7 @@ function formatKey(blob: Buffer): string {
 function dialOnce(c: SshProxyConnection, sock?: Duplex): Promise<Client> {
     return new Promise((resolve, reject) => {
         const client = new Client();
+        client.once("close", () => closedClients.add(client));
         let mismatch: HostKeyMismatchError | undefined;
         const config: ConnectConfig = {
             host: c.host,
@@ -171,16 +172,21 @@ export interface SshSession {
  */
 function closeClient(client: Client, graceMs = 2000): Promise<void> {
     return new Promise((resolve) => {
-        const sock = (client as unknown as { _sock?: { destroyed?: boolean } })._sock;
-        if (!sock || sock.destroyed) return resolve();
-        const timer = setTimeout(() => client.destroy(), graceMs);
+        if (closedClients.has(client)) return resolve();
+        const timers = [
+            setTimeout(() => client.destroy(), graceMs),
+            setTimeout(resolve, 2 * graceMs), // never wait forever, whatever ssh2 does
+        ];
         client.once("close", () => {
-            clearTimeout(timer);
+            timers.forEach(clearTimeout);
             resolve();
         });
         client.end();
     });
 }
+
+/** Clients whose connection has closed (ssh2 has no public flag for it). */
+const closedClients = new WeakSet<Client>();
 
 /** Connects as the connection describes (retrying, through the proxy if set). */
 export async function connect(c: SshConnection): Promise<SshSession> {
@@ -191,7 +197,7 @@ export async function connect(c: SshConnection): Promise<SshSession> {
     let bastion = await dialWithRetry(c.proxy, "ssh (proxy)");
     const forward = async (): Promise<Duplex> => {
         // a dead bastion connection is dialed again; the tunnel is opened anew for each attempt
-        if (!isConnected(bastion)) bastion = await dialWithRetry(c.proxy!, "ssh (proxy)");
+        if (closedClients.has(bastion)) bastion = await dialWithRetry(c.proxy!, "ssh (proxy)");
         return new Promise((resolve, reject) =>
             bastion.forwardOut("127.0.0.1", 0, c.host, c.port ?? 22, (err, channel) => {
                 if (err) return reject(err);
@@ -218,11 +224,6 @@ export async function connect(c: SshConnection): Promise<SshSession> {
     }
 }
 
-function isConnected(client: Client): boolean {
-    // ssh2 keeps the transport socket privately; a closed one means the connection is gone
-    const sock = (client as unknown as { _sock?: { destroyed?: boolean; writable?: boolean } })._sock;
-    return !!sock && !sock.destroyed && sock.writable !== false;
-}
 
 /** Runs `command` on the host (with stdin, then closed) and collects its output. */
 export async function runCommand(c: SshConnection, command: string, stdin?: string): Promise<CommandResult> {

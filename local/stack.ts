@@ -7,6 +7,9 @@ import * as fs from "fs";
 import * as path from "path";
 import { createCloud, destroyCloud, LocalCloud, stateDirOf } from "./cloud";
 import { LocalEngine, StepRecord } from "./engine";
+import { loadDeclarations } from "../config/declarations";
+import { SAMPLE_APP_DIR } from "../config/read";
+import { parseStackConfig, StackConfig } from "../config/stackConfig";
 import { loadStackFile, ProgramFailure, runProgramWithMocks } from "./program";
 import { localCloudPrerequisites } from "./prerequisites";
 import { ensureRootfs } from "./rootfs";
@@ -57,7 +60,11 @@ async function requirePrerequisites(): Promise<void> {
     if (missing.length > 0) throw new Error(`the local rehearsal cannot run here:\n  - ${missing.join("\n  - ")}`);
 }
 
-async function openOrCreateCloud(stack: string, privateCidr: string, o: LocalStackOptions): Promise<LocalCloud> {
+/**
+ * The cloud of a stack: its private network is the stack's subnet, and its
+ * "internet" is the stack's first admin CIDR, since the deployer must sit there.
+ */
+async function openOrCreateCloud(stack: string, privateCidr: string, publicCidr: string, o: LocalStackOptions): Promise<LocalCloud> {
     const prefix = cloudPrefix(stack);
     if (fs.existsSync(path.join(stateDirOf(prefix), "state.json"))) {
         const cloud = LocalCloud.open(prefix);
@@ -67,7 +74,7 @@ async function openOrCreateCloud(stack: string, privateCidr: string, o: LocalSta
         return cloud;
     }
     const rootfs = await ensureRootfs({ log: o.log });
-    return createCloud({ prefix, privateCidr, clients: o.clients ?? 6, rootfs, log: o.log });
+    return createCloud({ prefix, privateCidr, publicCidr, clients: o.clients ?? 6, rootfs, log: o.log });
 }
 
 function config(stack: string, o: LocalStackOptions) {
@@ -99,13 +106,22 @@ async function run(stack: string, cloud: LocalCloud | undefined, preview: boolea
     }
 }
 
+/** The validated settings a local run of the stack uses (what tests compare the hosts against). */
+export function localStackConfig(o: LocalStackOptions = {}): StackConfig {
+    const stack = o.stack ?? "local";
+    const { values, secretKeys } = config(stack, o);
+    return parseStackConfig({ values, secretKeys: new Set(secretKeys) }, { declarations: loadDeclarations(), stack, env: {}, sampleAppDir: SAMPLE_APP_DIR });
+}
+
 /** Stands the stack up on local hosts (creating the local cloud on first use). */
 export async function localUp(o: LocalStackOptions = {}): Promise<UpResult> {
     await requirePrerequisites();
     const stack = o.stack ?? "local";
     const started = Date.now();
     const { values } = config(stack, o);
-    const cloud = await openOrCreateCloud(stack, values.subnetCidr, o);
+    const adminCidrs = JSON.parse(values.adminCidrs ?? "[]") as string[];
+    if (!adminCidrs[0]) throw new Error(`Pulumi.${stack}.yaml needs adminCidrs: its first entry is the local cloud's internet`);
+    const cloud = await openOrCreateCloud(stack, values.subnetCidr, adminCidrs[0], o);
     const { engine, result } = await run(stack, cloud, false, o);
     const sshKeyFile = path.join(cloud.stateDir, `${stack}-deployer.key`);
     fs.writeFileSync(sshKeyFile, String(result.outputs.sshPrivateKey), { mode: 0o600 });

@@ -1,0 +1,180 @@
+/**
+ * End to end: the real program stands the e2e stack up on local Debian hosts
+ * (1 load balancer + 3 app nodes) over real SSH, then changes, scales and
+ * destroys it. The tests run in order and share the cluster.
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import { appNodeFiles } from "../../provisioning/appFiles";
+import { localDown, localStackConfig, localUp, LocalStackOptions, UpResult } from "../../local/stack";
+import { leftoversOf } from "../../local/cloud";
+import { runCommand } from "../../local/ssh";
+import { connectionTo, curl, e2eSkipReason, onHost, seconds, tcpOpens } from "./support";
+
+const STACK = "e2e";
+const keep = process.env.PYCLUSTER_E2E_KEEP === "1";
+const log = process.env.PYCLUSTER_E2E_VERBOSE ? (l: string) => console.log(`  ${l}`) : () => undefined;
+const base: LocalStackOptions = { stack: STACK, log };
+
+let skip: string | undefined;
+let up: UpResult;
+let appIps: string[] = [];
+
+async function teardown() {
+    if (keep || skip) return;
+    await localDown({ stack: STACK, log }).catch(e => console.error(`teardown: ${e}`));
+}
+
+before(async () => {
+    skip = await e2eSkipReason();
+    if (skip) return;
+    // A leftover cluster from an interrupted run would make "from scratch" untrue.
+    await localDown({ stack: STACK, log });
+    process.once("SIGINT", () => void teardown().then(() => process.exit(130)));
+    process.once("SIGTERM", () => void teardown().then(() => process.exit(143)));
+});
+after(teardown);
+
+const e2e = (name: string, fn: () => Promise<void>) => test(name, async t => (skip ? t.skip(skip) : fn()));
+
+e2e("1. up from scratch on 1 load balancer + 3 app hosts", async () => {
+    up = await localUp(base);
+    appIps = up.outputs.appPrivateIps;
+    console.log(`up from scratch: ${seconds(up.wallMs)}, ${up.remoteExecutions.length} remote steps`);
+    assert.equal(appIps.length, 3);
+    assert.deepEqual(up.cloud.hosts().map(h => h.name).sort(), ["pycluster-e2e-app-0", "pycluster-e2e-app-1", "pycluster-e2e-app-2", "pycluster-e2e-lb"]);
+    assert.ok(up.cloud.hosts().every(h => h.running));
+    if (keep) {
+        fs.writeFileSync(
+            "/run/pycluster-e2e.json",
+            JSON.stringify({ lb: up.outputs.lbPublicIp, publicNetns: up.cloud.publicNetns, apps: appIps, sshUser: "debian", sshKey: up.sshKeyFile }),
+        );
+    }
+});
+
+e2e("2. HTTPS answers 200 from the sample app on every node; HTTP redirects to HTTPS", async () => {
+    const url = up.outputs.url as string;
+    const ns = up.cloud.publicNetns;
+    const ok = curl(ns, ["-k", "-o", "/dev/null", "-w", "%{http_code} %{http_version}", url]);
+    assert.equal(ok.out, "200 2", ok.out);
+    const answers = curl(ns, ["-k", ...Array.from({ length: 60 }, () => url)]);
+    assert.equal(answers.code, 0, answers.out);
+    const nodes = answers.out.trim().split("\n").map(l => JSON.parse(l).node as string);
+    assert.equal(nodes.length, 60);
+    const counts: Record<string, number> = {};
+    for (const n of nodes) counts[n] = (counts[n] ?? 0) + 1;
+    console.log(`60 requests: ${JSON.stringify(counts)}`);
+    assert.deepEqual(Object.keys(counts).sort(), ["pycluster-e2e-app-0", "pycluster-e2e-app-1", "pycluster-e2e-app-2"]);
+    const redirect = curl(ns, ["-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", `http://${up.outputs.lbPublicIp}/some/path?q=1`]);
+    assert.equal(redirect.out, `301 https://${up.outputs.lbPublicIp}/some/path?q=1`);
+});
+
+e2e("3. app nodes: app port and SSH unreachable from the internet; SSH works only through the LB", async () => {
+    for (const ip of appIps) {
+        for (const port of [8000, 22]) {
+            assert.equal(tcpOpens(up.cloud.publicNetns, ip, port), false, `${ip}:${port} from the internet`);
+            assert.equal(tcpOpens(undefined, ip, port), false, `${ip}:${port} from the deployer`);
+        }
+        const direct = await runCommand(connectionTo(up, ip, false), "true").catch(e => e as Error);
+        assert.ok(direct instanceof Error, `direct SSH to ${ip} must fail`);
+        assert.equal((await onHost(up, ip, "hostname")).trim(), `pycluster-e2e-app-${appIps.indexOf(ip)}`);
+    }
+    // The LB is reachable on 22 from the admin network, and its app-facing ports are private.
+    assert.equal(tcpOpens(up.cloud.publicNetns, up.outputs.lbPublicIp, 22), true);
+    assert.equal(tcpOpens(up.cloud.publicNetns, up.outputs.lbPublicIp, 8080), false, "stub_status listens on the private address only");
+});
+
+e2e("4. gunicorn runs as the app user under the rendered unit, with the stack's settings; nginx upstream = the 3 app IPs", async () => {
+    const cfg = localStackConfig(base);
+    for (const [i, ip] of appIps.entries()) {
+        const files = appNodeFiles(cfg, { nodeIp: ip });
+        const unit = files.find(f => f.name === "webapp.service")!.content;
+        assert.equal(await onHost(up, ip, "cat /etc/systemd/system/webapp.service"), unit, `node ${i}: unit as rendered`);
+        const show = await onHost(up, ip, "systemctl show webapp -p ActiveState -p MainPID -p User");
+        assert.match(show, /ActiveState=active/);
+        const pid = /MainPID=(\d+)/.exec(show)![1];
+        assert.equal((await onHost(up, ip, `ps -o user= -p ${pid}`)).trim(), "webapp", "master runs as the app user");
+        const workers = (await onHost(up, ip, `ps -o user= --ppid ${pid}`)).trim().split("\n");
+        assert.deepEqual(workers, Array(cfg.gunicorn.workers).fill("webapp"), "the configured number of workers, as the app user");
+        const limits = await onHost(up, ip, `cat /proc/${pid}/limits`);
+        assert.match(limits, new RegExp(`Max open files\\s+${cfg.gunicorn.openFiles}\\s`));
+        const effective = await onHost(up, ip, "sudo -u webapp sh -c 'cd /srv/webapp/current && .venv/bin/python -m gunicorn --print-config -c /etc/webapp/gunicorn.conf.py app:application'");
+        const setting = (k: string) => new RegExp(`^${k}\\s+= (.*)$`, "m").exec(effective)?.[1];
+        assert.equal(setting("bind"), `['${ip}:8000']`);
+        assert.equal(setting("workers"), String(cfg.gunicorn.workers));
+        assert.equal(setting("worker_class"), "gevent");
+        assert.equal(setting("worker_connections"), String(cfg.gunicorn.workerConnections));
+        assert.equal(setting("keepalive"), String(cfg.gunicorn.keepalive));
+        assert.equal(setting("backlog"), String(cfg.gunicorn.backlog));
+        assert.equal(setting("forwarded_allow_ips"), `['${cfg.network.lbIp}']`);
+        const somaxconn = (await onHost(up, ip, "cat /proc/sys/net/core/somaxconn")).trim();
+        assert.equal(somaxconn, String(cfg.kernel.somaxconn), "kernel settings applied");
+    }
+    const nginx = await onHost(up, "lb", "sudo nginx -T 2>/dev/null");
+    const servers = [...nginx.matchAll(/^\s+server (\d+\.\d+\.\d+\.\d+:\d+)[^;]*;/gm)].map(m => m[1]);
+    assert.deepEqual(servers, appIps.map(ip => `${ip}:8000`));
+    assert.match(nginx, new RegExp(`worker_processes ${cfg.lb.workerProcesses};`));
+    const nginxWorkers = (await onHost(up, "lb", "ps -o user= -C nginx")).trim().split("\n").filter(u => u === "www-data");
+    assert.equal(nginxWorkers.length, cfg.lb.workerProcesses);
+});
+
+e2e("5. a second up with no change executes 0 remote commands", async () => {
+    const again = await localUp(base);
+    console.log(`second up: ${seconds(again.wallMs)}, ${again.remoteExecutions.length} remote steps`);
+    assert.deepEqual(again.remoteExecutions.map(s => s.name), []);
+});
+
+e2e("6. changing one gunicorn setting re-pushes it to every app node, one node at a time, and ends healthy", async () => {
+    const changed = await localUp({ ...base, set: { gunicornMaxRequests: "30000" } });
+    const ran = changed.remoteExecutions.map(s => s.name).sort();
+    console.log(`gunicornMaxRequests change: ${seconds(changed.wallMs)}, ran ${ran.join(", ")}`);
+    assert.deepEqual(ran, [0, 1, 2].flatMap(i => [`pycluster-e2e-app-${i}-app`, `pycluster-e2e-app-${i}-lb-admit`]).sort());
+    // One at a time: a node starts only after the previous one is back in rotation.
+    const step = (name: string) => changed.remoteExecutions.find(s => s.name === name)!;
+    for (const i of [1, 2]) {
+        const previous = step(`pycluster-e2e-app-${i - 1}-lb-admit`);
+        assert.ok(step(`pycluster-e2e-app-${i}-app`).startedAt >= previous.startedAt + previous.ms, `node ${i} waited for node ${i - 1}`);
+    }
+    for (const ip of appIps) {
+        assert.match(await onHost(up, ip, "sudo cat /etc/webapp/gunicorn.conf.py"), /^max_requests = 30000$/m);
+        assert.match(step(`pycluster-e2e-app-${appIps.indexOf(ip)}-app`).output ?? "", /conf changed; reloaded \(HUP\); healthy/);
+    }
+    const answers = curl(up.cloud.publicNetns, ["-k", ...Array.from({ length: 30 }, () => up.outputs.url)]);
+    assert.equal(new Set(answers.out.trim().split("\n").map(l => JSON.parse(l).node)).size, 3);
+});
+
+e2e("7. scaling 3 -> 4 app nodes provisions the new node and adds it to the upstream; back to 3 removes it", async () => {
+    const scaled = await localUp({ ...base, set: { gunicornMaxRequests: "30000", appNodeCount: "4" } });
+    console.log(`scale to 4: ${seconds(scaled.wallMs)}, ${scaled.remoteExecutions.length} remote steps`);
+    const four = scaled.outputs.appPrivateIps as string[];
+    assert.equal(four.length, 4);
+    assert.ok(scaled.cloud.hosts().some(h => h.name === "pycluster-e2e-app-3" && h.running));
+    const upstream = async () => [...(await onHost(scaled, "lb", "sudo nginx -T 2>/dev/null")).matchAll(/^\s+server (\S+:8000)[^;]*;/gm)].map(m => m[1]);
+    assert.deepEqual(await upstream(), four.map(ip => `${ip}:8000`));
+    const answers = curl(scaled.cloud.publicNetns, ["-k", ...Array.from({ length: 40 }, () => scaled.outputs.url)]);
+    assert.ok(answers.out.includes("pycluster-e2e-app-3"), "the new node serves");
+
+    const back = await localUp({ ...base, set: { gunicornMaxRequests: "30000" } });
+    console.log(`scale back to 3: ${seconds(back.wallMs)}, ${back.remoteExecutions.length} remote steps`);
+    assert.deepEqual(back.cloud.hosts().map(h => h.name).sort(), ["pycluster-e2e-app-0", "pycluster-e2e-app-1", "pycluster-e2e-app-2", "pycluster-e2e-lb"]);
+    assert.deepEqual(await upstream(), appIps.map(ip => `${ip}:8000`));
+    const after = curl(back.cloud.publicNetns, ["-k", ...Array.from({ length: 30 }, () => back.outputs.url)]);
+    assert.ok(!after.out.includes("pycluster-e2e-app-3"));
+    assert.equal(after.out.trim().split("\n").length, 30);
+});
+
+e2e("8. destroy runs the delete steps without error", async () => {
+    if (keep) return;
+    const steps = await localDown(base);
+    const deleted = steps.filter(s => s.action === "delete");
+    console.log(`destroy: ${deleted.length} resources deleted`);
+    assert.ok(deleted.some(s => s.type === "openstack:compute/instance:Instance"));
+    assert.ok(deleted.some(s => s.type === "command:remote:Command"));
+    assert.equal(fs.existsSync(`${up.cloud.stateDir}/state.json`), false, "the local cloud is gone");
+    const left = leftoversOf(up.cloud.prefix);
+    assert.deepEqual(left, { netns: [], links: [], mounts: [], pids: [], cgroups: [] }, "nothing of the cloud is left on the machine");
+    const routes = spawnSync("ip", ["route"], { encoding: "utf8" }).stdout;
+    assert.doesNotMatch(routes, /10\.78\.0\.0\/24|198\.18\.0\.0\/24/, "no route of the cloud is left");
+});

@@ -1,0 +1,24 @@
+/**
+ * npm run e2e [-- --keep]
+ *
+ * Runs the end-to-end scenario on local hosts and tears everything down,
+ * also on failure or Ctrl-C. With --keep the cluster stays up and one JSON
+ * line describes it; `npm run e2e:down` removes it then.
+ */
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+
+const keep = process.argv.includes("--keep");
+const files = fs
+    .readdirSync(__dirname)
+    .filter(f => f.endsWith(".e2e.test.ts"))
+    .map(f => path.join(__dirname, f));
+const info = "/run/pycluster-e2e.json";
+fs.rmSync(info, { force: true });
+const result = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=1", ...files], {
+    stdio: "inherit",
+    env: { ...process.env, PYCLUSTER_E2E_KEEP: keep ? "1" : "" },
+});
+if (keep && result.status === 0 && fs.existsSync(info)) console.log(fs.readFileSync(info, "utf8"));
+process.exit(result.status ?? 1);

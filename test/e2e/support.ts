@@ -1,0 +1,49 @@
+/**
+ * What the end-to-end tests need around the local rehearsal: the
+ * prerequisite check, SSH to the hosts as the program does, and curl from
+ * the local internet.
+ */
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import { localCloudPrerequisites } from "../../local/prerequisites";
+import { runCommand, SshConnection } from "../../local/ssh";
+import type { UpResult } from "../../local/stack";
+
+/** Why the e2e cannot run here (undefined when it can); with PYCLUSTER_REQUIRE_E2E=1 a missing prerequisite fails. */
+export async function e2eSkipReason(): Promise<string | undefined> {
+    const missing = await localCloudPrerequisites();
+    if (missing.length === 0) return undefined;
+    const reason = `the end-to-end tests need local hosts: ${missing.join("; ")}`;
+    if (process.env.PYCLUSTER_REQUIRE_E2E === "1") throw new Error(`PYCLUSTER_REQUIRE_E2E=1 but ${reason}`);
+    console.log(`SKIPPED: ${reason}`);
+    return reason;
+}
+
+export function connectionTo(up: UpResult, host: "lb" | string, viaLb = true): SshConnection {
+    const key = fs.readFileSync(up.sshKeyFile, "utf8");
+    const lb = { host: up.outputs.lbPublicIp as string, user: "debian", privateKey: key, dialErrorLimit: 2, perDialTimeout: 5 };
+    if (host === "lb") return lb;
+    return { host, user: "debian", privateKey: key, dialErrorLimit: 2, perDialTimeout: 5, ...(viaLb ? { proxy: lb } : {}) };
+}
+
+/** Runs a command on a host as the program would reach it; throws with the output when it fails. */
+export async function onHost(up: UpResult, host: "lb" | string, command: string, stdin?: string): Promise<string> {
+    const r = await runCommand(connectionTo(up, host), command, stdin);
+    if (r.exitCode !== 0) throw new Error(`on ${host}: ${command} exited ${r.exitCode}:\n${r.stdout}${r.stderr}`);
+    return r.stdout;
+}
+
+/** curl from a network namespace (the local internet), returning stdout. */
+export function curl(netns: string, args: string[]): { code: number; out: string } {
+    const p = spawnSync("ip", ["netns", "exec", netns, "curl", "-sS", "--max-time", "10", ...args], { encoding: "utf8" });
+    return { code: p.status ?? -1, out: `${p.stdout}${p.stderr}` };
+}
+
+/** Whether a TCP connection to host:port opens from a namespace (or the root namespace). */
+export function tcpOpens(netns: string | undefined, host: string, port: number): boolean {
+    const probe = ["timeout", "3", "bash", "-c", `exec 3<>/dev/tcp/${host}/${port}`];
+    const p = netns ? spawnSync("ip", ["netns", "exec", netns, ...probe]) : spawnSync(probe[0], probe.slice(1));
+    return p.status === 0;
+}
+
+export const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
