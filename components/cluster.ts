@@ -70,6 +70,7 @@ export class Cluster extends pulumi.ComponentResource {
                 securityGroupId: groups.lb.id,
                 access,
                 gateway: network.gateway,
+                staticFiles: cfg.lb.staticFiles ? buildAppArchive(`${cfg.app.name}-static`, cfg.lb.staticFiles.dir, args.buildDir) : undefined,
             },
             { parent: this },
         );

@@ -3,7 +3,8 @@ import * as tls from "@pulumi/tls";
 import * as command from "@pulumi/command";
 import { StackConfig } from "../config/stackConfig";
 import { lbKernelFiles, lbNginxFiles, lbPackages } from "../provisioning/lbFiles";
-import { pushNginx } from "../provisioning/push";
+import { AppArchive } from "../provisioning/archive";
+import { obtainCertificate, pushNginx, pushStaticFiles } from "../provisioning/push";
 import { Host, HostAccess } from "./host";
 
 export interface LoadBalancerArgs {
@@ -14,6 +15,8 @@ export interface LoadBalancerArgs {
     access: HostAccess;
     /** The public IP is allocated after the gateway exists (OVH requires it). */
     gateway: pulumi.Resource;
+    /** Static files nginx serves itself (staticUrlPath), packed from staticDir. */
+    staticFiles?: AppArchive;
 }
 
 /**
@@ -56,8 +59,13 @@ export class LoadBalancer extends pulumi.ComponentResource {
 
         const certificate = this.certificate(name, cfg);
         const files = pulumi.all([this.publicIp, certificate]).apply(([publicIp, cert]) => lbNginxFiles(cfg, { publicIp, certificate: cert }));
+        const before = args.staticFiles ? [pushStaticFiles(this.host.target, cfg.app.name, args.staticFiles, [this.host.ready])] : [];
         // The bundle carries the TLS private key.
-        this.nginx = pushNginx(this.host.target, files, true, [this.host.ready]);
+        this.nginx = pushNginx(this.host.target, files, true, [this.host.ready, ...before]);
+        if (cfg.lb.tls.mode === "letsencrypt") {
+            // nginx answers the ACME challenge on port 80 with the placeholder certificate on 443 meanwhile.
+            obtainCertificate(this.host.target, cfg.lb.domain!, cfg.lb.tls.letsencryptEmail!, [this.nginx]);
+        }
 
         this.registerOutputs({ publicIp: this.publicIp, url: this.url });
     }

@@ -159,7 +159,8 @@ export class LocalCloud {
             throw new Error(`privateCidr ${priv.cidr.text} and publicCidr ${pub.cidr.text} overlap: use disjoint networks`);
         }
         const stateDir = stateDirOf(options.prefix, options.stateRoot);
-        if (fs.existsSync(stateFile(stateDir)) || leftoversOf(options.prefix).netns.length > 0) {
+        const existing = leftoversOf(options.prefix, options.stateRoot);
+        if (fs.existsSync(stateFile(stateDir)) || Object.values(existing).some((v: unknown[]) => v.length > 0)) {
             if (!options.replaceExisting) {
                 throw new Error(`a local cloud "${options.prefix}" already exists (${stateDir}): destroyCloud("${options.prefix}") first, or pass replaceExisting`);
             }
@@ -466,11 +467,16 @@ export class LocalCloud {
         return h;
     }
 
-    /** Synchronous read-modify-write of the state file (atomic within this process). */
+    /**
+     * Read-modify-write of the state file: synchronous (atomic within this process) and under a
+     * lock file (atomic between processes that share the cloud).
+     */
     private update(change: (s: CloudState) => void): void {
-        const s = this.state;
-        change(s);
-        writeState(s);
+        withLockSync(path.join(this.stateDir, "state.lock"), () => {
+            const s = this.state;
+            change(s);
+            writeState(s);
+        });
     }
 
     private async plugHost(host: HostState, s: CloudState): Promise<void> {
@@ -496,6 +502,32 @@ export class LocalCloud {
         this.update((s) => void (s.hosts[name].supervisor = supervisor));
         await waitForSsh(this.hostState(name), this.names.gatewayNetns, timeoutMs);
         return this.host(name);
+    }
+}
+
+/** Runs `fn` holding an exclusive lock file (which names its owner's PID; a dead owner's lock is taken over). */
+function withLockSync<T>(file: string, fn: () => T, timeoutMs = 10_000): T {
+    const deadline = Date.now() + timeoutMs;
+    const pause = new Int32Array(new SharedArrayBuffer(4));
+    for (;;) {
+        try {
+            fs.writeFileSync(file, String(process.pid), { flag: "wx" });
+            break;
+        } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+            const owner = Number(fs.readFileSync(file, { encoding: "utf8", flag: "a+" }).trim());
+            if (owner > 0 && !fs.existsSync(`/proc/${owner}`)) {
+                fs.rmSync(file, { force: true });
+                continue;
+            }
+            if (Date.now() > deadline) throw new Error(`timed out waiting for ${file} (held by PID ${owner || "?"})`);
+            Atomics.wait(pause, 0, 0, 10); // a short synchronous sleep
+        }
+    }
+    try {
+        return fn();
+    } finally {
+        fs.rmSync(file, { force: true });
     }
 }
 

@@ -10,6 +10,7 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { run, runInNetns, shellQuote, sleep } from "./exec";
+import { canConnect } from "./network";
 import { cgroupDirs, cgroupPids, childPids, ensureCgroup, isRunning, killCgroup, ProcessRef, refOf, signalRef, waitGone } from "./procs";
 
 /** Everything known about a host, as kept in the cloud's state file. */
@@ -224,13 +225,11 @@ export function initPid(host: HostState): number | undefined {
  */
 export async function waitForSsh(host: HostState, probeNetns: string, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    const probe = `exec 3<>/dev/tcp/${host.privateIp}/22 && read -t 2 -r banner <&3 && [[ $banner == SSH-* ]]`;
     for (;;) {
         if (!isRunning(host.supervisor)) {
             throw new Error(`host ${host.name} stopped while booting; see ${hostPaths(host.dir).consoleLog}`);
         }
-        const r = await runInNetns(probeNetns, ["timeout", "3", "bash", "-c", probe], { allowFailure: true });
-        if (r.code === 0) return;
+        if (await canConnect({ netns: probeNetns, host: host.privateIp, port: 22, timeoutMs: 2000, expectBanner: "SSH-" })) return;
         if (Date.now() > deadline) {
             throw new Error(`sshd of host ${host.name} (${host.privateIp}) not up after ${timeoutMs / 1000} s; see ${hostPaths(host.dir).consoleLog}`);
         }

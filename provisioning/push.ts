@@ -10,12 +10,16 @@ import {
     bootstrapCommand,
     gateCommand,
     kernelCommand,
+    letsencryptCommand,
     nginxCommand,
     packagesCommand,
     releaseArchivePath,
     releaseCommand,
+    staticArchivePath,
+    staticCommand,
     upstreamCommand,
 } from "./render/hostCommands";
+import { ACME_WEBROOT } from "./render/nginx";
 
 /**
  * The push: turns rendered files and command lines into @pulumi/command
@@ -109,6 +113,21 @@ export function pushNginx(
         secretStdin: secret,
         dependsOn,
     });
+}
+
+/** The load balancer's static files: uploaded as an archive, unpacked and switched atomically. */
+export function pushStaticFiles(target: PushTarget, app: string, archive: AppArchive, dependsOn: pulumi.Input<pulumi.Resource>[]): command.remote.Command {
+    const upload = new command.remote.CopyToRemote(
+        `${target.name}-static-upload`,
+        { connection: target.connection, source: new pulumi.asset.FileAsset(archive.path), remotePath: staticArchivePath(app, archive.id), triggers: target.triggers },
+        { parent: target.parent, dependsOn, deletedWith: target.instance },
+    );
+    return step(target, "static", { create: staticCommand({ app, id: archive.id }), dependsOn: [upload] });
+}
+
+/** Let's Encrypt through certbot and nginx's ACME location, once nginx serves the domain. */
+export function obtainCertificate(target: PushTarget, domain: string, email: string, dependsOn: pulumi.Input<pulumi.Resource>[]): command.remote.Command {
+    return step(target, "letsencrypt", { create: letsencryptCommand({ domain, email, webroot: ACME_WEBROOT }), dependsOn });
 }
 
 /** Uploads the release archive over SFTP; it is copied again only when its content changes. */

@@ -646,6 +646,71 @@ def cmd_status(args):
     }))
 
 
+# --- load balancer: static files and certificates ---------------------------
+
+def cmd_static(args):
+    """Unpack the static files of a release next to the others, then switch the `static` link atomically."""
+    base = f"/var/www/{args.app}"
+    releases = os.path.join(base, "static-releases")
+    target = os.path.join(releases, args.id)
+    if not os.path.exists(os.path.join(target, ".pycluster-complete")):
+        archive = f"/var/tmp/pycluster-static-{args.app}-{args.id}.tar.gz"
+        if not os.path.exists(archive):
+            raise Failure(f"static files {args.id} were not uploaded ({archive} is missing)")
+        shutil.rmtree(target, ignore_errors=True)
+        os.makedirs(target)
+        safe_extract(archive, target)
+        for dirpath, _dirs, names in os.walk(target):
+            os.chmod(dirpath, 0o755)
+            for name in names:
+                os.chmod(os.path.join(dirpath, name), 0o644)
+        open(os.path.join(target, ".pycluster-complete"), "w").close()
+        os.chmod(base, 0o755)
+    link = os.path.join(base, "static")
+    previous = os.readlink(link) if os.path.islink(link) else None
+    point_symlink(link, os.path.relpath(target, base))
+    # Keep the three newest sets (clients may still hold pages that reference older files).
+    done = sorted((os.path.getmtime(os.path.join(releases, d, ".pycluster-complete")), d) for d in os.listdir(releases)
+                  if os.path.exists(os.path.join(releases, d, ".pycluster-complete")))
+    for _, d in done[:-3]:
+        if d != args.id:
+            shutil.rmtree(os.path.join(releases, d), ignore_errors=True)
+            archive = f"/var/tmp/pycluster-static-{args.app}-{d}.tar.gz"
+            if os.path.exists(archive):
+                os.unlink(archive)
+    log(f"static files: {args.id} served" + (" (unchanged)" if previous == os.path.relpath(target, base) else ""))
+
+
+RENEWAL_HOOK = "/etc/letsencrypt/renewal-hooks/deploy/pycluster-reload-nginx"
+
+
+def cmd_letsencrypt(args):
+    """Obtain a certificate with certbot (HTTP-01 through nginx's ACME location), point nginx at it, keep it renewed."""
+    live = f"/etc/letsencrypt/live/{args.domain}"
+    if not os.path.exists(os.path.join(live, "fullchain.pem")):
+        os.makedirs(args.webroot, exist_ok=True)
+        run(["certbot", "certonly", "--webroot", "-w", args.webroot, "-d", args.domain, "-m", args.email,
+             "--agree-tos", "--non-interactive", "--no-eff-email", "--keep-until-expiring"], timeout=600)
+    write_atomic(RENEWAL_HOOK, b"#!/bin/sh\n# Installed by pycluster: renewed certificates take effect without a restart.\nnginx -t -q && systemctl reload nginx\n", 0o755)
+    tls = os.path.join(NGINX_DIR, SITE_DIR, "tls")
+    wanted = {"fullchain.pem": os.path.join(live, "fullchain.pem"), "privkey.pem": os.path.join(live, "privkey.pem")}
+    current = {name: os.readlink(os.path.join(tls, name)) if os.path.islink(os.path.join(tls, name)) else None for name in wanted}
+    if current != wanted:
+        saved = {name: read_bytes(os.path.join(tls, name)) for name in wanted}
+        for name, target in wanted.items():
+            point_symlink(os.path.join(tls, name), target)
+        ok, output = nginx_test(os.path.join(NGINX_DIR, "nginx.conf"))
+        if not ok:
+            for name, content in saved.items():
+                if content is not None:
+                    os.unlink(os.path.join(tls, name))
+                    write_atomic(os.path.join(tls, name), content, 0o600 if name == "privkey.pem" else 0o644)
+            raise Failure(f"nginx rejected the Let's Encrypt certificate; the previous one is back:\n{output}")
+        systemctl("reload", "nginx")
+    systemctl("enable", "--now", "--quiet", "certbot.timer", check=False)
+    log(f"letsencrypt: {args.domain} served with its certificate; renewal by certbot.timer")
+
+
 # --- load balancer: upstream membership and gates ---------------------------
 
 UPSTREAM_SERVER = re.compile(r"^\s*server\s+(\S+:\d+)\b([^;]*);")
@@ -737,6 +802,15 @@ def main():
     s = sub.add_parser("unit-validate")
     s.add_argument("--unit", required=True)
     s.set_defaults(func=cmd_unit_validate)
+    s = sub.add_parser("static")
+    s.add_argument("--app", required=True)
+    s.add_argument("--id", required=True)
+    s.set_defaults(func=cmd_static)
+    s = sub.add_parser("letsencrypt")
+    s.add_argument("--domain", required=True)
+    s.add_argument("--email", required=True)
+    s.add_argument("--webroot", default="/var/www/acme")
+    s.set_defaults(func=cmd_letsencrypt)
     s = sub.add_parser("status")
     s.add_argument("--app", required=True)
     s.set_defaults(func=cmd_status)

@@ -91,3 +91,12 @@ export function admitCommand(o: { server: string; nodeHealthUrl: string; siteHos
 }
 
 export const statusCommand = (app: string) => hostctl("status", { app });
+
+export function staticArchivePath(app: string, id: string): string {
+    return `/var/tmp/pycluster-static-${app}-${id}.tar.gz`;
+}
+
+export const staticCommand = (o: { app: string; id: string }) => hostctl("static", { app: o.app, id: o.id });
+
+export const letsencryptCommand = (o: { domain: string; email: string; webroot: string }) =>
+    hostctl("letsencrypt", { domain: o.domain, email: o.email, webroot: o.webroot });

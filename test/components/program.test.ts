@@ -37,7 +37,8 @@ for (const name of ["dev", "staging", "prod"]) {
         assert.equal(count(FIP), 1);
         assert.equal(count(COPY), nodes, "one release upload per app node");
         // Per host: bootstrap, packages, kernel. LB: nginx. Per app node: release, app, and drain/admit on the LB.
-        assert.equal(count(COMMAND), 3 * (1 + nodes) + 1 + 4 * nodes);
+        const letsencrypt = name === "prod" ? 1 : 0;
+        assert.equal(count(COMMAND), 3 * (1 + nodes) + 1 + 4 * nodes + letsencrypt);
         assert.deepEqual(run.outputs.appPrivateIps, Array.from({ length: nodes }, (_, i) => `10.${{ dev: 110, staging: 120, prod: 130 }[name]}.0.${3 + i}`));
     });
 }
@@ -280,4 +281,27 @@ test("a replaced VM is provisioned again: every step on it is triggered by its i
             assert.deepEqual(triggers, [`${host}-id`], c.name);
         }
     }
+});
+
+test("static files: packed from staticDir, uploaded to the LB and switched before nginx serves them", async () => {
+    const run = await runProgram({ stack: "staging", config: { ...loadStackFile("staging"), ...TEST_CREDENTIALS, staticUrlPath: "/static/", staticDir: "static" } });
+    const upload = find(run, COPY, "pycluster-staging-lb-static-upload");
+    assert.match(upload.inputs.remotePath, /^\/var\/tmp\/pycluster-static-webapp-[0-9a-f]{12}\.tar\.gz$/);
+    const step = find(run, COMMAND, "pycluster-staging-lb-static");
+    assert.match(step.inputs.create, /hostctl\.py static --app webapp --id [0-9a-f]{12}$/);
+    assert.ok(step.options.dependsOn.includes(upload.urn));
+    const nginx = find(run, COMMAND, "pycluster-staging-lb-nginx");
+    assert.ok(nginx.options.dependsOn.includes(step.urn));
+    assert.match(nginx.inputs.stdin, /location \/static\/ \{\n\s+alias \/var\/www\/webapp\/static\/;/);
+});
+
+test("letsencrypt: certbot runs on the LB once nginx serves the domain's ACME path", async () => {
+    const run = await stack("prod");
+    const le = find(run, COMMAND, "pycluster-prod-lb-letsencrypt");
+    assert.equal(le.inputs.create, "sudo python3 /usr/local/lib/pycluster/hostctl.py letsencrypt --domain www.example.com --email ops@example.com --webroot /var/www/acme");
+    assert.ok(le.options.dependsOn.includes(find(run, COMMAND, "pycluster-prod-lb-nginx").urn));
+    const nginx = find(run, COMMAND, "pycluster-prod-lb-nginx");
+    assert.match(nginx.inputs.stdin, /server_name www\.example\.com;/);
+    assert.match(nginx.inputs.stdin, /ssl_reject_handshake on;/);
+    assert.match(nginx.inputs.stdin, /^file tls\/fullchain\.pem 0644/m, "a placeholder certificate until certbot has one");
 });

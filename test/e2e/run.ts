@@ -10,10 +10,14 @@ import * as fs from "fs";
 import * as path from "path";
 
 const keep = process.argv.includes("--keep");
-const files = fs
-    .readdirSync(__dirname)
-    .filter(f => f.endsWith(".e2e.test.ts"))
-    .map(f => path.join(__dirname, f));
+// The local hosts themselves first (test/local), then the cluster scenario.
+const files = [path.join(__dirname, "..", "local"), __dirname].flatMap(dir =>
+    fs
+        .readdirSync(dir)
+        .filter(f => f.endsWith(".e2e.test.ts"))
+        .sort()
+        .map(f => path.join(dir, f)),
+);
 const info = "/run/pycluster-e2e.json";
 fs.rmSync(info, { force: true });
 const result = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=1", ...files], {

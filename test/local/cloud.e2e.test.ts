@@ -77,7 +77,7 @@ test("local cloud: two hosts from cloud-init user-data, reached over SSH", { tim
     if (missing.length > 0) {
         const reason = `local cloud prerequisites missing: ${missing.join("; ")}`;
         if (process.env.PYCLUSTER_REQUIRE_E2E === "1") assert.fail(`${reason} (PYCLUSTER_REQUIRE_E2E=1)`);
-        console.log(`# SKIP ${reason}`);
+        console.log(`SKIP ${reason}`);
         t.skip(reason);
         return;
     }
@@ -93,6 +93,8 @@ test("local cloud: two hosts from cloud-init user-data, reached over SSH", { tim
         const rootfs = await ensureRootfs({ log: note });
         note(`timing: root filesystem ${rootfs.built ? "built" : "from cache"} in ${seconds(started)} (key ${rootfs.key})`);
 
+        // each step is bounded, so that a hang fails the step instead of stalling the run
+        const step = (name: string, fn: () => Promise<void>) => t.test(name, { timeout: 180_000 }, fn);
         const c: LocalCloud = await createCloud({ prefix: PREFIX, privateCidr: PRIVATE_CIDR, publicCidr: PUBLIC_CIDR, clients: 2, rootfs });
         const user = { user: "debian", privateKey: keys.user.private, hostKey: keys.host.public, dialErrorLimit: 20, perDialTimeout: 10 };
         let host1Public = "";
@@ -100,7 +102,7 @@ test("local cloud: two hosts from cloud-init user-data, reached over SSH", { tim
         const viaHost1 = (): SshConnection => ({ host: HOST2_IP, ...user, proxy: direct() });
 
         let bootStarted = 0;
-        await t.test("boots two hosts in parallel until their sshd answers", async () => {
+        await step("boots two hosts in parallel until their sshd answers", async () => {
             started = bootStarted = Date.now();
             const hosts = await Promise.all([
                 c.bootHost({ name: "host1", privateIp: HOST1_IP, userData: ud }),
@@ -110,7 +112,7 @@ test("local cloud: two hosts from cloud-init user-data, reached over SSH", { tim
             assert.deepEqual(hosts.map((h) => h.running), [true, true]);
         });
 
-        await t.test("a public IP attached after boot makes host1's sshd reachable from the internet", async () => {
+        await step("a public IP attached after boot makes host1's sshd reachable from the internet", async () => {
             host1Public = c.allocatePublicIp();
             const info = await c.attachPublicIp("host1", host1Public);
             assert.equal(info.publicIp, host1Public);
@@ -120,17 +122,17 @@ test("local cloud: two hosts from cloud-init user-data, reached over SSH", { tim
             }
         });
 
-        await t.test("SSH as debian works with the host key pinned", async () => {
+        await step("SSH as debian works with the host key pinned", async () => {
             const r = await runCommand(direct(), "id -un; hostname; sudo -n true && echo sudo-ok");
             assert.equal(r.exitCode, 0, r.stderr);
             assert.deepEqual(r.stdout.trim().split("\n"), ["debian", "host1", "sudo-ok"]);
         });
 
-        await t.test("SSH fails when the pinned host key is not the host's", async () => {
+        await step("SSH fails when the pinned host key is not the host's", async () => {
             await assert.rejects(runCommand({ ...direct(), hostKey: keys.wrongHostKey }, "true"), /host key .* does not match/);
         });
 
-        await t.test("cloud-init finishes on both hosts (host2 through host1 as proxy)", async () => {
+        await step("cloud-init finishes on both hosts (host2 through host1 as proxy)", async () => {
             const results = await Promise.all([direct(), viaHost1()].map((conn) => runCommand(conn, "cloud-init status --wait >/dev/null; echo $?; hostname")));
             note(`timing: cloud-init done on both hosts ${seconds(bootStarted)} after their boot began`);
             for (const [i, r] of results.entries()) {
@@ -140,26 +142,35 @@ test("local cloud: two hosts from cloud-init user-data, reached over SSH", { tim
             }
         });
 
-        await t.test("stdin reaches the command and exit codes come back", async () => {
+        await step("stdin reaches the command and exit codes come back", async () => {
             const r = await runCommand(viaHost1(), "cat > /tmp/stdin.txt; wc -c < /tmp/stdin.txt; exit 3", "hello through the bastion\n");
             assert.equal(r.exitCode, 3);
             assert.equal(r.stdout.trim(), "26");
         });
 
-        await t.test("host1 reaches host2 over the private network", async () => {
+        await step("host1 reaches host2 over the private network", async () => {
             const r = await runCommand(direct(), `timeout 3 bash -c 'exec 3<>/dev/tcp/${HOST2_IP}/22 && head -c 7 <&3'`);
             assert.equal(r.exitCode, 0, r.stderr);
             assert.equal(r.stdout, "SSH-2.0");
         });
 
-        await t.test("private addresses are reachable neither from the root namespace nor from a client", async () => {
+        await step("private addresses are reachable neither from the root namespace nor from a client", async () => {
             for (const ip of [HOST2_IP, HOST1_IP, c.gatewayIp]) {
                 assert.equal(await canConnect({ host: ip, port: 22, timeoutMs: 1000 }), false, `${ip} from the root namespace`);
                 assert.equal(await canConnect({ netns: c.publicNetns, host: ip, port: 22, timeoutMs: 1000 }), false, `${ip} from ${c.publicNetns}`);
             }
         });
 
-        await t.test("apt-get update && apt-get install work offline from the gateway's repository", async () => {
+        await step("no namespace of the cloud forwards IP packets", async () => {
+            for (const ns of [c.names.gatewayNetns, ...c.clients.map((x) => x.netns), `${PREFIX}-host1`, `${PREFIX}-host2`]) {
+                const r = await run(["ip", "netns", "exec", ns, "cat", "/proc/sys/net/ipv4/ip_forward"]);
+                assert.equal(r.stdout.trim(), "0", ns);
+            }
+            assert.equal(fs.readFileSync(`/proc/sys/net/ipv4/conf/${c.names.publicBridge}/forwarding`, "utf8").trim(), "0");
+            assert.equal(fs.readFileSync(`/proc/sys/net/ipv6/conf/${c.names.privateBridge}/disable_ipv6`, "utf8").trim(), "1", "no IPv6 address either");
+        });
+
+        await step("apt-get update && apt-get install work offline from the gateway's repository", async () => {
             started = Date.now();
             const apt = "sudo apt-get -o DPkg::Lock::Timeout=120";
             const r = await runCommand(
@@ -172,7 +183,7 @@ test("local cloud: two hosts from cloud-init user-data, reached over SSH", { tim
             note(`timing: apt-get update + install + reinstall in ${seconds(started)}`);
         });
 
-        await t.test("copyToRemote copies a file and a directory", async () => {
+        await step("copyToRemote copies a file and a directory", async () => {
             const file = path.join(work, "app.conf");
             fs.writeFileSync(file, "workers = 4\n", { mode: 0o640 });
             const dir = path.join(work, "site");
@@ -188,7 +199,7 @@ test("local cloud: two hosts from cloud-init user-data, reached over SSH", { tim
             assert.equal(r.stdout, "workers = 4\n640 conf/app.conf\n755 site/run.sh\n<h1>hi</h1>\nrun\n");
         });
 
-        await t.test("`sudo reboot` over SSH brings the host back by itself, with its disk", async () => {
+        await step("`sudo reboot` over SSH brings the host back by itself, with its disk", async () => {
             await runCommand(viaHost1(), "echo kept | sudo tee /var/tmp/disk-marker >/dev/null && echo gone | sudo tee /run/boot-marker >/dev/null");
             const boot = c.hostBootId("host2");
             started = Date.now();
@@ -201,7 +212,7 @@ test("local cloud: two hosts from cloud-init user-data, reached over SSH", { tim
             assert.equal(r.stdout, "kept\nfresh-boot\n");
         });
 
-        await t.test("rebootHost, stopHost/startHost and killHost/startHost keep the disk and the public IP", async () => {
+        await step("rebootHost, stopHost/startHost and killHost/startHost keep the disk and the public IP", async () => {
             await runCommand(direct(), "echo kept | sudo tee /var/tmp/disk-marker >/dev/null");
             await c.rebootHost("host1");
             assert.equal((await runCommand(direct(), "cat /var/tmp/disk-marker")).stdout, "kept\n");
@@ -218,7 +229,7 @@ test("local cloud: two hosts from cloud-init user-data, reached over SSH", { tim
             assert.equal((await runCommand(direct(), "cat /var/tmp/disk-marker")).stdout, "kept\n");
         });
 
-        await t.test("a host booted by another process outlives it and is reachable", async () => {
+        await step("a host booted by another process outlives it and is reachable", async () => {
             const out = await inAnotherProcess(`
                 const { LocalCloud } = require("./local");
                 LocalCloud.open(${JSON.stringify(PREFIX)})
@@ -230,7 +241,7 @@ test("local cloud: two hosts from cloud-init user-data, reached over SSH", { tim
             assert.equal(r.stdout, "host3\n");
         });
 
-        await t.test("removeHost deletes a host with its namespace, interfaces and disk", async () => {
+        await step("removeHost deletes a host with its namespace, interfaces and disk", async () => {
             const disk = c.host("host3").diskDir;
             await c.removeHost("host3");
             assert.equal(c.hosts().some((h) => h.name === "host3"), false);
@@ -241,13 +252,13 @@ test("local cloud: two hosts from cloud-init user-data, reached over SSH", { tim
             assert.equal(await canConnect({ netns: `${PREFIX}-gw`, host: "10.79.0.13", port: 22, timeoutMs: 1000 }), false);
         });
 
-        await t.test("detachPublicIp takes host1 off the internet", async () => {
+        await step("detachPublicIp takes host1 off the internet", async () => {
             await c.detachPublicIp("host1");
             assert.equal(await canConnect({ host: host1Public, port: 22, timeoutMs: 1000 }), false);
             assert.equal(c.host("host1").publicIp, undefined);
         });
 
-        await t.test("destroyCloud from another process leaves no namespace, link, mount, process or cgroup", async () => {
+        await step("destroyCloud from another process leaves no namespace, link, mount, process or cgroup", async () => {
             started = Date.now();
             const out = await inAnotherProcess(`
                 require("./local").destroyCloud(${JSON.stringify(PREFIX)})
