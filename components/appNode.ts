@@ -4,9 +4,9 @@ import * as command from "@pulumi/command";
 import { StackConfig } from "../config/stackConfig";
 import { AppArchive } from "../provisioning/archive";
 import { appKernelFiles, appLayout, appNodeFiles, appPackages } from "../provisioning/appFiles";
-import { renderBundle } from "../provisioning/render/bundle";
-import { admitCommand } from "../provisioning/render/hostCommands";
-import { installRelease, PushTarget, pushApp, setUpstream, uploadRelease } from "../provisioning/push";
+import { BundleFile, renderBundle } from "../provisioning/render/bundle";
+import { admitCommand, appCommand, AppCommandOptions, upstreamCommand } from "../provisioning/render/hostCommands";
+import { installRelease, onLoadBalancer, PushTarget, pushApp, uploadRelease } from "../provisioning/push";
 import { Bastion, Host, HostAccess } from "./host";
 
 /** What an app node's rollout needs from the load balancer. */
@@ -21,8 +21,6 @@ export interface AppRelease {
     id: string;
     /** Absent when the stack pins an earlier release that is already on the hosts. */
     archive?: AppArchive;
-    /** Hash of the release's requirements (its venv), when known. */
-    requirementsHash?: string;
 }
 
 export interface AppNodeArgs {
@@ -37,8 +35,13 @@ export interface AppNodeArgs {
     release: AppRelease;
     /** Keys the change fingerprints (secret; never leaves the program). */
     fingerprintKey: pulumi.Output<string>;
-    /** The previous rollout batch: this node changes only after those nodes are back in rotation. */
+}
+
+export interface RolloutArgs {
+    /** The previous batch: this node is drained only once those nodes are back in rotation. */
     after: pulumi.Resource[];
+    /** Every node's validation of the change: no node is drained before all of them passed. */
+    checks: pulumi.Resource[];
 }
 
 /** HMAC of content that may hold secrets: safe to show in a plan, changes when the content does. */
@@ -49,18 +52,32 @@ function fingerprint(key: pulumi.Output<string>, parts: pulumi.Input<string>[]):
 }
 
 /**
- * One private app node: its host, its release, and its gunicorn service,
- * changed in three steps: drained from the load balancer when the change
- * needs a restart, switched and health-gated on the node (rolled back on
- * failure), then admitted back after the LB itself sees it healthy.
+ * One private app node: its host, its release (unpacked ahead of the rollout)
+ * and its gunicorn service. A change is first validated on every node
+ * (`check`), then, node by node: drained from the load balancer, switched and
+ * health-gated on the node (rolled back on failure), admitted back once the LB
+ * itself sees it healthy.
  */
 export class AppNode extends pulumi.ComponentResource {
     readonly host: Host;
-    readonly app: command.remote.Command;
+    /** The change staged and validated on this node, nothing switched. */
+    readonly check: command.remote.Command;
+    /** Set by rollOut. */
+    app!: command.remote.Command;
     /** Back in rotation and healthy through the load balancer: the next batch may start. */
-    readonly admitted: command.remote.Command;
+    admitted!: command.remote.Command;
 
-    constructor(name: string, args: AppNodeArgs, opts?: pulumi.ComponentResourceOptions) {
+    private readonly server: string;
+    private readonly healthUrl: string;
+    private readonly options: AppCommandOptions;
+    private readonly files: pulumi.Output<BundleFile[]>;
+    private readonly change: pulumi.Output<string>;
+
+    constructor(
+        name: string,
+        private readonly args: AppNodeArgs,
+        opts?: pulumi.ComponentResourceOptions,
+    ) {
         super("pycluster:app:AppNode", name, {}, opts);
         const cfg = args.config;
         const ip = cfg.network.appIps[args.index];
@@ -88,46 +105,46 @@ export class AppNode extends pulumi.ComponentResource {
         const release = installRelease(this.host.target, { app: cfg.app.name, release: args.release.id, user: cfg.app.name }, [this.host.ready, ...upload]);
 
         const envText = cfg.app.env ? pulumi.secret(cfg.app.env.reveal()) : pulumi.output("{}");
-        const files = envText.apply(text => appNodeFiles(cfg, { nodeIp: ip, env: JSON.parse(text) }));
-        const unitAndEnv = files.apply(fs => fs.filter(f => f.name !== "gunicorn.conf.py").map(f => f.content).join("\0"));
-        // A restart (so a drain) is due when the unit, the environment or the venv changes.
-        const restartChange = fingerprint(args.fingerprintKey, [unitAndEnv, args.release.requirementsHash ?? args.release.id]);
-        const server = `${ip}:${cfg.app.port}`;
-        // Steps on the LB for this node re-run when either VM is replaced (a new LB starts with every node drained).
-        const lbSide: PushTarget = { ...args.lb.target, name: `${name}-lb`, parent: this, triggers: [...args.lb.target.triggers, this.host.instance.id] };
+        this.files = envText.apply(text => appNodeFiles(cfg, { nodeIp: ip, env: JSON.parse(text) }));
+        this.server = `${ip}:${cfg.app.port}`;
+        this.healthUrl = `http://${this.server}${cfg.app.healthPath}`;
+        this.options = {
+            app: cfg.app.name,
+            release: args.release.id,
+            user: cfg.app.name,
+            module: cfg.app.module,
+            bind: this.server,
+            healthPath: cfg.app.healthPath,
+            workers: cfg.gunicorn.workers,
+            keep: cfg.app.releasesKept,
+            gateTimeout: cfg.app.gateTimeout,
+        };
+        // Everything the node is about to receive: its LB-side steps run exactly when it changes.
+        this.change = fingerprint(args.fingerprintKey, [appCommand(this.options), this.files.apply(renderBundle)]);
+        this.check = pushApp(this.host.target, { ...this.options, checkOnly: true }, this.files, cfg.app.env !== undefined, [release]);
+    }
 
-        const drain = setUpstream(lbSide, "drain", "drain", server, restartChange, [args.lb.nginx, ...args.after]);
-        const g = cfg.gunicorn;
-        this.app = pushApp(
-            this.host.target,
-            {
-                app: cfg.app.name,
-                release: args.release.id,
-                user: cfg.app.name,
-                module: cfg.app.module,
-                bind: server,
-                healthPath: cfg.app.healthPath,
-                workers: g.workers,
-                keep: cfg.app.releasesKept,
-                gateTimeout: Math.max(60, g.gracefulTimeout + 30),
-            },
-            files,
-            cfg.app.env !== undefined,
-            [release, drain, ...args.after],
+    /** The node's place in the rollout: drain, switch, admit. */
+    rollOut(r: RolloutArgs): void {
+        const cfg = this.args.config;
+        const lb = this.args.lb;
+        // Steps on the LB for this node re-run when either VM is replaced (a new LB starts with every node drained).
+        const lbSide: PushTarget = { ...lb.target, name: `${this.host.target.name}-lb`, parent: this, triggers: [...lb.target.triggers, this.host.instance.id] };
+        const drain = onLoadBalancer(
+            lbSide,
+            "drain",
+            upstreamCommand("drain", this.server, { seconds: cfg.app.drainLeaseSeconds, healthUrl: this.healthUrl }),
+            this.change,
+            [lb.nginx, ...r.checks, ...r.after],
         );
-        const appChange = fingerprint(args.fingerprintKey, [this.app.create.apply(c => c ?? ""), files.apply(renderBundle)]);
-        this.admitted = new command.remote.Command(
-            `${name}-lb-admit`,
-            {
-                connection: args.lb.target.connection,
-                create: pulumi.interpolate`${args.lb.siteHost.apply(siteHost =>
-                    admitCommand({ server, nodeHealthUrl: `http://${server}${cfg.app.healthPath}`, siteHost, healthPath: cfg.app.healthPath }),
-                )} # change ${appChange}`,
-                addPreviousOutputInEnv: false,
-                triggers: lbSide.triggers,
-            },
-            { parent: this, dependsOn: [this.app, args.lb.nginx], deletedWith: args.lb.target.instance },
+        this.app = pushApp(this.host.target, this.options, this.files, cfg.app.env !== undefined, [this.check, drain, ...r.after]);
+        this.admitted = onLoadBalancer(
+            lbSide,
+            "admit",
+            lb.siteHost.apply(siteHost => admitCommand({ server: this.server, nodeHealthUrl: this.healthUrl, siteHost, healthPath: cfg.app.healthPath })),
+            this.change,
+            [this.app, lb.nginx],
         );
-        this.registerOutputs({ privateIp: ip, release: args.release.id, unit: appLayout(cfg.app.name).unit });
+        this.registerOutputs({ privateIp: this.host.privateIp, release: this.args.release.id, unit: appLayout(cfg.app.name).unit });
     }
 }

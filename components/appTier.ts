@@ -27,17 +27,14 @@ export class AppTier extends pulumi.ComponentResource {
     constructor(name: string, args: AppTierArgs, opts?: pulumi.ComponentResourceOptions) {
         super("pycluster:app:AppTier", name, {}, opts);
         const batch = args.config.app.rolloutBatchSize;
-        this.nodes = [];
-        for (let i = 0; i < args.config.app.nodeCount; i++) {
-            const previousBatch = i >= batch ? this.nodes.slice(i - batch - (i % batch), i - (i % batch)) : [];
-            this.nodes.push(
-                new AppNode(
-                    `${name}-${i}`,
-                    { ...args, index: i, after: previousBatch.map(n => n.admitted) },
-                    { parent: this },
-                ),
-            );
-        }
+        this.nodes = Array.from({ length: args.config.app.nodeCount }, (_, i) => new AppNode(`${name}-${i}`, { ...args, index: i }, { parent: this }));
+        // A change is validated on every node before the first one is drained; then batch by batch.
+        const checks = this.nodes.map(n => n.check);
+        this.nodes.forEach((node, i) => {
+            const start = i - (i % batch);
+            const previousBatch = start >= batch ? this.nodes.slice(start - batch, start) : [];
+            node.rollOut({ after: previousBatch.map(n => n.admitted), checks });
+        });
         this.privateIps = args.config.network.appIps;
         this.registerOutputs({ privateIps: this.privateIps });
     }

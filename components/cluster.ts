@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as openstack from "@pulumi/openstack";
 import * as tls from "@pulumi/tls";
 import { StackConfig } from "../config/stackConfig";
-import { buildAppArchive, requirementsHash } from "../provisioning/archive";
+import { buildAppArchive } from "../provisioning/archive";
 import { AppRelease } from "./appNode";
 import { AppTier } from "./appTier";
 import { LoadBalancer } from "./loadBalancer";
@@ -79,7 +79,7 @@ export class Cluster extends pulumi.ComponentResource {
             ? { id: cfg.app.releasePin }
             : (() => {
                   const archive = buildAppArchive(cfg.app.name, cfg.app.dir, args.buildDir);
-                  return { id: archive.id, archive, requirementsHash: requirementsHash(cfg.app.dir) };
+                  return { id: archive.id, archive };
               })();
 
         this.apps = new AppTier(

@@ -61,7 +61,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
         const files = pulumi.all([this.publicIp, certificate]).apply(([publicIp, cert]) => lbNginxFiles(cfg, { publicIp, certificate: cert }));
         const before = args.staticFiles ? [pushStaticFiles(this.host.target, cfg.app.name, args.staticFiles, [this.host.ready])] : [];
         // The bundle carries the TLS private key.
-        this.nginx = pushNginx(this.host.target, files, true, [this.host.ready, ...before]);
+        this.nginx = pushNginx(this.host.target, files, true, cfg.app.healthPath, cfg.app.drainLeaseSeconds, [this.host.ready, ...before]);
         if (cfg.lb.tls.mode === "letsencrypt") {
             // nginx answers the ACME challenge on port 80 with the placeholder certificate on 443 meanwhile.
             obtainCertificate(this.host.target, cfg.lb.domain!, cfg.lb.tls.letsencryptEmail!, [this.nginx]);

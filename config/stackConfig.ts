@@ -83,6 +83,13 @@ export interface StackConfig {
         releasesKept: number;
         releasePin?: string;
         rolloutBatchSize: number;
+        /** Seconds a node's health gate waits for the new workers before rolling back. */
+        gateTimeout: number;
+        /**
+         * Seconds a drain lasts if the node's admit step never runs (its change failed): longer than
+         * a node's change can take, then the LB returns the node once it is healthy.
+         */
+        drainLeaseSeconds: number;
         nodeCount: number;
         flavor: string;
         vcpus: number;
@@ -689,6 +696,8 @@ export function parseStackConfig(raw: RawConfig, ctx: ParseContext): StackConfig
             releasesKept,
             releasePin: pin || undefined,
             rolloutBatchSize,
+            gateTimeout: Math.max(60, gracefulTimeout + 30),
+            drainLeaseSeconds: Math.max(60, gracefulTimeout + 30) + 90,
             nodeCount,
             flavor: appHost.flavor,
             vcpus: appHost.vcpus,

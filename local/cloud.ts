@@ -99,6 +99,8 @@ export interface BootHostOptions {
     userData: string;
     /** NoCloud meta-data: extra keys (merged over instance-id and local-hostname) or the whole document. */
     metaData?: string | Record<string, string>;
+    /** NoCloud vendor-data, e.g. to slow cloud-init down in a test. */
+    vendorData?: string;
     /** How long to wait for sshd (default 120 s). */
     timeoutMs?: number;
 }
@@ -304,6 +306,7 @@ export class LocalCloud {
                 gatewayIp: s.gatewayIp,
                 userData: o.userData,
                 metaData: o.metaData,
+                vendorData: o.vendorData,
                 instanceId: `i-${host.uuid.replace(/-/g, "").slice(0, 16)}`,
                 machineId: host.uuid.replace(/-/g, ""),
             }),
@@ -379,7 +382,7 @@ export class LocalCloud {
             if (Date.now() > deadline) throw new Error(`host ${name} did not reboot within ${timeoutMs / 1000} s`);
             await sleep(100);
         }
-        await waitForSsh(host, this.names.gatewayNetns, Math.max(1000, deadline - Date.now()));
+        await waitForSsh(host, Math.max(1000, deadline - Date.now()));
     }
 
     /** Identifies the current boot of a host (the PID of its systemd-nspawn), for waitForReboot. */
@@ -500,7 +503,7 @@ export class LocalCloud {
     private async launch(name: string, timeoutMs = 120_000): Promise<HostInfo> {
         const supervisor = startSupervisor(this.hostState(name));
         this.update((s) => void (s.hosts[name].supervisor = supervisor));
-        await waitForSsh(this.hostState(name), this.names.gatewayNetns, timeoutMs);
+        await waitForSsh(this.hostState(name), timeoutMs);
         return this.host(name);
     }
 }

@@ -15,6 +15,8 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import type { LocalCloud } from "./cloud";
+import { runInNetns } from "./exec";
+import { renderHostFirewall, SecurityRule } from "./firewall";
 import { generatePrivateKey, selfSignedCert } from "./keys";
 import { ProgramMocks, Registration, unwrapSecrets } from "./program";
 import { copyToRemote, runCommand, SshConnection } from "./ssh";
@@ -60,6 +62,8 @@ const COPY = "command:remote:CopyToRemote";
 
 export interface EngineOptions {
     stack: string;
+    /** NoCloud vendor-data for an instance (fault injection: e.g. a slow cloud-init). */
+    vendorData?: (instanceName: string) => string | undefined;
     /** Where the state and key files live (the cloud's state directory). */
     stateDir: string;
     preview: boolean;
@@ -76,6 +80,8 @@ export class LocalEngine {
     private keys: Record<string, Record<string, string>>;
     private readonly stateFile: string;
     private readonly keysFile: string;
+    /** Firewall updates, one after another. */
+    private firewall: Promise<void> = Promise.resolve();
 
     constructor(
         private readonly cloud: LocalCloud | undefined,
@@ -176,6 +182,12 @@ export class LocalEngine {
                 if (!ip) throw new Error(`local cloud: port ${r.name} needs a fixed address (the program always sets one)`);
                 const res = this.plain(key, r, inputs, `port-${r.name}`, { ...inputs, allFixedIps: [ip] }, started);
                 this.state.resources[key].host = ip;
+                await this.enforceSecurityGroups();
+                return res;
+            }
+            case "openstack:networking/secGroupRule:SecGroupRule": {
+                const res = this.plain(key, r, inputs, prev?.id ?? `${r.name}-id`, inputs, started);
+                await this.enforceSecurityGroups();
                 return res;
             }
             case "openstack:compute/instance:Instance":
@@ -223,7 +235,9 @@ export class LocalEngine {
         let stdout = "";
         let stderr = "";
         if (script) {
-            const result = await runCommand(this.connection(inputs.connection), script, inputs.stdin);
+            const result = await runCommand(this.connection(inputs.connection), script, inputs.stdin).catch((e: Error) => {
+                throw new Error(`${r.name}: ${action} failed: ${e.message}`);
+            });
             stdout = result.stdout;
             stderr = result.stderr;
             if (result.exitCode !== 0) {
@@ -294,10 +308,12 @@ export class LocalEngine {
             name: hostName,
             privateIp: port.host,
             userData: inputs.userData,
+            vendorData: this.o.vendorData?.(hostName),
             // NoCloud hands these to the default user, as OpenStack's keypair does.
             metaData: `instance-id: ${id}\nlocal-hostname: ${hostName}\npublic-keys:\n${publicKeys.map(k => `  - ${k}`).join("\n")}\n`,
         });
         this.record(key, { type: r.type, name: r.name, inputsHash: hash, id, outputs: { accessIpV4: port.host }, host: hostName });
+        await this.enforceSecurityGroups();
         const fip = this.floatingIpOfPort(portId);
         if (fip) {
             await cloud.attachPublicIp(hostName, fip.ip);
@@ -347,6 +363,33 @@ export class LocalEngine {
     async finish(): Promise<void> {
         const gone = Object.entries(this.state.resources).filter(([k]) => !this.seen.has(k));
         await this.delete(gone.map(([k]) => k));
+        await this.enforceSecurityGroups();
+    }
+
+    /**
+     * Applies each running host's security groups as its firewall (see firewall.ts), from the
+     * ports, groups and rules recorded so far. Runs again whenever one of them changes.
+     */
+    enforceSecurityGroups(): Promise<void> {
+        if (!this.cloud || this.o.preview) return Promise.resolve();
+        const cloud = this.cloud;
+        this.firewall = this.firewall.then(async () => {
+            const all = Object.values(this.state.resources);
+            const ports = all.filter(r => r.type === "openstack:networking/port:Port");
+            const rules = all.filter(r => r.type === "openstack:networking/secGroupRule:SecGroupRule");
+            const members = (groupId: string) => ports.filter(p => (p.outputs.securityGroupIds ?? []).includes(groupId)).map(p => p.host!);
+            for (const instance of all.filter(r => r.type === "openstack:compute/instance:Instance")) {
+                const host = cloud.hosts().find(h => h.name === instance.host);
+                const port = ports.find(p => p.host === instance.outputs.accessIpV4);
+                if (!host?.running || !port) continue;
+                const groups: string[] = port.outputs.securityGroupIds ?? [];
+                const applicable: SecurityRule[] = rules
+                    .filter(r => groups.includes(r.outputs.securityGroupId))
+                    .map(r => ({ ...(r.outputs as SecurityRule), remoteAddresses: r.outputs.remoteGroupId ? members(r.outputs.remoteGroupId) : undefined }));
+                await runInNetns(host.netns, ["nft", "-f", "-"], { input: renderHostFirewall(applicable) });
+            }
+        });
+        return this.firewall;
     }
 
     /** `destroy`: delete everything this stack has, newest first. */

@@ -59,6 +59,8 @@ export interface HostIdentity {
     userData: string;
     /** NoCloud meta-data: extra keys merged over instance-id/local-hostname, or the whole document. */
     metaData?: string | Record<string, string>;
+    /** NoCloud vendor-data (cloud-init merges it under the user-data): fault injection in tests. */
+    vendorData?: string;
     instanceId: string;
     machineId: string;
 }
@@ -84,6 +86,7 @@ export function renderHostFiles(h: HostIdentity): Record<string, string> {
         "/etc/apt/sources.list": `# local apt repository served by the subnet gateway (no internet here)\ndeb [trusted=yes] http://${h.gatewayIp}/ ./\n`,
         "/var/lib/cloud/seed/nocloud/meta-data": metaData,
         "/var/lib/cloud/seed/nocloud/user-data": h.userData,
+        ...(h.vendorData ? { "/var/lib/cloud/seed/nocloud/vendor-data": h.vendorData } : {}),
     };
 }
 
@@ -223,13 +226,17 @@ export function initPid(host: HostState): number | undefined {
  * Waits until sshd of the host answers with an SSH banner on port 22, probing from `probeNetns`
  * (a namespace on the host's network: the gateway's).
  */
-export async function waitForSsh(host: HostState, probeNetns: string, timeoutMs: number): Promise<void> {
+/**
+ * Waits until the host's sshd answers with its banner. The probe runs in the host's own namespace
+ * (over loopback), so it works whatever firewall the host's security groups put on its interfaces.
+ */
+export async function waitForSsh(host: HostState, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
         if (!isRunning(host.supervisor)) {
             throw new Error(`host ${host.name} stopped while booting; see ${hostPaths(host.dir).consoleLog}`);
         }
-        if (await canConnect({ netns: probeNetns, host: host.privateIp, port: 22, timeoutMs: 2000, expectBanner: "SSH-" })) return;
+        if (await canConnect({ netns: host.netns, host: host.privateIp, port: 22, timeoutMs: 2000, expectBanner: "SSH-" })) return;
         if (Date.now() > deadline) {
             throw new Error(`sshd of host ${host.name} (${host.privateIp}) not up after ${timeoutMs / 1000} s; see ${hostPaths(host.dir).consoleLog}`);
         }

@@ -34,6 +34,8 @@ export interface LocalStackOptions {
     setSecret?: Record<string, string>;
     /** Internet client namespaces of the cloud (load generators use several). */
     clients?: number;
+    /** NoCloud vendor-data per instance name: fault injection for tests (e.g. a slow cloud-init). */
+    vendorData?: (instanceName: string) => string | undefined;
     log?: (line: string) => void;
 }
 
@@ -84,7 +86,7 @@ function config(stack: string, o: LocalStackOptions) {
 
 async function run(stack: string, cloud: LocalCloud | undefined, preview: boolean, o: LocalStackOptions) {
     const log = o.log ?? (() => undefined);
-    const engine = new LocalEngine(cloud, { stack, stateDir: stateDirOf(cloudPrefix(stack)), preview, log });
+    const engine = new LocalEngine(cloud, { stack, stateDir: stateDirOf(cloudPrefix(stack)), preview, log, vendorData: o.vendorData });
     const { values, secretKeys } = config(stack, o);
     // The SDK also reports a failed resource as an unhandled rejection of its dependents: the engine already has it.
     const swallow = () => undefined;

@@ -124,15 +124,3 @@ export function buildAppArchive(appName: string, appDir: string, outDir: string)
     return { id, path: file, files: entries.map(e => e.rel), bytes: fs.statSync(file).size };
 }
 
-/**
- * Hash of the app's requirements (blank lines and comments ignored), the same
- * way hostctl names the shared venv: equal hashes mean the venv is reused and
- * a code change needs only a graceful reload.
- */
-export function requirementsHash(appDir: string): string {
-    const file = path.join(appDir, "requirements.txt");
-    const lines = fs.existsSync(file)
-        ? fs.readFileSync(file, "utf8").split("\n").map(l => l.trim()).filter(l => l !== "" && !l.startsWith("#"))
-        : [];
-    return crypto.createHash("sha256").update(lines.join("\n")).digest("hex").slice(0, 12);
-}

@@ -1,7 +1,9 @@
 import { StackConfig } from "../config/stackConfig";
 import { BundleFile } from "./render/bundle";
 import { kernelFiles } from "./kernelFiles";
+import { HOSTCTL } from "./render/hostCommands";
 import { renderNginxMain, renderNginxSite } from "./render/nginx";
+import { renderDrainExpiryUnits } from "./render/systemd";
 
 /** Packages the load balancer needs (cloud-init installs them; the push makes sure). */
 export function lbPackages(cfg: StackConfig): string[] {
@@ -9,7 +11,12 @@ export function lbPackages(cfg: StackConfig): string[] {
 }
 
 export function lbKernelFiles(cfg: StackConfig): BundleFile[] {
-    return kernelFiles(cfg, [80, 443, cfg.lb.statusPort], ["nginx.service"], cfg.lb.workerOpenFiles);
+    const expiry = renderDrainExpiryUnits(HOSTCTL);
+    return [
+        ...kernelFiles(cfg, [80, 443, cfg.lb.statusPort], ["nginx.service"], cfg.lb.workerOpenFiles),
+        { name: "pycluster-drain-expiry.service", mode: 0o644, content: expiry.service },
+        { name: "pycluster-drain-expiry.timer", mode: 0o644, content: expiry.timer },
+    ];
 }
 
 /** Where nginx serves static files from, on the load balancer. */

@@ -8,7 +8,6 @@ import {
     appCommand,
     AppCommandOptions,
     bootstrapCommand,
-    gateCommand,
     kernelCommand,
     letsencryptCommand,
     nginxCommand,
@@ -17,7 +16,6 @@ import {
     releaseCommand,
     staticArchivePath,
     staticCommand,
-    upstreamCommand,
 } from "./render/hostCommands";
 import { ACME_WEBROOT } from "./render/nginx";
 
@@ -105,10 +103,12 @@ export function pushNginx(
     target: PushTarget,
     files: pulumi.Input<BundleFile[]>,
     secret: boolean,
+    healthPath: string,
+    leaseSeconds: number,
     dependsOn: pulumi.Input<pulumi.Resource>[],
 ): command.remote.Command {
     return step(target, "nginx", {
-        create: nginxCommand(),
+        create: nginxCommand(healthPath, leaseSeconds),
         stdin: pulumi.output(files).apply(renderBundle),
         secretStdin: secret,
         dependsOn,
@@ -159,7 +159,7 @@ export function pushApp(
     secret: boolean,
     dependsOn: pulumi.Input<pulumi.Resource>[],
 ): command.remote.Command {
-    return step(target, "app", {
+    return step(target, o.checkOnly ? "check" : "app", {
         create: appCommand(o),
         stdin: pulumi.output(files).apply(renderBundle),
         secretStdin: secret,
@@ -168,35 +168,15 @@ export function pushApp(
 }
 
 /**
- * On the load balancer: take a node out of (or back into) rotation. `change`
- * is a fingerprint of what the node is about to receive, so the step runs
- * exactly when that changes.
+ * On the load balancer: a step for one app node. `change` is a fingerprint of
+ * what the node is about to receive, so the step runs exactly when that changes.
  */
-export function setUpstream(
+export function onLoadBalancer(
     lb: PushTarget,
     suffix: string,
-    action: "drain" | "undrain",
-    server: pulumi.Input<string>,
-    change: pulumi.Input<string>,
-    dependsOn: pulumi.Input<pulumi.Resource>[],
-    waitSeconds = 0,
-): command.remote.Command {
-    return step(lb, suffix, {
-        create: pulumi.interpolate`${pulumi.output(server).apply(s => upstreamCommand(action, s, waitSeconds))} # change ${change}`,
-        dependsOn,
-    });
-}
-
-/** On the load balancer: wait until a URL (a node's health endpoint) answers 200 from there. */
-export function gateFrom(
-    lb: PushTarget,
-    suffix: string,
-    url: pulumi.Input<string>,
+    create: pulumi.Input<string>,
     change: pulumi.Input<string>,
     dependsOn: pulumi.Input<pulumi.Resource>[],
 ): command.remote.Command {
-    return step(lb, suffix, {
-        create: pulumi.interpolate`${pulumi.output(url).apply(u => gateCommand(u, 60))} # change ${change}`,
-        dependsOn,
-    });
+    return step(lb, suffix, { create: pulumi.interpolate`${create} # change ${change}`, dependsOn });
 }

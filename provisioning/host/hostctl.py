@@ -148,6 +148,8 @@ KERNEL_FILES = {
     "sysctl.conf": "/etc/sysctl.d/60-pycluster.conf",
     "pycluster-sysctl.service": "/etc/systemd/system/pycluster-sysctl.service",
     "nginx-limits.conf": "/etc/systemd/system/nginx.service.d/60-pycluster-limits.conf",
+    "pycluster-drain-expiry.service": "/etc/systemd/system/pycluster-drain-expiry.service",
+    "pycluster-drain-expiry.timer": "/etc/systemd/system/pycluster-drain-expiry.timer",
 }
 
 
@@ -183,6 +185,8 @@ def cmd_kernel(args):
     if any(p.endswith((".service", ".conf")) and "/systemd/" in p for p in changed):
         systemctl("daemon-reload")
     systemctl("enable", "--quiet", "pycluster-sysctl.service")
+    if "pycluster-drain-expiry.timer" in files:
+        systemctl("enable", "--now", "--quiet", "pycluster-drain-expiry.timer")
     applied, refused = apply_sysctl_file(KERNEL_FILES["sysctl.conf"])
     log(f"kernel: {len(changed)} file(s) changed; {len(applied)} settings applied")
     if refused:
@@ -254,6 +258,8 @@ def cmd_nginx(args):
         merged = read_bytes(staged_site_conf).decode()
         for server in upstream_state(merged.encode()):
             merged = set_server_down(merged, server, not in_rotation.get(server, False))
+            if server not in in_rotation:
+                write_lease(server, args.lease, f"http://{server}{args.health_path}")
         with open(staged_site_conf, "w") as f:
             f.write(merged)
 
@@ -479,10 +485,25 @@ def http_ok(url, timeout=2.0, host=None, insecure=False):
         return False
 
 
+def http_status(url, timeout=2.0):
+    """The HTTP status of a GET, or None when there is no HTTP answer at all."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
 def gate(app, health_url, workers, old_workers, deadline_s):
-    """Healthy = the unit is active, the configured number of new workers runs, and /healthz answers 200 three times."""
+    """
+    Healthy = the unit is active, the configured number of new workers runs, and /healthz answers
+    200 three times in a row. Five HTTP errors in a row from the new workers fail at once: an app
+    that answers 500 will not get better by waiting.
+    """
     deadline = time.monotonic() + deadline_s
-    streak, reason = 0, "no answer yet"
+    streak, errors, reason = 0, 0, "no answer yet"
     while time.monotonic() < deadline:
         if not is_active(app):
             reason = f"{app}.service is not active"
@@ -492,13 +513,19 @@ def gate(app, health_url, workers, old_workers, deadline_s):
             if len(fresh) < workers:
                 reason = f"{len(fresh)}/{workers} new workers running"
                 streak = 0
-            elif http_ok(health_url):
-                streak += 1
-                if streak >= 3:
-                    return None
             else:
-                reason = f"{health_url} did not answer 200"
-                streak = 0
+                status = http_status(health_url)
+                if status == 200:
+                    streak, errors = streak + 1, 0
+                    if streak >= 3:
+                        return None
+                else:
+                    streak = 0
+                    reason = f"{health_url} answered {status if status else 'nothing'}"
+                    if status is not None:
+                        errors += 1
+                        if errors >= 5:
+                            return reason
         time.sleep(0.5)
     return reason
 
@@ -543,7 +570,9 @@ def cmd_app(args):
         "env": files["env"][1] if "env" in files else b"",
     }
     old = {k: read_bytes(p[k]) for k in ("conf", "unit", "env")}
-    old_target = os.readlink(p["current"]) if os.path.islink(p["current"]) else None
+    # Nothing was ever started here (the check step may already have pointed `current` at this release).
+    first_deploy = old["unit"] is None
+    old_target = os.readlink(p["current"]) if os.path.islink(p["current"]) and not first_deploy else None
     new_target = os.path.relpath(release, p["base"])
     venv_of = lambda rel: os.readlink(os.path.join(p["base"], rel, ".venv")) if rel and os.path.islink(os.path.join(p["base"], rel, ".venv")) else None
     changed = [k for k in ("conf", "unit", "env") if old[k] != new[k]]
@@ -552,7 +581,7 @@ def cmd_app(args):
     restart = any(k in changed for k in ("unit", "env")) or venv_of(old_target) != venv_of(new_target)
     health_url = f"http://{args.bind}{args.health_path}"
 
-    if not changed and is_active(args.app):
+    if not changed and is_active(args.app) and not args.check_only:
         log(f"{args.app}: unchanged (release {args.release})")
         return
 
@@ -572,13 +601,12 @@ def cmd_app(args):
         write_atomic(staged["conf"], new["conf"], 0o640, "root", args.user)
         write_atomic(staged["unit"], new["unit"], 0o644)
         write_atomic(staged["env"], new["env"], 0o600)
-        try:
-            unit_verify(staged["unit"])
-            check_app(release, staged["conf"], new["env"], args.module, args.user, args.app)
-        except Failure:
-            if old_target is None:
-                os.unlink(p["current"])
-            raise
+        unit_verify(staged["unit"])
+        check_app(release, staged["conf"], new["env"], args.module, args.user, args.app)
+        if args.check_only:
+            # Validated on this node; nothing switched. (The rollout drains a node only once every node passed.)
+            log(f"{args.app}: release {args.release} and configuration validated ({', '.join(changed) or 'no change'})")
+            return
 
         # Switch: keep what ran before, so a failed gate can restore it.
         shutil.rmtree(p["previous"], ignore_errors=True)
@@ -741,22 +769,59 @@ def set_server_down(site_text, server, down):
     return "\n".join(lines) + "\n"
 
 
-def cmd_upstream(args):
-    site = os.path.join(NGINX_DIR, SITE_DIR, "site.conf")
-    old = read_bytes(site)
+# A drain is a lease: if the step that should re-admit a node never runs (its change failed and was
+# rolled back, then the configuration reverted), the node comes back by itself once the lease has
+# expired and its health endpoint answers (pycluster-drain-expiry.timer runs `upstream expire`).
+LEASES = "/var/lib/pycluster/drains"
+SITE_CONF = os.path.join(NGINX_DIR, SITE_DIR, "site.conf")
+
+
+def lease_path(server):
+    return os.path.join(LEASES, server.replace(":", "_") + ".json")
+
+
+def write_lease(server, seconds, health_url):
+    os.makedirs(LEASES, exist_ok=True)
+    write_atomic(lease_path(server), json.dumps({"server": server, "expires": time.time() + seconds, "health": health_url}).encode(), 0o644)
+
+
+def set_rotation(changes):
+    """Apply {server: down?} to the live site, validated before nginx reloads; a no-op when nothing changes."""
+    old = read_bytes(SITE_CONF)
     if old is None:
         raise Failure("the load balancer has no site configuration yet")
-    new = set_server_down(old.decode(), args.server, args.action == "drain").encode()
-    if new != old:
-        write_atomic(site, new, 0o644)
-        ok, output = nginx_test(os.path.join(NGINX_DIR, "nginx.conf"))
-        if not ok:
-            write_atomic(site, old, 0o644)
-            raise Failure(f"nginx rejected the upstream change; restored:\n{output}")
-        systemctl("reload", "nginx")
-    if args.action == "drain" and args.wait > 0:
-        # Let requests already in flight on the node finish before it restarts.
-        time.sleep(args.wait)
+    text = old.decode()
+    for server, down in changes.items():
+        text = set_server_down(text, server, down)
+    if text.encode() == old:
+        return False
+    write_atomic(SITE_CONF, text.encode(), 0o644)
+    ok, output = nginx_test(os.path.join(NGINX_DIR, "nginx.conf"))
+    if not ok:
+        write_atomic(SITE_CONF, old, 0o644)
+        raise Failure(f"nginx rejected the upstream change; restored:\n{output}")
+    systemctl("reload", "nginx")
+    return True
+
+
+def cmd_upstream(args):
+    if args.action == "expire":
+        now, back = time.time(), []
+        for name in sorted(os.listdir(LEASES)) if os.path.isdir(LEASES) else []:
+            lease = json.loads(open(os.path.join(LEASES, name)).read())
+            if lease["expires"] <= now and http_ok(lease["health"]):
+                set_rotation({lease["server"]: False})
+                os.unlink(os.path.join(LEASES, name))
+                back.append(lease["server"])
+        log(f"upstream: lease expired, back in rotation: {', '.join(back)}" if back else "upstream: no expired drain")
+        return
+    if args.action == "drain":
+        write_lease(args.server, args.lease, args.health)
+        set_rotation({args.server: True})
+    else:
+        set_rotation({args.server: False})
+        if os.path.exists(lease_path(args.server)):
+            os.unlink(lease_path(args.server))
     log(f"upstream: {args.server} {'drained' if args.action == 'drain' else 'in rotation'}")
 
 
@@ -778,7 +843,10 @@ def main():
     s.add_argument("packages", nargs="+")
     s.set_defaults(func=cmd_packages)
     sub.add_parser("kernel").set_defaults(func=cmd_kernel)
-    sub.add_parser("nginx").set_defaults(func=cmd_nginx)
+    s = sub.add_parser("nginx")
+    s.add_argument("--health-path", default="/healthz")
+    s.add_argument("--lease", type=float, default=300)
+    s.set_defaults(func=cmd_nginx)
     s = sub.add_parser("nginx-validate")
     s.add_argument("--conf", required=True)
     s.set_defaults(func=cmd_nginx_validate)
@@ -793,6 +861,7 @@ def main():
     s.add_argument("--workers", type=int, required=True)
     s.add_argument("--keep", type=int, default=5)
     s.add_argument("--gate-timeout", type=float, default=60)
+    s.add_argument("--check-only", action="store_true", help="stage and validate, switch nothing")
     s.set_defaults(func=cmd_app)
     s = sub.add_parser("app-validate")
     for a in ("--app", "--release-dir", "--conf", "--module", "--user"):
@@ -815,9 +884,10 @@ def main():
     s.add_argument("--app", required=True)
     s.set_defaults(func=cmd_status)
     s = sub.add_parser("upstream")
-    s.add_argument("action", choices=["drain", "undrain"])
-    s.add_argument("--server", required=True)
-    s.add_argument("--wait", type=float, default=0)
+    s.add_argument("action", choices=["drain", "undrain", "expire"])
+    s.add_argument("--server")
+    s.add_argument("--lease", type=float, default=300, help="seconds a drain lasts without its admit step")
+    s.add_argument("--health", help="the node's health URL, checked before a lease returns it")
     s.set_defaults(func=cmd_upstream)
     s = sub.add_parser("gate")
     s.add_argument("--url", required=True)

@@ -30,7 +30,8 @@ export function bootstrapCommand(): string {
 
 export const packagesCommand = (packages: string[]) => hostctl("packages", {}, packages);
 export const kernelCommand = () => hostctl("kernel");
-export const nginxCommand = () => hostctl("nginx");
+/** New upstream servers enter drained (on a lease) until their node's admit step. */
+export const nginxCommand = (healthPath: string, leaseSeconds: number) => hostctl("nginx", { "health-path": healthPath, lease: leaseSeconds });
 
 export function releaseArchivePath(app: string, release: string): string {
     return `/var/tmp/pycluster-${app}-${release}.tar.gz`;
@@ -40,6 +41,8 @@ export const releaseCommand = (o: { app: string; release: string; user: string }
     hostctl("release", { app: o.app, id: o.release, user: o.user });
 
 export interface AppCommandOptions {
+    /** Stage and validate only (gunicorn --check-config, systemd-analyze verify); switch nothing. */
+    checkOnly?: boolean;
     app: string;
     release: string;
     user: string;
@@ -51,8 +54,8 @@ export interface AppCommandOptions {
     gateTimeout: number;
 }
 
-export const appCommand = (o: AppCommandOptions) =>
-    hostctl("app", {
+export function appCommand(o: AppCommandOptions): string {
+    const flags = {
         app: o.app,
         release: o.release,
         user: o.user,
@@ -62,10 +65,19 @@ export const appCommand = (o: AppCommandOptions) =>
         workers: o.workers,
         keep: o.keep,
         "gate-timeout": o.gateTimeout,
-    });
+    };
+    return hostctl("app", flags, o.checkOnly ? ["--check-only"] : []);
+}
 
-export const upstreamCommand = (action: "drain" | "undrain", server: string, waitSeconds = 0) =>
-    hostctl("upstream", { server, wait: waitSeconds || undefined }, [action]);
+/**
+ * Take a node out of rotation (on a lease: if its admit step never runs, the LB returns it once the
+ * lease expired and it is healthy) or back in.
+ */
+export function upstreamCommand(action: "drain" | "undrain", server: string, lease?: { seconds: number; healthUrl: string }): string {
+    return action === "drain"
+        ? hostctl("upstream", { server, lease: lease?.seconds, health: lease?.healthUrl }, [action])
+        : hostctl("upstream", { server }, [action]);
+}
 
 export interface GateOptions {
     /** Host header to send (checking the site through nginx by its server name). */

@@ -123,3 +123,23 @@ export function renderSysctlUnit(o: SysctlUnitOptions): string {
         ``,
     ].join("\n");
 }
+
+/**
+ * On the load balancer: return nodes whose drain lease has expired, once
+ * healthy (a drain whose admit step never ran must not last forever).
+ */
+export function renderDrainExpiryUnits(hostctl: string): { service: string; timer: string } {
+    return {
+        service: [
+            `[Unit]`,
+            `Description=Return drained app nodes whose lease expired (rendered by pycluster)`,
+            `After=nginx.service`,
+            ``,
+            `[Service]`,
+            `Type=oneshot`,
+            `ExecStart=/usr/bin/python3 ${unitValue(hostctl)} upstream expire`,
+            ``,
+        ].join("\n"),
+        timer: [`[Unit]`, `Description=Check drain leases every 30 s`, ``, `[Timer]`, `OnBootSec=30s`, `OnUnitActiveSec=30s`, `AccuracySec=5s`, ``, `[Install]`, `WantedBy=timers.target`, ``].join("\n"),
+    };
+}

@@ -36,9 +36,9 @@ for (const name of ["dev", "staging", "prod"]) {
         assert.equal(count("openstack:compute/keypair:Keypair"), 1);
         assert.equal(count(FIP), 1);
         assert.equal(count(COPY), nodes, "one release upload per app node");
-        // Per host: bootstrap, packages, kernel. LB: nginx. Per app node: release, app, and drain/admit on the LB.
+        // Per host: bootstrap, packages, kernel. LB: nginx. Per app node: release, check, app, and drain/admit on the LB.
         const letsencrypt = name === "prod" ? 1 : 0;
-        assert.equal(count(COMMAND), 3 * (1 + nodes) + 1 + 4 * nodes + letsencrypt);
+        assert.equal(count(COMMAND), 3 * (1 + nodes) + 1 + 5 * nodes + letsencrypt);
         assert.deepEqual(run.outputs.appPrivateIps, Array.from({ length: nodes }, (_, i) => `10.${{ dev: 110, staging: 120, prod: 130 }[name]}.0.${3 + i}`));
     });
 }
@@ -144,9 +144,9 @@ test("app nodes are reached through the load balancer; every connection pins its
         const conn = c.inputs.connection;
         assert.equal(conn.user, "debian");
         assert.match(conn.privateKey, /OPENSSH PRIVATE KEY/);
-        const onApp = /-app-\d+-(bootstrap|packages|kernel|release|app|upload)$/.test(c.name);
+        const onApp = /-app-\d+-(bootstrap|packages|kernel|release|check|app|upload)$/.test(c.name);
         if (onApp) {
-            const node = c.name.replace(/-(bootstrap|packages|kernel|release|app|upload)$/, "");
+            const node = c.name.replace(/-(bootstrap|packages|kernel|release|check|app|upload)$/, "");
             assert.equal(conn.host, run.outputs.appPrivateIps instanceof Array ? (run.outputs.appPrivateIps as string[])[Number(node.split("-").pop())] : "", c.name);
             assert.equal(conn.hostKey, hostKeys.get(node), `${c.name} pins the node's key`);
             assert.equal(conn.proxy?.host, lbIp, `${c.name} goes through the LB`);
@@ -175,7 +175,7 @@ test("the LB's upstream lists exactly the app nodes, and grows with appNodeCount
         assert.match(stdin, /^file nginx\.conf 0644 \d+$/m);
         assert.match(stdin, /^file tls\/privkey\.pem 0600 \d+$/m);
         assert.match(stdin, /worker_connections 60000;/);
-        assert.equal(nginx.inputs.create, "sudo python3 /usr/local/lib/pycluster/hostctl.py nginx");
+        assert.equal(nginx.inputs.create, "sudo python3 /usr/local/lib/pycluster/hostctl.py nginx --health-path /healthz --lease 150");
     }
 });
 
@@ -211,8 +211,14 @@ test("changes roll through app nodes in order: node 1 waits for node 0 to be bac
     // Within a node: drain (LB) -> app (node) -> admit (LB).
     assert.ok(deps("pycluster-staging-app-2-app").includes(urn("pycluster-staging-app-2-lb-drain")));
     assert.ok(deps("pycluster-staging-app-2-lb-admit").includes(urn("pycluster-staging-app-2-app")));
-    // Releases unpack everywhere without waiting for the rollout.
+    // Releases unpack and changes are validated everywhere without waiting for the rollout...
     assert.ok(!deps("pycluster-staging-app-3-release").includes(admitted(0)));
+    assert.ok(!deps("pycluster-staging-app-3-check").includes(admitted(0)));
+    // ...and no node is drained before every node validated the change.
+    for (const i of [0, 1, 2, 3]) {
+        for (const j of [0, 1, 2, 3]) assert.ok(deps(`pycluster-staging-app-${i}-lb-drain`).includes(urn(`pycluster-staging-app-${j}-check`)), `drain ${i} after check ${j}`);
+    }
+    assert.match(find(run, COMMAND, "pycluster-staging-app-2-check").inputs.create, /hostctl\.py app .* --check-only$/);
 });
 
 test("no secret reaches a command line, a plain input or a plain output", async () => {
@@ -251,7 +257,7 @@ test("no secret reaches a command line, a plain input or a plain output", async 
 test("a preview (unknown outputs) builds the same plan without running anything", async () => {
     const run = await runProgram({ stack: "staging", preview: true });
     assert.equal(run.byType(INSTANCE).length, 3);
-    assert.equal(run.byType(COMMAND).length, 3 * 3 + 1 + 4 * 2);
+    assert.equal(run.byType(COMMAND).length, 3 * 3 + 1 + 5 * 2);
 });
 
 test("outputs: URL, addresses, SSH commands with ProxyJump, capacity and effective settings", async () => {
@@ -272,7 +278,7 @@ test("outputs: URL, addresses, SSH commands with ProxyJump, capacity and effecti
 test("a replaced VM is provisioned again: every step on it is triggered by its instance id", async () => {
     const run = await stack("staging");
     for (const c of [...run.byType(COMMAND), ...run.byType(COPY)]) {
-        const host = c.name.replace(/-(bootstrap|packages|kernel|nginx|release|app|upload|lb-drain|lb-admit)$/, "");
+        const host = c.name.replace(/-(bootstrap|packages|kernel|nginx|release|check|app|upload|lb-drain|lb-admit)$/, "");
         const triggers: string[] = c.inputs.triggers;
         if (c.name.endsWith("-lb-drain") || c.name.endsWith("-lb-admit")) {
             // On the LB, for one node: either VM being replaced re-runs it.
@@ -304,4 +310,28 @@ test("letsencrypt: certbot runs on the LB once nginx serves the domain's ACME pa
     assert.match(nginx.inputs.stdin, /server_name www\.example\.com;/);
     assert.match(nginx.inputs.stdin, /ssl_reject_handshake on;/);
     assert.match(nginx.inputs.stdin, /^file tls\/fullchain\.pem 0644/m, "a placeholder certificate until certbot has one");
+});
+
+test("every app change is drained first (on a lease) and admitted after the node's gate", async () => {
+    const run = await stack("staging");
+    const drain = find(run, COMMAND, "pycluster-staging-app-1-lb-drain");
+    assert.match(drain.inputs.create, /^sudo python3 \/usr\/local\/lib\/pycluster\/hostctl\.py upstream --server 10\.120\.0\.4:8000 --lease 150 --health http:\/\/10\.120\.0\.4:8000\/healthz drain # change [0-9a-f]{16}$/);
+    const admit = find(run, COMMAND, "pycluster-staging-app-1-lb-admit");
+    assert.match(admit.inputs.create, /upstream --server 10\.120\.0\.4:8000 undrain && .* gate --url http:\/\/10\.120\.0\.4:8000\/healthz .* gate --url https:\/\/127\.0\.0\.1\/healthz .* --insecure # change [0-9a-f]{16}$/);
+    // Both carry the same change fingerprint: they run exactly when the node's step does.
+    assert.equal(drain.inputs.create.split("# change ")[1], admit.inputs.create.split("# change ")[1]);
+    const kernel = find(run, COMMAND, "pycluster-staging-lb-kernel");
+    assert.match(kernel.inputs.stdin, /^file pycluster-drain-expiry\.timer 0644/m);
+    assert.match(kernel.inputs.stdin, /ExecStart=\/usr\/bin\/python3 \/usr\/local\/lib\/pycluster\/hostctl\.py upstream expire/);
+});
+
+test("the change fingerprint moves with what the node receives, and only then", async () => {
+    const fp = async (set: Record<string, string>) => {
+        const run = await runProgram({ stack: "staging", config: { ...loadStackFile("staging"), ...TEST_CREDENTIALS, ...set } });
+        return find(run, COMMAND, "pycluster-staging-app-0-lb-drain").inputs.create.split("# change ")[1];
+    };
+    const base = await fp({});
+    assert.equal(await fp({}), base, "stable across runs");
+    assert.notEqual(await fp({ gunicornTimeout: "31" }), base, "a gunicorn setting");
+    assert.equal(await fp({ lbMethod: "round_robin" }), base, "an LB-only setting does not touch the nodes");
 });

@@ -137,12 +137,19 @@ e2e("6. changing one gunicorn setting re-pushes it to every app node, one node a
     const changed = await localUp({ ...base, set: { gunicornMaxRequests: "30000" } });
     const ran = changed.remoteExecutions.map(s => s.name).sort();
     console.log(`gunicornMaxRequests change: ${seconds(changed.wallMs)}, ran ${ran.join(", ")}`);
-    assert.deepEqual(ran, [0, 1, 2].flatMap(i => [`pycluster-e2e-app-${i}-app`, `pycluster-e2e-app-${i}-lb-admit`]).sort());
-    // One at a time: a node starts only after the previous one is back in rotation.
+    assert.deepEqual(
+        ran,
+        [0, 1, 2].flatMap(i => [`pycluster-e2e-app-${i}-check`, `pycluster-e2e-app-${i}-lb-drain`, `pycluster-e2e-app-${i}-app`, `pycluster-e2e-app-${i}-lb-admit`]).sort(),
+    );
+    // Validated on every node first; then one at a time: a node is drained only after the previous one is back.
     const step = (name: string) => changed.remoteExecutions.find(s => s.name === name)!;
-    for (const i of [1, 2]) {
-        const previous = step(`pycluster-e2e-app-${i - 1}-lb-admit`);
-        assert.ok(step(`pycluster-e2e-app-${i}-app`).startedAt >= previous.startedAt + previous.ms, `node ${i} waited for node ${i - 1}`);
+    const end = (name: string) => step(name).startedAt + step(name).ms;
+    const checksDone = Math.max(...[0, 1, 2].map(i => end(`pycluster-e2e-app-${i}-check`)));
+    assert.ok(step("pycluster-e2e-app-0-lb-drain").startedAt >= checksDone, "no drain before every node validated");
+    for (const i of [0, 1, 2]) {
+        assert.ok(step(`pycluster-e2e-app-${i}-app`).startedAt >= end(`pycluster-e2e-app-${i}-lb-drain`), `node ${i}: drained, then changed`);
+        assert.ok(step(`pycluster-e2e-app-${i}-lb-admit`).startedAt >= end(`pycluster-e2e-app-${i}-app`), `node ${i}: changed, then admitted`);
+        if (i > 0) assert.ok(step(`pycluster-e2e-app-${i}-lb-drain`).startedAt >= end(`pycluster-e2e-app-${i - 1}-lb-admit`), `node ${i} waited for node ${i - 1}`);
     }
     for (const ip of appIps) {
         assert.match(await onHost(up, ip, "sudo cat /etc/webapp/gunicorn.conf.py"), /^max_requests = 30000$/m);

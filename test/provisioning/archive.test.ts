@@ -2,8 +2,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "fs";
 import * as path from "path";
-import { buildAppArchive, requirementsHash } from "../../provisioning/archive";
-import { py, SAMPLE_APP, tempDir } from "../support/hostTools";
+import { buildAppArchive } from "../../provisioning/archive";
+import { py, tempDir } from "../support/hostTools";
 
 function appTree(): string {
     const dir = tempDir("pyc-app-");
@@ -65,9 +65,3 @@ test("long paths use the ustar prefix field", () => {
     assert.ok(archive.files[0].length > 100);
 });
 
-test("the requirements hash ignores comments and blank lines, like hostctl's", () => {
-    const a = appTree();
-    const expected = py(`print(h.requirements_hash(${JSON.stringify(a)})[0])`).trim();
-    assert.equal(requirementsHash(a), expected);
-    assert.equal(requirementsHash(SAMPLE_APP), py(`print(h.requirements_hash(${JSON.stringify(SAMPLE_APP)})[0])`).trim());
-});
