@@ -15,6 +15,7 @@ export async function localCloudPrerequisites(): Promise<string[]> {
         ["mmdebstrap", "mmdebstrap"],
         ["apt-ftparchive", "apt-utils"],
         ["ip", "iproute2"],
+        ["nft", "nftables"],
         ["mount", "mount"],
     ]) {
         if (!(await haveCommand(cmd))) missing.push(`${cmd} not found (apt-get install ${pkg})`);
