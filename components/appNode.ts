@@ -3,10 +3,11 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { StackConfig } from "../config/stackConfig";
 import { AppArchive } from "../provisioning/archive";
-import { appKernelFiles, appLayout, appNodeFiles, appPackages } from "../provisioning/appFiles";
+import { APP_PACKAGES, appKernelFiles, appLayout, appNodeFiles } from "../provisioning/appFiles";
 import { BundleFile, renderBundle } from "../provisioning/render/bundle";
-import { admitCommand, appCommand, AppCommandOptions, upstreamCommand } from "../provisioning/render/hostCommands";
+import { admitCommand, appCommand, AppCommandOptions } from "../provisioning/render/hostCommands";
 import { installRelease, onLoadBalancer, PushTarget, pushApp, uploadRelease } from "../provisioning/push";
+import { FAIL_TIMEOUT_S } from "../provisioning/render/nginx";
 import { Bastion, Host, HostAccess } from "./host";
 
 /** What an app node's rollout needs from the load balancer. */
@@ -38,9 +39,9 @@ export interface AppNodeArgs {
 }
 
 export interface RolloutArgs {
-    /** The previous batch: this node is drained only once those nodes are back in rotation. */
+    /** The previous batch: this node changes only once those nodes are back in rotation. */
     after: pulumi.Resource[];
-    /** Every node's validation of the change: no node is drained before all of them passed. */
+    /** Every node's validation of the change: no node changes before all of them passed. */
     checks: pulumi.Resource[];
 }
 
@@ -54,9 +55,10 @@ function fingerprint(key: pulumi.Output<string>, parts: pulumi.Input<string>[]):
 /**
  * One private app node: its host, its release (unpacked ahead of the rollout)
  * and its gunicorn service. A change is first validated on every node
- * (`check`), then, node by node: drained from the load balancer, switched and
- * health-gated on the node (rolled back on failure), admitted back once the LB
- * itself sees it healthy.
+ * and smoke-booted on every node (`check`), then, node by node: the node drains
+ * itself (refuses new connections; nginx retries elsewhere), switches, passes
+ * its health gate (or rolls back) and takes traffic again; the LB then checks
+ * it too. No nginx reload is involved, so no client connection is cut.
  */
 export class AppNode extends pulumi.ComponentResource {
     readonly host: Host;
@@ -92,7 +94,7 @@ export class AppNode extends pulumi.ComponentResource {
                 fixedIp: ip,
                 securityGroupIds: [args.securityGroupId],
                 access: args.access,
-                packages: appPackages(cfg),
+                packages: APP_PACKAGES,
                 appUser: cfg.app.name,
                 kernelFiles: appKernelFiles(cfg),
                 bastion: args.bastion,
@@ -118,30 +120,28 @@ export class AppNode extends pulumi.ComponentResource {
             workers: cfg.gunicorn.workers,
             keep: cfg.app.releasesKept,
             gateTimeout: cfg.app.gateTimeout,
+            // A node drains itself only when other nodes can take its traffic meanwhile.
+            noDrain: cfg.app.nodeCount <= cfg.app.rolloutBatchSize,
         };
-        // Everything the node is about to receive: its LB-side steps run exactly when it changes.
+        // Everything the node is about to receive: the admit step runs exactly when it changes.
         this.change = fingerprint(args.fingerprintKey, [appCommand(this.options), this.files.apply(renderBundle)]);
         this.check = pushApp(this.host.target, { ...this.options, checkOnly: true }, this.files, cfg.app.env !== undefined, [release]);
     }
 
-    /** The node's place in the rollout: drain, switch, admit. */
+    /** The node's place in the rollout: switch (the node drains itself meanwhile), then admit. */
     rollOut(r: RolloutArgs): void {
         const cfg = this.args.config;
         const lb = this.args.lb;
-        // Steps on the LB for this node re-run when either VM is replaced (a new LB starts with every node drained).
+        this.app = pushApp(this.host.target, this.options, this.files, cfg.app.env !== undefined, [this.check, ...r.checks, ...r.after]);
+        // On the LB: a node new to the upstream is admitted here; every change is gated from the LB too.
+        // Re-runs when either VM is replaced (a new LB starts with every node drained).
         const lbSide: PushTarget = { ...lb.target, name: `${this.host.target.name}-lb`, parent: this, triggers: [...lb.target.triggers, this.host.instance.id] };
-        const drain = onLoadBalancer(
-            lbSide,
-            "drain",
-            upstreamCommand("drain", this.server, { seconds: cfg.app.drainLeaseSeconds, healthUrl: this.healthUrl }),
-            this.change,
-            [lb.nginx, ...r.checks, ...r.after],
-        );
-        this.app = pushApp(this.host.target, this.options, this.files, cfg.app.env !== undefined, [this.check, drain, ...r.after]);
         this.admitted = onLoadBalancer(
             lbSide,
             "admit",
-            lb.siteHost.apply(siteHost => admitCommand({ server: this.server, nodeHealthUrl: this.healthUrl, siteHost, healthPath: cfg.app.healthPath })),
+            lb.siteHost.apply(siteHost =>
+                admitCommand({ server: this.server, nodeHealthUrl: this.healthUrl, siteHost, healthPath: cfg.app.healthPath, failTimeout: FAIL_TIMEOUT_S }),
+            ),
             this.change,
             [this.app, lb.nginx],
         );

@@ -29,7 +29,10 @@ export interface HostArgs {
     fixedIp: string;
     securityGroupIds: pulumi.Input<string>[];
     access: HostAccess;
+    /** Installed by cloud-init: must not depend on settings that change (user data changes rebuild a VM). */
     packages: string[];
+    /** Installed over SSH only (what some configurations add). */
+    extraPackages?: string[];
     appUser?: string;
     kernelFiles: BundleFile[];
     /** The only public address of a stack: a floating IP from Ext-Net, created after the gateway. */
@@ -157,7 +160,7 @@ export class Host extends pulumi.ComponentResource {
         };
 
         this.booted = bootstrap(this.target, waitFor);
-        const packages = ensurePackages(this.target, args.packages, [this.booted]);
+        const packages = ensurePackages(this.target, [...args.packages, ...(args.extraPackages ?? [])], [this.booted]);
         this.ready = pushKernel(this.target, args.kernelFiles, [packages]);
 
         this.registerOutputs({ privateIp: this.privateIp, publicIp: this.publicIp, hostPublicKey: this.hostPublicKey });

@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import * as command from "@pulumi/command";
 import { StackConfig } from "../config/stackConfig";
-import { lbKernelFiles, lbNginxFiles, lbPackages } from "../provisioning/lbFiles";
+import { LB_PACKAGES, lbExtraPackages, lbKernelFiles, lbNginxFiles } from "../provisioning/lbFiles";
 import { AppArchive } from "../provisioning/archive";
 import { obtainCertificate, pushNginx, pushStaticFiles } from "../provisioning/push";
 import { Host, HostAccess } from "./host";
@@ -47,7 +47,8 @@ export class LoadBalancer extends pulumi.ComponentResource {
                 fixedIp: cfg.network.lbIp,
                 securityGroupIds: [args.securityGroupId],
                 access: args.access,
-                packages: lbPackages(cfg),
+                packages: LB_PACKAGES,
+                extraPackages: lbExtraPackages(cfg),
                 kernelFiles: lbKernelFiles(cfg),
                 publicIp: { pool: "Ext-Net", after: [args.gateway] },
             },

@@ -108,16 +108,37 @@ export class LocalEngine {
         if (rec && urn) rec.urn = urn;
     }
 
+    /** Registrations being applied right now, and when the last one started or ended. */
+    private inflight = 0;
+    private lastActivity = Date.now();
+
     private async register(r: Registration): Promise<{ id: string; state: Record<string, any> }> {
         const key = `${r.type}::${r.name}`;
         this.seen.add(key);
         const inputs = unwrapSecrets(r.rawInputs);
+        this.inflight++;
+        this.lastActivity = Date.now();
         try {
             return await this.apply(key, r, inputs);
         } catch (e) {
-            const err = e instanceof Error ? e : new Error(String(e));
-            this.failures.push(err);
-            throw err;
+            this.failures.push(e instanceof Error ? e : new Error(String(e)));
+            // Parked, not rejected: what depends on this resource never runs (as in a real update),
+            // and the SDK has no rejection to report from every dependent.
+            return new Promise(() => undefined);
+        } finally {
+            this.inflight--;
+            this.lastActivity = Date.now();
+        }
+    }
+
+    /**
+     * Resolves once the run has settled after a failure: nothing in flight and nothing new for a
+     * second (resources that wait on a failed one never start). Never resolves when nothing failed.
+     */
+    async settledAfterFailure(stop: AbortSignal): Promise<void> {
+        while (!stop.aborted) {
+            if (this.failures.length > 0 && this.inflight === 0 && Date.now() - this.lastActivity > 1000) return;
+            await new Promise(r => setTimeout(r, 100));
         }
     }
 
@@ -286,11 +307,21 @@ export class LocalEngine {
         const portId = inputs.networks?.[0]?.port;
         const port = this.find(p => p.type === "openstack:networking/port:Port" && p.id === portId);
         if (!port?.host) throw new Error(`local cloud: instance ${r.name} is not attached to a known port (${portId})`);
-        // ignoreChanges: ["imageName"] — a new image name never rebuilds the host.
-        const hash = sha([inputs.flavorName, inputs.userData, inputs.keyPair, inputs.networks, inputs.name]);
+        // What rebuilds an instance on OpenStack; ignoreChanges: ["imageName"] keeps the image name out.
+        const hash = sha([inputs.userData, inputs.keyPair, inputs.networks, inputs.name]);
         const hostName: string = inputs.name;
         const running = this.cloud?.hosts().some(h => h.name === hostName && h.running);
         if (prev && prev.inputsHash === hash && (running || this.o.preview)) {
+            if (prev.outputs.flavorName !== undefined && prev.outputs.flavorName !== inputs.flavorName) {
+                // A new flavor is a resize: the same disk, one reboot.
+                if (!this.o.preview) {
+                    await this.requireCloud().rebootHost(hostName);
+                    this.record(key, { ...prev, outputs: { ...prev.outputs, flavorName: inputs.flavorName } });
+                    await this.enforceSecurityGroups();
+                }
+                this.step(r.type, r.name, "update", started);
+                return { id: prev.id, state: { ...inputs, accessIpV4: port.host } };
+            }
             this.step(r.type, r.name, "same", started);
             return { id: prev.id, state: { ...inputs, accessIpV4: port.host } };
         }
@@ -312,7 +343,7 @@ export class LocalEngine {
             // NoCloud hands these to the default user, as OpenStack's keypair does.
             metaData: `instance-id: ${id}\nlocal-hostname: ${hostName}\npublic-keys:\n${publicKeys.map(k => `  - ${k}`).join("\n")}\n`,
         });
-        this.record(key, { type: r.type, name: r.name, inputsHash: hash, id, outputs: { accessIpV4: port.host }, host: hostName });
+        this.record(key, { type: r.type, name: r.name, inputsHash: hash, id, outputs: { accessIpV4: port.host, flavorName: inputs.flavorName }, host: hostName });
         await this.enforceSecurityGroups();
         const fip = this.floatingIpOfPort(portId);
         if (fip) {

@@ -103,6 +103,9 @@ export function nspawnArgv(o: { name: string; rootDir: string; netns: string; uu
         "--register=no",
         "--keep-unit",
         `--network-namespace-path=/run/netns/${o.netns}`,
+        // As root on a VM: the host may manage its own firewall (an app node drains itself with nft).
+        // It reaches only the host's own network namespace.
+        "--capability=CAP_NET_ADMIN",
         "--link-journal=no",
         "--console=read-only",
     ];

@@ -11,6 +11,8 @@ import * as pulumi from "@pulumi/pulumi";
 
 // Internal SDK functions the public typings leave out.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
+const debuggable = require("@pulumi/pulumi/runtime/debuggable") as { leakedPromises(): [Set<unknown>, string] };
+// eslint-disable-next-line @typescript-eslint/no-require-imports
 const settings = require("@pulumi/pulumi/runtime/settings") as {
     waitForRPCs(): Promise<void>;
     getMonitor(): { registerResource(req: RegisterRequest, cb: (err: unknown, resp?: RegisterResponse) => void): Promise<void> };
@@ -120,6 +122,8 @@ export async function runProgramWithMocks(o: {
      * never resolve, so the run checks these before it reads outputs.
      */
     failures?: () => Error[];
+    /** Resolves when a run with failures has settled (the SDK's queue never drains then); stops when aborted. */
+    settledAfterFailure?: (stop: AbortSignal) => Promise<void>;
 }): Promise<ProgramRunResult> {
     const pending = new Map<string, ResourceOptionsSeen>();
     await pulumi.runtime.setMocks(
@@ -167,9 +171,16 @@ export async function runProgramWithMocks(o: {
             await settings.waitForRPCs().catch(() => undefined);
             throw new ProgramFailure(e);
         }
-        await settings.waitForRPCs().catch(() => undefined);
+        const drained = settings.waitForRPCs().catch(() => undefined);
+        const stop = new AbortController();
+        await (o.settledAfterFailure ? Promise.race([drained, o.settledAfterFailure(stop.signal)]) : drained);
+        stop.abort();
         const failed = o.failures?.() ?? [];
-        if (failed.length > 0) throw new ProgramFailure(failed.length === 1 ? failed[0] : new Error(failed.map(f => f.message).join("\n\n")));
+        if (failed.length > 0) {
+            // What waits on the failed resource stays pending, as in a real update: not a leak to report at exit.
+            debuggable.leakedPromises();
+            throw new ProgramFailure(failed.length === 1 ? failed[0] : new Error(failed.map(f => f.message).join("\n\n")));
+        }
         const resolved: Record<string, unknown> = {};
         const secretOutputs: string[] = [];
         try {

@@ -88,24 +88,18 @@ async function run(stack: string, cloud: LocalCloud | undefined, preview: boolea
     const log = o.log ?? (() => undefined);
     const engine = new LocalEngine(cloud, { stack, stateDir: stateDirOf(cloudPrefix(stack)), preview, log, vendorData: o.vendorData });
     const { values, secretKeys } = config(stack, o);
-    // The SDK also reports a failed resource as an unhandled rejection of its dependents: the engine already has it.
-    const swallow = () => undefined;
-    process.on("unhandledRejection", swallow);
-    try {
-        const result = await runProgramWithMocks({
-            stack,
-            config: values,
-            secretKeys,
-            preview,
-            mocks: engine.mocks(),
-            onRegister: r => engine.noteUrn(r.type, r.name, r.urn),
-            failures: () => engine.failures,
-        });
-        if (!preview) await engine.finish();
-        return { engine, result };
-    } finally {
-        setTimeout(() => process.off("unhandledRejection", swallow), 1000).unref();
-    }
+    const result = await runProgramWithMocks({
+        stack,
+        config: values,
+        secretKeys,
+        preview,
+        mocks: engine.mocks(),
+        onRegister: r => engine.noteUrn(r.type, r.name, r.urn),
+        failures: () => engine.failures,
+        settledAfterFailure: stop => engine.settledAfterFailure(stop),
+    });
+    if (!preview) await engine.finish();
+    return { engine, result };
 }
 
 /** The validated settings a local run of the stack uses (what tests compare the hosts against). */

@@ -16,9 +16,12 @@ export function appLayout(app: string) {
     };
 }
 
-export function appPackages(cfg: StackConfig): string[] {
-    return ["gunicorn", "python3-venv", cfg.app.kind === "wsgi" ? "python3-gevent" : "python3-uvicorn"];
-}
+/**
+ * Packages of every app node. The same for every configuration: they are in the cloud-init user data,
+ * and OpenStack rebuilds an instance whose user data changes (switching appKind must not wipe the
+ * nodes). Both worker kinds are installed; nftables lets a node drain itself while it changes.
+ */
+export const APP_PACKAGES = ["gunicorn", "python3-venv", "python3-gevent", "python3-uvicorn", "nftables"];
 
 export function appKernelFiles(cfg: StackConfig): BundleFile[] {
     return kernelFiles(cfg, [cfg.app.port], [appLayout(cfg.app.name).unit]);

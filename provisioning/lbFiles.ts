@@ -5,9 +5,12 @@ import { HOSTCTL } from "./render/hostCommands";
 import { renderNginxMain, renderNginxSite } from "./render/nginx";
 import { renderDrainExpiryUnits } from "./render/systemd";
 
-/** Packages the load balancer needs (cloud-init installs them; the push makes sure). */
-export function lbPackages(cfg: StackConfig): string[] {
-    return ["nginx", ...(cfg.lb.tls.mode === "letsencrypt" ? ["certbot"] : [])];
+/** Packages of the load balancer, in its cloud-init user data: the same for every configuration. */
+export const LB_PACKAGES = ["nginx"];
+
+/** What some configurations add, installed over SSH (a user data change would rebuild the VM). */
+export function lbExtraPackages(cfg: StackConfig): string[] {
+    return cfg.lb.tls.mode === "letsencrypt" ? ["certbot"] : [];
 }
 
 export function lbKernelFiles(cfg: StackConfig): BundleFile[] {
@@ -58,6 +61,8 @@ export function lbNginxFiles(cfg: StackConfig, rt: LbRuntime): BundleFile[] {
                 statusListen: { address: cfg.network.lbIp, port: lb.statusPort },
                 statusAllow: [cfg.network.cidr, "127.0.0.1"],
                 staticFiles: lb.staticFiles ? { urlPath: lb.staticFiles.urlPath, root: staticRoot(cfg) } : undefined,
+                // A node that is changing refuses connections: with a batch of b, b + 1 tries reach a serving node.
+                nextUpstreamTries: Math.min(cfg.app.nodeCount, cfg.app.rolloutBatchSize + 2),
             }),
         },
     ];

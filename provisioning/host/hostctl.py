@@ -16,6 +16,7 @@ import json
 import os
 import pwd
 import re
+import secrets
 import grp
 import shutil
 import subprocess
@@ -441,6 +442,53 @@ def check_app(release, conf, env_content, module, user, app):
             raise Failure(f"gunicorn rejected the new configuration or release; nothing was switched:\n{proc.stdout.strip()[-3000:]}")
 
 
+def free_port():
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def smoke_boot(release, conf, env_content, module, user, app, health_path, timeout=30):
+    """
+    Boots the new release with the new configuration on a spare loopback port (one worker, as the
+    app user) and waits for its health endpoint: what validates but fails once it serves (an app on
+    the wrong worker class, an import that only breaks at request time) is caught before any node
+    changes.
+    """
+    port = free_port()
+    env = {"PATH": CLEAN_PATH, "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1", "APP_STATE_DIR": tempfile.mkdtemp(prefix=f"{app}-smoke-")}
+    os.chown(env["APP_STATE_DIR"], pwd.getpwnam(user).pw_uid, grp.getgrnam(user).gr_gid)
+    env.update(parse_env_file(env_content))
+    python = os.path.join(release, ".venv", "bin", "python")
+    argv = ["runuser", "-u", user, "--", python, "-m", "gunicorn", "-c", conf, "--chdir", release,
+            "--bind", f"127.0.0.1:{port}", "--workers", "1", "--max-requests", "0", module]
+    out = tempfile.TemporaryFile()
+    proc = subprocess.Popen(argv, cwd=release, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}{health_path}"
+    try:
+        deadline, status = time.monotonic() + timeout, None
+        while time.monotonic() < deadline and proc.poll() is None:
+            status = http_status(url)
+            if status == 200:
+                return
+            if status is not None and (status >= 500 or status == NO_ANSWER):
+                break
+            time.sleep(0.3)
+        out.seek(0)
+        detail = out.read().decode(errors="replace").strip()[-3000:]
+        what = f"answered {status}" if status else ("exited" if proc.poll() is not None else "did not answer")
+        raise Failure(f"the new release and configuration booted on a spare port but {health_path} {what}; nothing was switched:\n{detail}")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 15)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+        shutil.rmtree(env["APP_STATE_DIR"], ignore_errors=True)
+
+
 def cmd_app_validate(args):
     check_app(args.release_dir, args.conf, read_bytes(args.env) if args.env else b"", args.module, args.user, args.app)
     log("gunicorn: configuration and app load")
@@ -485,14 +533,25 @@ def http_ok(url, timeout=2.0, host=None, insecure=False):
         return False
 
 
+NO_ANSWER = 0
+
+
 def http_status(url, timeout=2.0):
-    """The HTTP status of a GET, or None when there is no HTTP answer at all."""
+    """
+    The HTTP status of a GET; NO_ANSWER when the server accepted the connection but closed it without
+    an answer (a crashing worker); None when nothing listens or answers in time.
+    """
+    import http.client
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
             return resp.status
     except urllib.error.HTTPError as e:
         return e.code
-    except (urllib.error.URLError, OSError, ValueError):
+    except (http.client.RemoteDisconnected, ConnectionResetError):
+        return NO_ANSWER
+    except urllib.error.URLError as e:
+        return NO_ANSWER if isinstance(e.reason, (http.client.RemoteDisconnected, ConnectionResetError)) else None
+    except (OSError, ValueError):
         return None
 
 
@@ -523,11 +582,39 @@ def gate(app, health_url, workers, old_workers, deadline_s):
                     streak = 0
                     reason = f"{health_url} answered {status if status else 'nothing'}"
                     if status is not None:
+                        # An HTTP error, or a connection the new workers closed without answering.
                         errors += 1
                         if errors >= 5:
                             return reason
         time.sleep(0.5)
     return reason
+
+
+# The node drains itself: while its service changes, new connections to the app port from other hosts
+# are reset (loopback still reaches it, for the gate). nginx retries a refused connection on another
+# node, which is safe for every request, in-flight requests finish gracefully, and the load balancer
+# never reloads (a reload closes keep-alive client connections, dropping requests mid-flight).
+DRAIN_TABLE = "pycluster_node_drain"
+
+
+def node_drain(port):
+    """Refuse new connections to the app port from other hosts; False (and said) when it cannot."""
+    if not shutil.which("nft"):
+        log("drain: nft is missing on this node: changing without a drain")
+        return False
+    rules = (f"add table inet {DRAIN_TABLE}\ndelete table inet {DRAIN_TABLE}\n"
+             f"table inet {DRAIN_TABLE} {{\n  chain input {{\n    type filter hook input priority -5;\n"
+             f"    iif lo accept\n    tcp dport {port} ct state new reject with tcp reset\n  }}\n}}\n")
+    proc = run(["nft", "-f", "-"], input=rules, check=False)
+    if proc.returncode != 0:
+        log(f"drain: nft refused ({proc.stdout.strip()}): changing without a drain")
+        return False
+    return True
+
+
+def node_undrain():
+    if shutil.which("nft"):
+        run(["nft", "delete", "table", "inet", DRAIN_TABLE], check=False)
 
 
 def keep_releases(p, keep, protect):
@@ -596,6 +683,7 @@ def cmd_app(args):
     stage = tempfile.mkdtemp(dir=p["etc"], prefix=".stage-")
     os.chmod(stage, 0o750)
     os.chown(stage, 0, grp.getgrnam(args.user).gr_gid)
+    drained = False
     try:
         staged = {"conf": os.path.join(stage, "gunicorn.conf.py"), "unit": os.path.join(stage, unit_name), "env": os.path.join(stage, "env")}
         write_atomic(staged["conf"], new["conf"], 0o640, "root", args.user)
@@ -604,8 +692,9 @@ def cmd_app(args):
         unit_verify(staged["unit"])
         check_app(release, staged["conf"], new["env"], args.module, args.user, args.app)
         if args.check_only:
-            # Validated on this node; nothing switched. (The rollout drains a node only once every node passed.)
-            log(f"{args.app}: release {args.release} and configuration validated ({', '.join(changed) or 'no change'})")
+            # Validated and smoke-booted on this node; nothing switched. No node changes before every node passed.
+            smoke_boot(release, staged["conf"], new["env"], args.module, args.user, args.app, args.health_path)
+            log(f"{args.app}: release {args.release} and configuration validated and smoke-booted ({', '.join(changed) or 'no change'})")
             return
 
         # Switch: keep what ran before, so a failed gate can restore it.
@@ -614,6 +703,8 @@ def cmd_app(args):
         for k in ("conf", "unit", "env"):
             if old[k] is not None:
                 write_atomic(os.path.join(p["previous"], k), old[k], 0o600)
+        port = int(args.bind.rsplit(":", 1)[1])
+        drained = node_drain(port) if not args.no_drain else False
         old_workers = children(main_pid(args.app))
         write_atomic(p["conf"], new["conf"], 0o640, "root", args.user)
         write_atomic(p["env"], new["env"], 0o600)
@@ -634,6 +725,8 @@ def cmd_app(args):
             systemctl("reload", unit_name)
 
         failure = gate(args.app, health_url, args.workers, old_workers, args.gate_timeout)
+        if not failure and drained:
+            node_undrain()
         if failure:
             journal = run(["journalctl", "-u", unit_name, "-n", "25", "--no-pager", "-o", "cat"], check=False).stdout
             for k in ("conf", "unit", "env"):
@@ -646,7 +739,9 @@ def cmd_app(args):
             if old_target:
                 systemctl("restart", unit_name, check=False)
                 back = gate(args.app, health_url, 1, set(), args.gate_timeout)
-                state = "healthy again" if back is None else f"still unhealthy ({back})"
+                if back is None:
+                    node_undrain()
+                state = "healthy again, back in rotation" if back is None else f"still unhealthy ({back}), left drained"
                 raise Failure(
                     f"{args.app}: the change failed its health gate ({failure}); rolled back to {old_target}, {state}. "
                     f"The rollout stops here; nodes not yet updated keep the old version.\n--- journal ---\n{journal}"
@@ -656,6 +751,11 @@ def cmd_app(args):
 
         removed = keep_releases(p, args.keep, [args.release])
         log(f"{args.app}: {', '.join(changed)} changed; {action}; healthy; release {args.release}" + (f"; pruned {len(removed)} old release(s)" if removed else ""))
+    except BaseException:
+        # Whatever went wrong: a node that serves well goes back into rotation.
+        if drained and is_active(args.app) and http_ok(health_url):
+            node_undrain()
+        raise
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 
@@ -804,7 +904,40 @@ def set_rotation(changes):
     return True
 
 
+NGINX_ERROR_LOG = "/var/log/nginx/error.log"
+
+
+def last_upstream_error(server):
+    """When nginx last failed to reach `server` (its error log), or None."""
+    import datetime
+    needle = f'upstream: "http://{server}/'
+    last = None
+    try:
+        with open(NGINX_ERROR_LOG, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 4_000_000))
+            for raw in f.read().decode(errors="replace").splitlines():
+                if needle in raw:
+                    last = raw[:19]
+    except FileNotFoundError:
+        return None
+    return datetime.datetime.strptime(last, "%Y/%m/%d %H:%M:%S").timestamp() if last else None
+
+
 def cmd_upstream(args):
+    if args.action == "settle":
+        # nginx counts a node's refused connections (while it drained itself) and skips it for
+        # fail_timeout: the next node may change only once this one is back in nginx's view, or a
+        # fast rollout could leave nginx without a node it considers alive.
+        waited, deadline = 0.0, time.monotonic() + args.max_wait
+        while time.monotonic() < deadline:
+            last = last_upstream_error(args.server)
+            if last is None or time.time() - last > args.fail_timeout + 1:
+                break
+            time.sleep(0.5)
+            waited += 0.5
+        log(f"upstream: {args.server} back in nginx's rotation" + (f" after {waited:.1f} s" if waited else ""))
+        return
     if args.action == "expire":
         now, back = time.time(), []
         for name in sorted(os.listdir(LEASES)) if os.path.isdir(LEASES) else []:
@@ -818,11 +951,13 @@ def cmd_upstream(args):
     if args.action == "drain":
         write_lease(args.server, args.lease, args.health)
         set_rotation({args.server: True})
-    else:
-        set_rotation({args.server: False})
-        if os.path.exists(lease_path(args.server)):
-            os.unlink(lease_path(args.server))
-    log(f"upstream: {args.server} {'drained' if args.action == 'drain' else 'in rotation'}")
+        # A new token every time: the admit step carries it, so whenever a drain ran, its admit runs too.
+        log(f"upstream: {args.server} drained (drain token {secrets.token_hex(4)})")
+        return
+    set_rotation({args.server: False})
+    if os.path.exists(lease_path(args.server)):
+        os.unlink(lease_path(args.server))
+    log(f"upstream: {args.server} in rotation")
 
 
 def cmd_gate(args):
@@ -862,6 +997,7 @@ def main():
     s.add_argument("--keep", type=int, default=5)
     s.add_argument("--gate-timeout", type=float, default=60)
     s.add_argument("--check-only", action="store_true", help="stage and validate, switch nothing")
+    s.add_argument("--no-drain", action="store_true", help="no other node could take the traffic: change without a drain")
     s.set_defaults(func=cmd_app)
     s = sub.add_parser("app-validate")
     for a in ("--app", "--release-dir", "--conf", "--module", "--user"):
@@ -884,7 +1020,9 @@ def main():
     s.add_argument("--app", required=True)
     s.set_defaults(func=cmd_status)
     s = sub.add_parser("upstream")
-    s.add_argument("action", choices=["drain", "undrain", "expire"])
+    s.add_argument("action", choices=["drain", "undrain", "expire", "settle"])
+    s.add_argument("--fail-timeout", type=float, default=10)
+    s.add_argument("--max-wait", type=float, default=60)
     s.add_argument("--server")
     s.add_argument("--lease", type=float, default=300, help="seconds a drain lasts without its admit step")
     s.add_argument("--health", help="the node's health URL, checked before a lease returns it")

@@ -43,6 +43,8 @@ export const releaseCommand = (o: { app: string; release: string; user: string }
 export interface AppCommandOptions {
     /** Stage and validate only (gunicorn --check-config, systemd-analyze verify); switch nothing. */
     checkOnly?: boolean;
+    /** No other node could take the traffic (a tier of one): change without draining. */
+    noDrain?: boolean;
     app: string;
     release: string;
     user: string;
@@ -66,7 +68,7 @@ export function appCommand(o: AppCommandOptions): string {
         keep: o.keep,
         "gate-timeout": o.gateTimeout,
     };
-    return hostctl("app", flags, o.checkOnly ? ["--check-only"] : []);
+    return hostctl("app", flags, [...(o.checkOnly ? ["--check-only"] : []), ...(o.noDrain ? ["--no-drain"] : [])]);
 }
 
 /**
@@ -94,11 +96,13 @@ export function gateCommand(url: string, timeoutSeconds: number, o: GateOptions 
  * On the load balancer, after a node passed its own gate: take it into rotation,
  * check the LB reaches its health endpoint, then check the site answers through nginx.
  */
-export function admitCommand(o: { server: string; nodeHealthUrl: string; siteHost: string; healthPath: string }): string {
+export function admitCommand(o: { server: string; nodeHealthUrl: string; siteHost: string; healthPath: string; failTimeout: number }): string {
     return [
         upstreamCommand("undrain", o.server),
         gateCommand(o.nodeHealthUrl, 60),
         gateCommand(`https://127.0.0.1${o.healthPath}`, 60, { hostHeader: o.siteHost, insecure: true }),
+        // Then until nginx itself counts the node as alive again (it skips a node for fail_timeout after errors).
+        hostctl("upstream", { server: o.server, "fail-timeout": o.failTimeout }, ["settle"]),
     ].join(" && ");
 }
 

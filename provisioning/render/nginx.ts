@@ -8,6 +8,10 @@ import { LbMethod } from "../../config/stackConfig";
  * `nginx -t -c <stage>/nginx.conf` before it touches /etc/nginx.
  */
 
+/** nginx's passive health check: after this many failures within FAIL_TIMEOUT_S, a node is skipped that long. */
+export const MAX_FAILS = 3;
+export const FAIL_TIMEOUT_S = 10;
+
 /** Directory under the nginx configuration directory that holds our files. */
 export const NGINX_SITE_DIR = "pycluster";
 export const NGINX_TLS_CERT = `${NGINX_SITE_DIR}/tls/fullchain.pem`;
@@ -112,6 +116,8 @@ export interface NginxSiteOptions {
     /** Networks allowed to read stub_status. */
     statusAllow: string[];
     staticFiles?: { urlPath: string; root: string };
+    /** Attempts per request: a whole rollout batch may refuse new connections at once. */
+    nextUpstreamTries: number;
 }
 
 /** Mozilla "intermediate" (guideline 5.7+/6): ECDHE with AEAD ciphers only, no DHE. */
@@ -127,7 +133,7 @@ export const MOZILLA_INTERMEDIATE_CIPHERS = [
 function upstreamBlock(o: NginxSiteOptions): string {
     if (o.upstreams.length === 0) throw new Error("the upstream needs at least one app node");
     const method = o.method === "round_robin" ? [] : [`    ${o.method};`];
-    const servers = o.upstreams.map(u => `    server ${u.address}:${u.port} max_fails=3 fail_timeout=10s${u.down ? " down" : ""};`);
+    const servers = o.upstreams.map(u => `    server ${u.address}:${u.port} max_fails=${MAX_FAILS} fail_timeout=${FAIL_TIMEOUT_S}s${u.down ? " down" : ""};`);
     return [
         `upstream ${o.appName} {`,
         `    # Shared memory, so every worker sees the same failure counts and connection numbers.`,
@@ -235,7 +241,7 @@ export function renderNginxSite(o: NginxSiteOptions): string {
         `        proxy_read_timeout ${o.readTimeout}s;`,
         `        # A failed or refused node: try the next one (nginx never retries non-idempotent requests).`,
         `        proxy_next_upstream error timeout http_502 http_503;`,
-        `        proxy_next_upstream_tries 3;`,
+        `        proxy_next_upstream_tries ${o.nextUpstreamTries};`,
         `        proxy_next_upstream_timeout ${o.connectTimeout * 2}s;`,
         `    }`,
         `}`,

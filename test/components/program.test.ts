@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { COMMAND, COPY, isWrappedSecret, loadStackFile, ProgramRun, RecordedResource, runProgram, TEST_CREDENTIALS } from "../support/programHarness";
+import { COMMAND, COPY, isWrappedSecret, loadStackFile, ProgramRun, RecordedResource, runProgram, TEST_CREDENTIALS, TEST_SECRET_KEYS } from "../support/programHarness";
 
 const INSTANCE = "openstack:compute/instance:Instance";
 const PORT = "openstack:networking/port:Port";
@@ -36,9 +36,9 @@ for (const name of ["dev", "staging", "prod"]) {
         assert.equal(count("openstack:compute/keypair:Keypair"), 1);
         assert.equal(count(FIP), 1);
         assert.equal(count(COPY), nodes, "one release upload per app node");
-        // Per host: bootstrap, packages, kernel. LB: nginx. Per app node: release, check, app, and drain/admit on the LB.
+        // Per host: bootstrap, packages, kernel. LB: nginx. Per app node: release, check, app, and its admit on the LB.
         const letsencrypt = name === "prod" ? 1 : 0;
-        assert.equal(count(COMMAND), 3 * (1 + nodes) + 1 + 5 * nodes + letsencrypt);
+        assert.equal(count(COMMAND), 3 * (1 + nodes) + 1 + 4 * nodes + letsencrypt);
         assert.deepEqual(run.outputs.appPrivateIps, Array.from({ length: nodes }, (_, i) => `10.${{ dev: 110, staging: 120, prod: 130 }[name]}.0.${3 + i}`));
     });
 }
@@ -131,7 +131,8 @@ test("instances: flavor and image from config, image name changes ignored, user 
         assert.doesNotMatch(userData, /gunicorn\.conf|nginx\.conf|worker_connections/, "configuration goes over SSH, not user data");
     }
     assert.match(app.inputs.userData, /name: webapp/);
-    assert.match(lb.inputs.userData, /- nginx\n\s+- certbot/);
+    assert.match(lb.inputs.userData, /packages:\n\s+- nginx\n/);
+    assert.doesNotMatch(lb.inputs.userData, /certbot/, "extras go over SSH: user data stays the same for every configuration");
 });
 
 test("app nodes are reached through the load balancer; every connection pins its host key and is secret", async () => {
@@ -195,7 +196,7 @@ test("each app node's commands carry its rendered files, bound to its own addres
     assert.match(find(run, COMMAND, "pycluster-staging-lb-kernel").inputs.stdin, /LimitNOFILE=60128/);
 });
 
-test("changes roll through app nodes in order: node 1 waits for node 0 to be back in rotation", async () => {
+test("changes roll through app nodes in order: a batch starts when the previous one is back in rotation", async () => {
     const run = await runProgram({ stack: "staging", config: { ...loadStackFile("staging"), ...TEST_CREDENTIALS, appNodeCount: "4", rolloutBatchSize: "2" } });
     const urn = (name: string) => find(run, COMMAND, name).urn;
     const deps = (name: string) => find(run, COMMAND, name).options.dependsOn;
@@ -203,22 +204,22 @@ test("changes roll through app nodes in order: node 1 waits for node 0 to be bac
     // Batch of 2: nodes 0 and 1 first, then 2 and 3 after both are admitted.
     assert.ok(!deps("pycluster-staging-app-1-app").includes(admitted(0)));
     for (const i of [2, 3]) {
-        for (const step of ["app", "lb-drain"]) {
-            assert.ok(deps(`pycluster-staging-app-${i}-${step}`).includes(admitted(0)), `${i}-${step} after node 0`);
-            assert.ok(deps(`pycluster-staging-app-${i}-${step}`).includes(admitted(1)), `${i}-${step} after node 1`);
-        }
+        assert.ok(deps(`pycluster-staging-app-${i}-app`).includes(admitted(0)), `${i} after node 0`);
+        assert.ok(deps(`pycluster-staging-app-${i}-app`).includes(admitted(1)), `${i} after node 1`);
     }
-    // Within a node: drain (LB) -> app (node) -> admit (LB).
-    assert.ok(deps("pycluster-staging-app-2-app").includes(urn("pycluster-staging-app-2-lb-drain")));
+    // Within a node: app (the node drains itself) -> admit (LB).
     assert.ok(deps("pycluster-staging-app-2-lb-admit").includes(urn("pycluster-staging-app-2-app")));
     // Releases unpack and changes are validated everywhere without waiting for the rollout...
     assert.ok(!deps("pycluster-staging-app-3-release").includes(admitted(0)));
     assert.ok(!deps("pycluster-staging-app-3-check").includes(admitted(0)));
-    // ...and no node is drained before every node validated the change.
+    // ...and no node changes before every node validated the change.
     for (const i of [0, 1, 2, 3]) {
-        for (const j of [0, 1, 2, 3]) assert.ok(deps(`pycluster-staging-app-${i}-lb-drain`).includes(urn(`pycluster-staging-app-${j}-check`)), `drain ${i} after check ${j}`);
+        for (const j of [0, 1, 2, 3]) assert.ok(deps(`pycluster-staging-app-${i}-app`).includes(urn(`pycluster-staging-app-${j}-check`)), `app ${i} after check ${j}`);
     }
     assert.match(find(run, COMMAND, "pycluster-staging-app-2-check").inputs.create, /hostctl\.py app .* --check-only$/);
+    // nginx tries enough nodes to get past a whole batch that refuses connections while it changes.
+    assert.match(find(run, COMMAND, "pycluster-staging-lb-nginx").inputs.stdin, /proxy_next_upstream_tries 4;/);
+    assert.ok(run.byType(COMMAND).every(c => !c.name.endsWith("-lb-drain")), "rollouts never reload nginx to drain");
 });
 
 test("no secret reaches a command line, a plain input or a plain output", async () => {
@@ -257,7 +258,7 @@ test("no secret reaches a command line, a plain input or a plain output", async 
 test("a preview (unknown outputs) builds the same plan without running anything", async () => {
     const run = await runProgram({ stack: "staging", preview: true });
     assert.equal(run.byType(INSTANCE).length, 3);
-    assert.equal(run.byType(COMMAND).length, 3 * 3 + 1 + 5 * 2);
+    assert.equal(run.byType(COMMAND).length, 3 * 3 + 1 + 4 * 2);
 });
 
 test("outputs: URL, addresses, SSH commands with ProxyJump, capacity and effective settings", async () => {
@@ -312,26 +313,47 @@ test("letsencrypt: certbot runs on the LB once nginx serves the domain's ACME pa
     assert.match(nginx.inputs.stdin, /^file tls\/fullchain\.pem 0644/m, "a placeholder certificate until certbot has one");
 });
 
-test("every app change is drained first (on a lease) and admitted after the node's gate", async () => {
+test("each node is admitted on the LB after its gate; drains on the LB are leases (new nodes)", async () => {
     const run = await stack("staging");
-    const drain = find(run, COMMAND, "pycluster-staging-app-1-lb-drain");
-    assert.match(drain.inputs.create, /^sudo python3 \/usr\/local\/lib\/pycluster\/hostctl\.py upstream --server 10\.120\.0\.4:8000 --lease 150 --health http:\/\/10\.120\.0\.4:8000\/healthz drain # change [0-9a-f]{16}$/);
     const admit = find(run, COMMAND, "pycluster-staging-app-1-lb-admit");
-    assert.match(admit.inputs.create, /upstream --server 10\.120\.0\.4:8000 undrain && .* gate --url http:\/\/10\.120\.0\.4:8000\/healthz .* gate --url https:\/\/127\.0\.0\.1\/healthz .* --insecure # change [0-9a-f]{16}$/);
-    // Both carry the same change fingerprint: they run exactly when the node's step does.
-    assert.equal(drain.inputs.create.split("# change ")[1], admit.inputs.create.split("# change ")[1]);
+    assert.match(admit.inputs.create, /upstream --server 10\.120\.0\.4:8000 undrain && .* gate --url http:\/\/10\.120\.0\.4:8000\/healthz .* gate --url https:\/\/127\.0\.0\.1\/healthz .* --insecure && .* upstream --server 10\.120\.0\.4:8000 --fail-timeout 10 settle # change [0-9a-f]{16}$/);
     const kernel = find(run, COMMAND, "pycluster-staging-lb-kernel");
     assert.match(kernel.inputs.stdin, /^file pycluster-drain-expiry\.timer 0644/m);
     assert.match(kernel.inputs.stdin, /ExecStart=\/usr\/bin\/python3 \/usr\/local\/lib\/pycluster\/hostctl\.py upstream expire/);
+    assert.match(find(run, INSTANCE, "pycluster-staging-app-0").inputs.userData, /- nftables/, "app nodes can drain themselves");
 });
 
-test("the change fingerprint moves with what the node receives, and only then", async () => {
-    const fp = async (set: Record<string, string>) => {
-        const run = await runProgram({ stack: "staging", config: { ...loadStackFile("staging"), ...TEST_CREDENTIALS, ...set } });
-        return find(run, COMMAND, "pycluster-staging-app-0-lb-drain").inputs.create.split("# change ")[1];
+test("the admit step moves with anything its node receives, and only then", async () => {
+    const fp = async (set: Record<string, string>, secret: Record<string, string> = {}) => {
+        const run = await runProgram({
+            stack: "staging",
+            config: { ...loadStackFile("staging"), ...TEST_CREDENTIALS, ...set, ...secret },
+            secretKeys: [...TEST_SECRET_KEYS, ...Object.keys(secret)],
+        });
+        return find(run, COMMAND, "pycluster-staging-app-0-lb-admit").inputs.create.split("# change ")[1];
     };
     const base = await fp({});
     assert.equal(await fp({}), base, "stable across runs");
     assert.notEqual(await fp({ gunicornTimeout: "31" }), base, "a gunicorn setting");
+    assert.notEqual(await fp({}, { appEnv: '{"A":"1"}' }), base, "the app's environment");
     assert.equal(await fp({ lbMethod: "round_robin" }), base, "an LB-only setting does not touch the nodes");
+});
+
+test("no setting of the app or the TLS mode changes user data (OpenStack would rebuild the VMs)", async () => {
+    const userData = async (set: Record<string, string>) => {
+        const run = await runProgram({
+            stack: "prod",
+            config: { ...loadStackFile("prod"), ...TEST_CREDENTIALS, ...set },
+            secretKeys: [...TEST_SECRET_KEYS, ...("tlsPrivateKey" in set ? ["tlsPrivateKey"] : [])],
+        });
+        return run.byType(INSTANCE).map(i => [i.name, i.inputs.userData]);
+    };
+    const base = await userData({});
+    assert.deepEqual(await userData({ appKind: "asgi" }), base);
+    const pem = (kind: string) => `-----BEGIN ${kind}-----\nx\n-----END ${kind}-----`;
+    assert.deepEqual(await userData({ tlsMode: "provided", tlsCertificate: pem("CERTIFICATE"), tlsPrivateKey: pem("PRIVATE KEY") }), base);
+    assert.deepEqual(await userData({ gunicornWorkers: "9", targetConcurrency: "60000", appFlavor: "b3-32" }), base);
+    // What a configuration adds is installed over SSH instead.
+    const run = await stack("prod");
+    assert.equal(find(run, COMMAND, "pycluster-prod-lb-packages").inputs.create, "sudo python3 /usr/local/lib/pycluster/hostctl.py packages nginx certbot");
 });

@@ -16,7 +16,16 @@ import { connectionTo, curl, e2eSkipReason, onHost, seconds, tcpOpens } from "./
 const STACK = "e2e";
 const keep = process.env.PYCLUSTER_E2E_KEEP === "1";
 const log = process.env.PYCLUSTER_E2E_VERBOSE ? (l: string) => console.log(`  ${l}`) : () => undefined;
-const base: LocalStackOptions = { stack: STACK, log };
+/** A secret in the app's environment: the security test looks for it everywhere it must not be. */
+const SECRET_TOKEN = `e2e-secret-${Math.random().toString(36).slice(2, 12)}`;
+const base: LocalStackOptions = { stack: STACK, log, setSecret: { appEnv: JSON.stringify({ E2E_TOKEN: SECRET_TOKEN }) } };
+/** Everything the runs recorded: step outputs and non-secret outputs. */
+const recorded: string[] = [];
+const remember = (r: UpResult) => {
+    for (const s of r.steps) recorded.push(`${s.name} ${s.output ?? ""}`);
+    for (const [k, v] of Object.entries(r.outputs)) if (!r.secretOutputs.includes(k)) recorded.push(`${k} ${JSON.stringify(v)}`);
+    return r;
+};
 
 let skip: string | undefined;
 let up: UpResult;
@@ -40,7 +49,7 @@ after(teardown);
 const e2e = (name: string, fn: () => Promise<void>) => test(name, async t => (skip ? t.skip(skip) : fn()));
 
 e2e("1. up from scratch on 1 load balancer + 3 app hosts", async () => {
-    up = await localUp(base);
+    up = remember(await localUp(base));
     appIps = up.outputs.appPrivateIps;
     console.log(`up from scratch: ${seconds(up.wallMs)}, ${up.remoteExecutions.length} remote steps`);
     assert.equal(appIps.length, 3);
@@ -127,29 +136,102 @@ e2e("4. gunicorn runs as the app user under the rendered unit, with the stack's 
     assert.equal(nginxWorkers.length, cfg.lb.workerProcesses);
 });
 
+e2e("4b. TLS: 1.0 and 1.1 refused, 1.2 and 1.3 served, HSTS sent; an unknown Host gets no app response", async () => {
+    const ns = up.cloud.publicNetns;
+    const lb = up.outputs.lbPublicIp;
+    const handshake = (version: string) =>
+        spawnSync("ip", ["netns", "exec", ns, "openssl", "s_client", "-connect", `${lb}:443`, `-${version}`, "-cipher", "DEFAULT:@SECLEVEL=0", "-brief"], {
+            input: "",
+            encoding: "utf8",
+            timeout: 10_000,
+        });
+    for (const old of ["tls1", "tls1_1"]) {
+        const r = handshake(old);
+        assert.notEqual(r.status, 0, `${old} accepted`);
+        assert.match(`${r.stdout}${r.stderr}`, /alert protocol version|unsupported protocol|no protocols available/i, `${old}: ${r.stderr}`);
+    }
+    assert.match(handshake("tls1_2").stderr, /Protocol version: TLSv1\.2/);
+    assert.match(handshake("tls1_3").stderr, /Protocol version: TLSv1\.3/);
+    assert.match(curl(ns, ["-skI", up.outputs.url]).out, /strict-transport-security: max-age=63072000/i);
+    const stranger = curl(ns, ["-sk", "-H", "Host: attacker.example", "-o", "/dev/null", "-w", "%{http_code}", up.outputs.url]);
+    assert.equal(stranger.out.replace(/curl: .*\n?/g, "").trim(), "000", "connection closed without an answer (444)");
+});
+
+e2e("4c. security groups, as enforced on the hosts: app nodes take the app port and SSH from the LB only", async () => {
+    const opens = async (from: "lb" | string, host: string, port: number) =>
+        (await onHost(up, from, `timeout 3 bash -c 'exec 3<>/dev/tcp/${host}/${port}' 2>/dev/null && echo open || echo closed`)).trim();
+    const [a, b] = appIps;
+    assert.equal(await opens("lb", b, 8000), "open", "LB -> app port");
+    assert.equal(await opens("lb", b, 22), "open", "LB -> app SSH");
+    assert.equal(await opens(a, b, 8000), "closed", "app node -> another app node's port");
+    assert.equal(await opens(a, b, 22), "closed", "app node -> another app node's SSH");
+    assert.equal(await opens(a, up.outputs.lbPublicIp, 22), "closed", "app node -> LB SSH (not an admin network)");
+    assert.equal(await opens(a, "10.78.0.2", 8080), "open", "the LB's status listener from the private network");
+    assert.match(await onHost(up, a, "curl -s http://10.78.0.2:8080/stub_status"), /Active connections:/);
+    // The gateway (any other machine on the private network) reaches no app node either.
+    assert.equal(tcpOpens(up.cloud.names.gatewayNetns, b, 8000), false);
+});
+
+e2e("4d. every host offers exactly the host key the program generated and pinned", async () => {
+    const keys = JSON.parse(fs.readFileSync(`${up.cloud.stateDir}/keys-${STACK}.json`, "utf8")) as Record<string, { publicKeyOpenssh?: string }>;
+    const pinned = (host: string) => keys[`tls:index/privateKey:PrivateKey::${host}-hostkey`].publicKeyOpenssh!.trim().split(" ").slice(0, 2).join(" ");
+    const offered = (scan: string) => scan.trim().split("\n").filter(l => l && !l.startsWith("#")).map(l => l.split(" ").slice(1, 3).join(" "));
+    const lbScan = spawnSync("ssh-keyscan", ["-T", "5", up.outputs.lbPublicIp], { encoding: "utf8" }).stdout;
+    assert.deepEqual(offered(lbScan), [pinned("pycluster-e2e-lb")]);
+    for (const [i, ip] of appIps.entries()) {
+        const scan = await onHost(up, "lb", `ssh-keyscan -T 5 ${ip} 2>/dev/null`);
+        assert.deepEqual(offered(scan), [pinned(`pycluster-e2e-app-${i}`)], `app ${i}`);
+    }
+    // A connection that pins another key is refused (what every step of the program does).
+    const wrong = await runCommand({ ...connectionTo(up, "lb"), hostKey: pinned("pycluster-e2e-app-0") }, "true").catch(e => e as Error);
+    assert.ok(wrong instanceof Error && /host key/i.test(wrong.message), String(wrong));
+});
+
+e2e("4e. the app runs unprivileged in a hardened unit (systemd-analyze security <= 5 on the node)", async () => {
+    const report = await onHost(up, appIps[0], "systemd-analyze security webapp.service --no-pager");
+    const exposure = Number(/Overall exposure level for webapp\.service: (\d+(?:\.\d+)?)/.exec(report)![1]);
+    console.log(`systemd-analyze security on ${appIps[0]}: exposure ${exposure}`);
+    assert.ok(exposure <= 5, `exposure ${exposure}`);
+});
+
+e2e("4f. secrets never reach a command line, a log, an output or the engine's state", async () => {
+    const state = fs.readFileSync(`${up.cloud.stateDir}/engine-${STACK}.json`, "utf8");
+    const keys = JSON.parse(fs.readFileSync(`${up.cloud.stateDir}/keys-${STACK}.json`, "utf8")) as Record<string, Record<string, string>>;
+    // The key store holds what Pulumi keeps encrypted in its state: every private key, one per line of text.
+    const privateKeys = Object.values(keys).flatMap(k => [k.privateKeyOpenssh, k.privateKeyPem].filter(Boolean)).map(k => k.split("\n")[1]);
+    const secrets = [SECRET_TOKEN, ...privateKeys];
+    const everything = [state, ...recorded, JSON.stringify(up.outputs.sshApps), up.outputs.url];
+    for (const node of [...appIps, "lb"]) {
+        everything.push(await onHost(up, node, "ps -eo args"));
+        everything.push(await onHost(up, node, "sudo journalctl --no-pager -q -o cat"));
+    }
+    const leaks = secrets.filter(secret => everything.some(text => text.includes(secret)));
+    assert.deepEqual(leaks.map(l => l.slice(0, 8) + "..."), [], "a secret leaked");
+    // Where the app's secret must be: in its 0600 env file and the app's environment.
+    assert.equal((await onHost(up, appIps[0], "sudo stat -c '%a %U' /etc/webapp/env")).trim(), "600 root");
+    assert.match(await onHost(up, appIps[0], "sudo cat /etc/webapp/env"), new RegExp(`E2E_TOKEN="${SECRET_TOKEN}"`));
+    console.log(`secret scan: ${secrets.length} secret values, ${everything.length} recorded texts (state, step outputs, outputs, process lists, journals): no leak`);
+});
+
 e2e("5. a second up with no change executes 0 remote commands", async () => {
-    const again = await localUp(base);
+    const again = remember(await localUp(base));
     console.log(`second up: ${seconds(again.wallMs)}, ${again.remoteExecutions.length} remote steps`);
     assert.deepEqual(again.remoteExecutions.map(s => s.name), []);
 });
 
 e2e("6. changing one gunicorn setting re-pushes it to every app node, one node at a time, and ends healthy", async () => {
-    const changed = await localUp({ ...base, set: { gunicornMaxRequests: "30000" } });
+    const changed = remember(await localUp({ ...base, set: { gunicornMaxRequests: "30000" } }));
     const ran = changed.remoteExecutions.map(s => s.name).sort();
     console.log(`gunicornMaxRequests change: ${seconds(changed.wallMs)}, ran ${ran.join(", ")}`);
-    assert.deepEqual(
-        ran,
-        [0, 1, 2].flatMap(i => [`pycluster-e2e-app-${i}-check`, `pycluster-e2e-app-${i}-lb-drain`, `pycluster-e2e-app-${i}-app`, `pycluster-e2e-app-${i}-lb-admit`]).sort(),
-    );
-    // Validated on every node first; then one at a time: a node is drained only after the previous one is back.
+    assert.deepEqual(ran, [0, 1, 2].flatMap(i => [`pycluster-e2e-app-${i}-check`, `pycluster-e2e-app-${i}-app`, `pycluster-e2e-app-${i}-lb-admit`]).sort());
+    // Validated on every node first; then one at a time: a node changes only after the previous one is back.
     const step = (name: string) => changed.remoteExecutions.find(s => s.name === name)!;
     const end = (name: string) => step(name).startedAt + step(name).ms;
     const checksDone = Math.max(...[0, 1, 2].map(i => end(`pycluster-e2e-app-${i}-check`)));
-    assert.ok(step("pycluster-e2e-app-0-lb-drain").startedAt >= checksDone, "no drain before every node validated");
+    assert.ok(step("pycluster-e2e-app-0-app").startedAt >= checksDone, "no node changes before every node validated");
     for (const i of [0, 1, 2]) {
-        assert.ok(step(`pycluster-e2e-app-${i}-app`).startedAt >= end(`pycluster-e2e-app-${i}-lb-drain`), `node ${i}: drained, then changed`);
         assert.ok(step(`pycluster-e2e-app-${i}-lb-admit`).startedAt >= end(`pycluster-e2e-app-${i}-app`), `node ${i}: changed, then admitted`);
-        if (i > 0) assert.ok(step(`pycluster-e2e-app-${i}-lb-drain`).startedAt >= end(`pycluster-e2e-app-${i - 1}-lb-admit`), `node ${i} waited for node ${i - 1}`);
+        if (i > 0) assert.ok(step(`pycluster-e2e-app-${i}-app`).startedAt >= end(`pycluster-e2e-app-${i - 1}-lb-admit`), `node ${i} waited for node ${i - 1}`);
     }
     for (const ip of appIps) {
         assert.match(await onHost(up, ip, "sudo cat /etc/webapp/gunicorn.conf.py"), /^max_requests = 30000$/m);

@@ -1,5 +1,5 @@
 /**
- * npm run e2e [-- --keep]
+ * npm run e2e [-- --keep]        npm run test:reliability (= --reliability: the failure tests only)
  *
  * Runs the end-to-end scenario on local hosts and tears everything down,
  * also on failure or Ctrl-C. With --keep the cluster stays up and one JSON
@@ -10,8 +10,13 @@ import * as fs from "fs";
 import * as path from "path";
 
 const keep = process.argv.includes("--keep");
-// The local hosts themselves first (test/local), then the cluster scenario.
-const files = [path.join(__dirname, "..", "local"), __dirname].flatMap(dir =>
+// The local hosts themselves (test/local), the cluster scenario, then failures under load
+// (test/reliability; left out with --keep: it starts from a clean cluster of its own).
+const only = process.argv.includes("--reliability");
+const dirs = only
+    ? [path.join(__dirname, "..", "reliability")]
+    : [path.join(__dirname, "..", "local"), __dirname, ...(keep ? [] : [path.join(__dirname, "..", "reliability")])];
+const files = dirs.flatMap(dir =>
     fs
         .readdirSync(dir)
         .filter(f => f.endsWith(".e2e.test.ts"))

@@ -19,6 +19,7 @@ const site = renderNginxSite({
     hstsMaxAge: 0,
     statusListen: { address: "10.0.0.2", port: 8080 },
     statusAllow: ["10.0.0.0/24"],
+    nextUpstreamTries: 3,
 });
 
 test("upstream state: drain and undrain one server, leaving the others as they are", () => {

@@ -24,6 +24,7 @@ const SITE: NginxSiteOptions = {
     hstsMaxAge: 63072000,
     statusListen: { address: "127.0.0.1", port: 8080 },
     statusAllow: ["10.120.0.0/24", "127.0.0.1"],
+    nextUpstreamTries: 3,
 };
 
 const block = (text: string, head: RegExp) => {

@@ -1,0 +1,115 @@
+/**
+ * Load during failure tests: wrk (a real load tool) from client network
+ * namespaces for the counts, and a probe in this process that samples the
+ * site every 50 ms so the time to recover can be measured.
+ */
+import { spawn } from "child_process";
+import * as https from "https";
+
+export interface WrkResult {
+    requests: number;
+    non2xx: number;
+    errors: { connect: number; read: number; write: number; timeout: number };
+    seconds: number;
+}
+
+/** The numbers of a wrk summary (wrk prints "Socket errors" and "Non-2xx" lines only when non-zero). */
+export function parseWrk(output: string): WrkResult {
+    const requests = /(\d+) requests in ([\d.]+)(ms|s|m)/.exec(output);
+    if (!requests) throw new Error(`not a wrk summary:\n${output}`);
+    const unit = { ms: 0.001, s: 1, m: 60 }[requests[3] as "ms" | "s" | "m"];
+    const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(output);
+    const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(output);
+    return {
+        requests: Number(requests[1]),
+        non2xx: non2xx ? Number(non2xx[1]) : 0,
+        errors: socket ? { connect: +socket[1], read: +socket[2], write: +socket[3], timeout: +socket[4] } : { connect: 0, read: 0, write: 0, timeout: 0 },
+        seconds: Number(requests[2]) * unit,
+    };
+}
+
+export const failures = (r: WrkResult) => r.non2xx + r.errors.connect + r.errors.read + r.errors.write + r.errors.timeout;
+
+export interface WrkRun {
+    /** Stops the load (SIGINT: wrk prints its summary) and returns the numbers. */
+    stop(): Promise<WrkResult>;
+}
+
+/** wrk in a network namespace until stopped. */
+export function startWrk(o: { netns: string; url: string; connections: number; threads?: number; timeoutS?: number }): WrkRun {
+    const args = ["netns", "exec", o.netns, "wrk", `-t${o.threads ?? 1}`, `-c${o.connections}`, "-d3600s", `--timeout`, `${o.timeoutS ?? 10}s`, o.url];
+    const child = spawn("ip", args, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", d => (out += d));
+    child.stderr.on("data", d => (out += d));
+    const exited = new Promise<void>(resolve => child.on("exit", () => resolve()));
+    return {
+        async stop() {
+            // `ip netns exec` execs wrk: the PID is wrk's own.
+            child.kill("SIGINT");
+            await exited;
+            return parseWrk(out);
+        },
+    };
+}
+
+export interface Sample {
+    at: number;
+    ok: boolean;
+    node?: string;
+    error?: string;
+}
+
+/** Samples https://<host>/ every `intervalMs` (each in flight at most `timeoutMs`), recording who answered. */
+export class Probe {
+    readonly samples: Sample[] = [];
+    private timer?: NodeJS.Timeout;
+    private readonly agent = new https.Agent({ keepAlive: true, maxSockets: 8, rejectUnauthorized: false });
+
+    constructor(
+        private readonly host: string,
+        private readonly intervalMs = 50,
+        private readonly timeoutMs = 5000,
+    ) {}
+
+    start(): void {
+        this.timer = setInterval(() => this.once(), this.intervalMs);
+    }
+
+    private once(): void {
+        const at = Date.now();
+        const req = https.get({ host: this.host, path: "/", agent: this.agent, timeout: this.timeoutMs }, res => {
+            let body = "";
+            res.on("data", d => (body += d));
+            res.on("end", () => {
+                let node: string | undefined;
+                try {
+                    node = JSON.parse(body).node;
+                } catch {
+                    node = undefined;
+                }
+                this.samples.push({ at, ok: res.statusCode === 200, node, error: res.statusCode === 200 ? undefined : `HTTP ${res.statusCode}` });
+            });
+        });
+        req.on("timeout", () => req.destroy(new Error("timeout")));
+        req.on("error", e => this.samples.push({ at, ok: false, error: e.message }));
+    }
+
+    async stop(): Promise<void> {
+        if (this.timer) clearInterval(this.timer);
+        await new Promise(r => setTimeout(r, this.timeoutMs + 200));
+        this.agent.destroy();
+    }
+
+    /** ms from `since` to the end of the last failed sample (0 when none failed). */
+    recoveryMs(since: number): number {
+        const failed = this.samples.filter(s => s.at >= since && !s.ok);
+        return failed.length === 0 ? 0 : Math.max(...failed.map(s => s.at)) - since;
+    }
+
+    /** ms from `since` until `node` first answered again (undefined if it never did). */
+    firstSeen(node: string, since: number): number | undefined {
+        const seen = this.samples.filter(s => s.at >= since && s.ok && s.node === node).map(s => s.at);
+        return seen.length === 0 ? undefined : Math.min(...seen) - since;
+    }
+}
