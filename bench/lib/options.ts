@@ -1,0 +1,275 @@
+/**
+ * The benchmark's command line, parsed into typed options. Pure, so every
+ * rule (units, defaults, what --quick means) is unit-tested.
+ */
+
+export const CONFIG_NAMES = ["generated", "seed", "stock"] as const;
+export type ConfigName = (typeof CONFIG_NAMES)[number];
+
+export interface BenchOptions {
+    /** Stack file Pulumi.<stack>.yaml of the bench cluster. */
+    stack: string;
+    /** Concurrent in-flight requests per step, ascending. */
+    steps: number[];
+    /**
+     * The shortest time the app holds each request (the simulated I/O of /wait), ms. A step
+     * holds longer when its ramp needs it: see stepTiming.
+     */
+    holdMs: number;
+    /** Extra time a request may take beyond its hold before it counts as timed out, ms; undefined = 15 s + hold/4 per step. */
+    graceMs?: number;
+    /** New connections per second while a step ramps up (connections open in bursts of `chunk`). */
+    rampRate: number;
+    /** Connections per load-generator process (each stays under the 20,000 open-file cap). */
+    chunk: number;
+    configs: ConfigName[];
+    /** Stack config overrides for the cluster, i.e. for the generated configuration. */
+    set: Record<string, string>;
+    /** After a configuration's first failing step, this many probes halve the concurrency towards the last step it held. */
+    refine: number;
+    /** Keep stepping up after a configuration failed a step (default: stop there, it only gets worse). */
+    continueAfterFailure: boolean;
+    /** Throughput run: closed-loop connections and seconds per target; 0 seconds = skip. */
+    throughputConnections: number;
+    throughputSeconds: number;
+    /** Paced run for the LB's added latency: connections and the pause between a connection's requests. */
+    latencyConnections: number;
+    latencyPauseMs: number;
+    /** MemAvailable the guard keeps free, MiB (the floor a step is aborted at). */
+    memReserveMiB: number;
+    /** Before each step, wait up to this long for CPU used outside the bench to drop below 25% of the machine. */
+    quietWaitS: number;
+    /** A step that failed while other work took CPU is measured again, up to this many times. */
+    retries: number;
+    /** Internet client namespaces of the bench cloud (source IPs of the load). */
+    clients: number;
+    keep: boolean;
+    quick: boolean;
+    resultsDir: string;
+}
+
+export const USAGE = `usage: npx tsx bench/bench.ts [options]
+
+  --steps LIST          concurrency steps, e.g. 10k,25k,50k,75k,100k (default)
+  --hold DURATION       shortest time the app holds each request (simulated I/O), default 20s;
+                        a step holds at least 1.25 x its ramp + 10 s, so all its requests are in flight at once
+  --grace DURATION      slack beyond the hold before a request counts as timed out, default 15s + hold/4, at most 50s
+  --ramp-rate N         new connections per second while a step ramps up, default 600
+  --chunk N             connections per wrk process (each < 20000 open files), default 500
+  --configs LIST        generated,seed,stock (default: all three, in that order)
+  --set KEY=VALUE       stack config override for the cluster (= the generated configuration); repeatable
+  --refine N            probes below a configuration's first failing step, default 4
+  --continue            keep stepping up after a configuration failed a step
+  --throughput N@DUR    closed-loop throughput run: N connections for DUR per target, default 64@10s (0@0s = skip)
+  --latency N@PAUSE     paced run for the LB's added latency: N connections, PAUSE between requests, default 16@50ms
+  --mem-reserve MIB     MemAvailable kept free: a step that would go below is refused or aborted, default 2048
+  --quiet-wait DURATION wait up to this long before each step for outside CPU load to settle, default 60s
+  --retries N           measure a step again when it failed under outside CPU load, default 1
+  --clients N           client network namespaces (source IPs), default 8
+  --stack NAME          stack file Pulumi.NAME.yaml, default bench
+  --keep                leave the bench cluster up (with the generated configuration back in place)
+  --quick               smoke run under 2 minutes: one small step, short hold, short throughput runs
+  --results DIR         where results go, default bench/results
+`;
+
+/** "10k" -> 10000, "1.5k" -> 1500, "2m" (million) is not accepted: steps are connections. */
+export function parseCount(text: string): number {
+    const m = /^(\d+(?:\.\d+)?)(k?)$/i.exec(text.trim());
+    if (!m) throw new Error(`not a count: ${JSON.stringify(text)} (use e.g. 2500 or 10k)`);
+    const n = Number(m[1]) * (m[2] ? 1000 : 1);
+    if (!Number.isInteger(n) || n <= 0) throw new Error(`not a positive whole count: ${JSON.stringify(text)}`);
+    return n;
+}
+
+/** "500ms", "30s", "2m", or a bare number of seconds -> milliseconds. */
+export function parseDuration(text: string): number {
+    const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+    if (!m) throw new Error(`not a duration: ${JSON.stringify(text)} (use e.g. 500ms, 30s or 2m)`);
+    const factor = m[2] === "ms" ? 1 : m[2] === "m" ? 60_000 : 1000;
+    return Math.round(Number(m[1]) * factor);
+}
+
+/**
+ * The default grace for a hold: room for queueing under load, growing with the
+ * hold, but at most 50 s: a connection stays idle for the grace after its
+ * answer, and nginx (generated and Debian's alike) closes idle client
+ * connections after keepalive_timeout 65 s, with a reset that wrk counts as a
+ * read error although the request was answered.
+ */
+export function defaultGraceMs(holdMs: number): number {
+    return Math.min(50_000, 15_000 + Math.round(holdMs / 4));
+}
+
+export interface StepTiming {
+    /** When the last connection starts opening, ms after the first. */
+    rampMs: number;
+    holdMs: number;
+    graceMs: number;
+}
+
+/**
+ * How long a step of `concurrency` requests ramps, holds and waits. Every
+ * request must still be held when the last one arrives, so the hold is at
+ * least 1.25 x the ramp + 10 s (and never below --hold): then all of them are
+ * in flight at the same time for a while. A step of one process opens all its
+ * connections at once and just holds for --hold. Pure.
+ */
+export function stepTiming(concurrency: number, o: Pick<BenchOptions, "holdMs" | "graceMs" | "rampRate" | "chunk">): StepTiming {
+    const processes = Math.ceil(concurrency / o.chunk);
+    const rampMs = Math.round(((processes - 1) * Math.min(o.chunk, concurrency) * 1000) / o.rampRate);
+    const holdMs = rampMs === 0 ? o.holdMs : Math.max(o.holdMs, Math.ceil((rampMs * 1.25 + 10_000) / 1000) * 1000);
+    return { rampMs, holdMs, graceMs: o.graceMs ?? defaultGraceMs(holdMs) };
+}
+
+export function defaultOptions(): BenchOptions {
+    return {
+        stack: "bench",
+        steps: [10_000, 25_000, 50_000, 75_000, 100_000],
+        holdMs: 20_000,
+        rampRate: 600,
+        chunk: 500,
+        configs: [...CONFIG_NAMES],
+        set: {},
+        refine: 4,
+        continueAfterFailure: false,
+        throughputConnections: 64,
+        throughputSeconds: 10,
+        latencyConnections: 16,
+        latencyPauseMs: 50,
+        memReserveMiB: 2048,
+        quietWaitS: 60,
+        retries: 1,
+        clients: 8,
+        keep: false,
+        quick: false,
+        resultsDir: "bench/results",
+    };
+}
+
+/** What --quick changes (explicit options given with it still win). */
+export function quickOverrides(): Partial<BenchOptions> {
+    return {
+        steps: [500],
+        holdMs: 3000,
+        graceMs: 4000,
+        rampRate: 1000,
+        chunk: 500,
+        refine: 0,
+        throughputConnections: 16,
+        throughputSeconds: 1,
+        latencyConnections: 4,
+        latencyPauseMs: 50,
+        quietWaitS: 5,
+        retries: 0,
+    };
+}
+
+function pair(text: string, what: string): [string, string] {
+    const at = text.indexOf("@");
+    if (at <= 0) throw new Error(`${what} needs N@VALUE, got ${JSON.stringify(text)}`);
+    return [text.slice(0, at), text.slice(at + 1)];
+}
+
+export function parseOptions(argv: string[]): BenchOptions {
+    const given: Partial<BenchOptions> = {};
+    const set: Record<string, string> = {};
+    const value = (i: number, flag: string): string => {
+        const v = argv[i + 1];
+        if (v === undefined || v.startsWith("--")) throw new Error(`${flag} needs a value\n${USAGE}`);
+        return v;
+    };
+    for (let i = 0; i < argv.length; i++) {
+        const flag = argv[i];
+        switch (flag) {
+            case "--steps": {
+                const steps = value(i++, flag).split(",").filter(Boolean).map(parseCount);
+                if (steps.length === 0) throw new Error("--steps needs at least one step");
+                given.steps = [...new Set(steps)].sort((a, b) => a - b);
+                break;
+            }
+            case "--hold":
+                given.holdMs = parseDuration(value(i++, flag));
+                if (given.holdMs < 100) throw new Error("--hold must be at least 100ms");
+                break;
+            case "--grace":
+                given.graceMs = parseDuration(value(i++, flag));
+                break;
+            case "--ramp-rate":
+                given.rampRate = parseCount(value(i++, flag));
+                break;
+            case "--chunk":
+                given.chunk = parseCount(value(i++, flag));
+                if (given.chunk > 19_000) throw new Error("--chunk must stay below 19000: a process may open at most 20000 files here");
+                break;
+            case "--configs": {
+                const names = value(i++, flag).split(",").filter(Boolean);
+                for (const n of names) {
+                    if (!(CONFIG_NAMES as readonly string[]).includes(n)) throw new Error(`unknown configuration ${JSON.stringify(n)}: use ${CONFIG_NAMES.join(", ")}`);
+                }
+                if (names.length === 0) throw new Error("--configs needs at least one configuration");
+                given.configs = [...new Set(names)] as ConfigName[];
+                break;
+            }
+            case "--set": {
+                const kv = value(i++, flag);
+                const eq = kv.indexOf("=");
+                if (eq <= 0) throw new Error(`--set needs KEY=VALUE, got ${JSON.stringify(kv)}`);
+                set[kv.slice(0, eq)] = kv.slice(eq + 1);
+                break;
+            }
+            case "--refine":
+                given.refine = Number(value(i++, flag));
+                if (!Number.isInteger(given.refine) || given.refine < 0) throw new Error("--refine needs a whole number >= 0");
+                break;
+            case "--continue":
+                given.continueAfterFailure = true;
+                break;
+            case "--throughput": {
+                const [n, d] = pair(value(i++, flag), flag);
+                given.throughputConnections = n === "0" ? 0 : parseCount(n);
+                given.throughputSeconds = parseDuration(d) / 1000;
+                break;
+            }
+            case "--latency": {
+                const [n, d] = pair(value(i++, flag), flag);
+                given.latencyConnections = n === "0" ? 0 : parseCount(n);
+                given.latencyPauseMs = parseDuration(d);
+                break;
+            }
+            case "--mem-reserve":
+                given.memReserveMiB = parseCount(value(i++, flag));
+                break;
+            case "--quiet-wait":
+                given.quietWaitS = parseDuration(value(i++, flag)) / 1000;
+                break;
+            case "--retries":
+                given.retries = Number(value(i++, flag));
+                if (!Number.isInteger(given.retries) || given.retries < 0) throw new Error("--retries needs a whole number >= 0");
+                break;
+            case "--clients":
+                given.clients = parseCount(value(i++, flag));
+                if (given.clients > 50) throw new Error("--clients: at most 50 client namespaces");
+                break;
+            case "--stack":
+                given.stack = value(i++, flag);
+                break;
+            case "--results":
+                given.resultsDir = value(i++, flag);
+                break;
+            case "--keep":
+                given.keep = true;
+                break;
+            case "--quick":
+                given.quick = true;
+                break;
+            case "--help":
+            case "-h":
+                throw new Error(USAGE);
+            default:
+                throw new Error(`unknown option ${JSON.stringify(flag)}\n${USAGE}`);
+        }
+    }
+    const base = defaultOptions();
+    const quick = given.quick ? quickOverrides() : {};
+    return { ...base, ...quick, ...given, set };
+}

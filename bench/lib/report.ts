@@ -1,0 +1,167 @@
+/**
+ * What the bench prints: the steps table, per-host peaks, throughput,
+ * predicted against measured, and the targets. Pure (results in, text out).
+ */
+import { describeErrors } from "./classify";
+import { BenchResult, ConfigResult, StepResult } from "./results";
+import { ChartInput } from "./svg";
+
+export function table(header: string[], rows: string[][]): string {
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map(r => (r[i] ?? "").length)));
+    const line = (cells: string[]) => "| " + cells.map((c, i) => (c ?? "").padEnd(widths[i])).join(" | ") + " |";
+    return [line(header), "|" + widths.map(w => "-".repeat(w + 2)).join("|") + "|", ...rows.map(line)].join("\n");
+}
+
+const ms = (v: number | undefined) => (v === undefined ? "-" : v >= 10_000 ? `${(v / 1000).toFixed(1)} s` : `${Math.round(v)} ms`);
+const mib = (v: number) => (v >= 10_240 ? `${(v / 1024).toFixed(1)} GiB` : `${Math.round(v)} MiB`);
+
+function stepStatus(s: StepResult): string {
+    if (s.skipped) return `skipped: ${s.skipped}`;
+    if (s.aborted) return `ABORTED: ${s.aborted}`;
+    if (s.held) return "held";
+    if (s.errors.total === 0 && s.ok === s.concurrency && !s.simultaneous) return "not all at once";
+    return "FAILED";
+}
+
+export function stepsTable(r: BenchResult): string {
+    const rows: string[][] = [];
+    for (const c of r.configs) {
+        if (c.skipped) {
+            rows.push([c.name, "-", "-", "-", "-", "-", "-", "-", "-", "-", `skipped: ${c.skipped}`]);
+            continue;
+        }
+        for (const s of c.steps) {
+            const lb = s.hosts[Object.keys(s.hosts).find(h => h.endsWith("-lb")) ?? ""];
+            const apps = Object.entries(s.hosts).filter(([h]) => !h.endsWith("-lb"));
+            const appMem = apps.length ? Math.max(...apps.map(([, p]) => p.peakMemMiB)) : 0;
+            const appCpu = apps.reduce((a, [, p]) => a + p.peakCpuCores, 0);
+            rows.push([
+                c.name,
+                `${s.concurrency}${s.kind === "refine" ? "*" : ""}`,
+                s.skipped ? "-" : `${s.rampS.toFixed(0)}/${s.holdS.toFixed(0)}`,
+                s.skipped ? "-" : `${s.ok}/${s.concurrency}`,
+                s.skipped ? "-" : describeErrors(s.errors),
+                ms(s.latency?.p50ExcessMs),
+                ms(s.latency?.p99ExcessMs),
+                s.skipped ? "-" : String(s.appInFlightPeak),
+                lb ? `${mib(lb.peakMemMiB)} / ${lb.peakCpuCores.toFixed(2)}` : "-",
+                apps.length ? `${mib(appMem)} / ${appCpu.toFixed(2)}` : "-",
+                stepStatus(s),
+            ]);
+        }
+    }
+    return table(["config", "in flight", "ramp/hold s", "ok", "errors", "p50-hold", "p99-hold", "at apps", "LB mem / cpu", "app mem (max) / cpu (sum)", "result"], rows);
+}
+
+export function hostsTable(r: BenchResult): string {
+    const hostNames = [...new Set(r.configs.flatMap(c => c.steps.flatMap(s => Object.keys(s.hosts))))];
+    const short = (h: string) => h.replace(/^pycluster-[a-z0-9]+-/, "");
+    const rows: string[][] = [];
+    for (const c of r.configs) {
+        for (const s of c.steps) {
+            if (s.skipped) continue;
+            rows.push([
+                c.name,
+                String(s.concurrency),
+                ...hostNames.map(h => (s.hosts[h] ? `${mib(s.hosts[h].peakMemMiB)}, ${s.hosts[h].peakCpuCores.toFixed(2)}/${s.hosts[h].meanCpuCores.toFixed(2)}` : "-")),
+                `${mib(s.machine.memDropMiB)}`,
+                s.machine.foreignCores.toFixed(2),
+            ]);
+        }
+    }
+    return table(["config", "in flight", ...hostNames.map(h => `${short(h)} mem, cpu peak/mean`), "machine mem used", "foreign cpu"], rows);
+}
+
+export function throughputTable(r: BenchResult): string {
+    const rows: string[][] = [];
+    for (const c of r.configs) {
+        const t = c.throughput;
+        if (!t) continue;
+        for (const run of [...t.closedLoop.map(x => ["closed loop", x] as const), ...t.paced.map(x => ["paced", x] as const)]) {
+            const [kind, x] = run;
+            rows.push([
+                c.name,
+                kind,
+                x.target === "lb" ? "through the LB (https)" : "direct to one app node (http)",
+                String(x.connections),
+                x.requestsPerSecond.toFixed(0),
+                x.p50Ms === undefined ? "-" : x.p50Ms.toFixed(2),
+                x.p99Ms === undefined ? "-" : x.p99Ms.toFixed(2),
+                String(x.errors),
+            ]);
+        }
+        rows.push([c.name, "LB added p50", "", "", "", t.lbAddedP50Ms === undefined ? "-" : t.lbAddedP50Ms.toFixed(2), "", ""]);
+    }
+    return table(["config", "run", "target", "conns", "req/s", "p50 ms", "p99 ms", "errors"], rows);
+}
+
+export function predictedTable(r: BenchResult): string {
+    const rows: string[][] = [];
+    for (const c of r.configs) {
+        if (c.skipped) {
+            rows.push([c.name, "-", "-", "-", `skipped: ${c.skipped}`]);
+            continue;
+        }
+        const p = c.predicted;
+        const measured = c.firstFailure !== undefined ? `${c.maxHeld} (first failure ${c.firstFailure})` : `${c.maxHeld} (no failure up to the last step)`;
+        rows.push([
+            c.name,
+            p ? String(p.ceiling) : "-",
+            p ? `${p.binding.name}: ${p.binding.formula}` : "-",
+            measured,
+            verdict(c),
+        ]);
+    }
+    return table(["config", "predicted ceiling", "binding limit (from the settings in effect)", "measured: highest held", "model vs measurement"], rows);
+}
+
+function verdict(c: ConfigResult): string {
+    const p = c.predicted?.ceiling;
+    if (p === undefined) return "-";
+    if (c.firstFailure === undefined) return c.maxHeld >= p ? "held beyond the model" : `held all steps (max ${c.maxHeld} < model ${p})`;
+    if (c.maxHeld <= p && c.firstFailure > p) return "consistent: the ceiling lies between";
+    if (c.firstFailure <= p) return `fails below the model (${c.firstFailure} <= ${p}): another limit binds`;
+    return `holds above the model (${c.maxHeld} > ${p})`;
+}
+
+export function targetsText(r: BenchResult): string {
+    return r.targets.map(t => `  [${t.met === undefined ? "n/a" : t.met ? "met" : "NOT MET"}] ${t.target}: ${t.detail}`).join("\n");
+}
+
+export function chartInput(r: BenchResult): ChartInput {
+    return {
+        title: `pycluster bench: ${r.stack.name} stack, requests held >= ${r.options.holdMs / 1000} s (longer for big steps)`,
+        subtitle: `${r.startedAt} - ${r.machine.cpus} CPUs, ${(r.machine.memTotalMiB / 1024).toFixed(0)} GiB; targetConcurrency ${r.stack.targetConcurrency}${Object.keys(r.stack.set).length ? `; set ${Object.entries(r.stack.set).map(([k, v]) => `${k}=${v}`).join(" ")}` : ""}`,
+        series: r.configs
+            .filter(c => !c.skipped)
+            .map(c => ({
+                name: `${c.name} (held ${c.maxHeld})`,
+                points: c.steps
+                    .filter(s => !s.skipped)
+                    .map(s => ({
+                        concurrency: s.concurrency,
+                        failedPct: (100 * s.failed) / s.concurrency,
+                        p99ExcessS: s.latency ? s.latency.p99ExcessMs / 1000 : undefined,
+                    })),
+            })),
+    };
+}
+
+export function fullReport(r: BenchResult): string {
+    return [
+        "Steps (in flight = concurrent requests, each held by the app; p50/p99 beyond the hold; * = refinement probe):",
+        stepsTable(r),
+        "",
+        "Peak memory and CPU per host (cores; peak over 1 s samples / mean over the step):",
+        hostsTable(r),
+        "",
+        "Throughput at moderate concurrency (endpoint /):",
+        throughputTable(r),
+        "",
+        "Capacity model, predicted vs measured:",
+        predictedTable(r),
+        "",
+        "Targets (issue 5, for the generated configuration):",
+        targetsText(r),
+    ].join("\n");
+}

@@ -1,0 +1,184 @@
+/**
+ * The shape of bench/results/<timestamp>.json, and the pure decisions made
+ * on it: whether a step held, a configuration's highest held concurrency, the
+ * next refinement probe, and the targets of issue 5.
+ */
+import { CapacityModel } from "../../config/capacity";
+import { ErrorsByKind } from "./classify";
+import { AppEffective, LbEffective } from "./hosts";
+import { BenchOptions, ConfigName } from "./options";
+
+export interface HostPeak {
+    peakMemMiB: number;
+    peakCpuCores: number;
+    meanCpuCores: number;
+    peakTcpInUse: number;
+    peakConntrack?: number;
+}
+
+export interface StepResult {
+    concurrency: number;
+    /** "step" from --steps, "refine" from the probes below a failure. */
+    kind: "step" | "refine";
+    /** How long the app held each request in this step, s. */
+    holdS: number;
+    processes: number;
+    rampS: number;
+    /** Requests answered 2xx. */
+    ok: number;
+    answered: number;
+    sent: number;
+    codes: Record<string, number>;
+    errors: ErrorsByKind;
+    /** Requests of the step that did not get a 2xx answer. */
+    failed: number;
+    latency?: { p50ExcessMs: number; p99ExcessMs: number; worstP99ExcessMs: number; maxExcessMs: number };
+    hosts: Record<string, HostPeak>;
+    /** Requests in flight at the app nodes at the busiest moment (their TCP sockets over the step's start). */
+    appInFlightPeak: number;
+    machine: { minMemAvailableMiB: number; memDropMiB: number; busyCores: number; loadgenCores: number; foreignCores: number; otherCloudsCores: number };
+    /** All requests were in flight at the app nodes at the same time (within 2%). */
+    simultaneous: boolean;
+    held: boolean;
+    aborted?: string;
+    skipped?: string;
+    notes: string[];
+    wallS: number;
+    /** Every load-generator process: where and when it started, what it got. */
+    generators?: { netns: string; startMs: number; connections: number; ok: number; sent: number; errors: Record<string, number>; failure?: string }[];
+    /** Samples, one per second: [s, LB TCP sockets, app TCP sockets, LB cores, app cores, loadgen cores, machine busy cores, MemAvailable MiB]. */
+    timeline?: number[][];
+}
+
+export interface ThroughputRun {
+    target: "lb" | "direct";
+    url: string;
+    connections: number;
+    seconds: number;
+    requestsPerSecond: number;
+    p50Ms?: number;
+    p99Ms?: number;
+    errors: number;
+}
+
+export interface ThroughputResult {
+    closedLoop: ThroughputRun[];
+    paced: ThroughputRun[];
+    /** p50 through the LB minus p50 straight to one app node, at the paced (moderate) load. */
+    lbAddedP50Ms?: number;
+}
+
+export interface ConfigResult {
+    name: ConfigName;
+    description: string;
+    /** Files of the plan that differed on the hosts before it was applied (for generated: what localUp had left). */
+    differedBeforeApply: string[];
+    refusedSysctls: Record<string, string[]>;
+    effective?: { lb: LbEffective; apps: AppEffective[] };
+    predicted?: CapacityModel;
+    /** For generated: the stack's own `capacity` output (from the stack config rather than the hosts). */
+    stackCapacity?: CapacityModel;
+    throughput?: ThroughputResult;
+    steps: StepResult[];
+    maxHeld: number;
+    firstFailure?: number;
+    skipped?: string;
+    applySeconds?: number;
+    appWorkerPssMiB?: number;
+}
+
+export interface BenchResult {
+    version: 1;
+    startedAt: string;
+    finishedAt: string;
+    command: string;
+    /** The program measured (commit, or snapshot). */
+    program: string;
+    machine: { cpus: number; memTotalMiB: number; kernel: string; loadAvgAtStart: string; otherClouds: string[] };
+    options: BenchOptions;
+    stack: { name: string; set: Record<string, string>; targetConcurrency: number };
+    /** Whether the generated files on the hosts after localUp equalled the renderers' output. */
+    generatedMatchedRender?: boolean;
+    bytesPerRequestLearned: number;
+    configs: ConfigResult[];
+    targets: TargetVerdict[];
+    interrupted?: string;
+}
+
+export function isHeld(s: Pick<StepResult, "errors" | "ok" | "concurrency" | "simultaneous" | "aborted" | "skipped">): boolean {
+    return !s.aborted && !s.skipped && s.errors.total === 0 && s.ok === s.concurrency && s.simultaneous;
+}
+
+export function maxHeld(steps: StepResult[]): number {
+    return Math.max(0, ...steps.filter(s => s.held).map(s => s.concurrency));
+}
+
+/** Lowest concurrency that failed (not skipped): the upper end of what a configuration holds. */
+export function firstFailure(steps: StepResult[]): number | undefined {
+    const failed = steps.filter(s => !s.held && !s.skipped).map(s => s.concurrency);
+    return failed.length ? Math.min(...failed) : undefined;
+}
+
+/** Rounds to two significant digits (probe sizes that read well: 770, 1300, 56000). */
+export function roundProbe(n: number): number {
+    if (n < 10) return Math.max(1, Math.round(n));
+    const e = 10 ** (Math.floor(Math.log10(n)) - 1);
+    return Math.round(n / e) * e;
+}
+
+/**
+ * The next refinement probe between the highest held and the lowest failed
+ * concurrency: the capacity model's prediction when it lies strictly
+ * between, else the midpoint (halving when nothing held yet). Undefined when
+ * the bracket is too narrow to be worth a probe (within 5%).
+ */
+export function nextProbe(held: number, failed: number, predicted?: number): number | undefined {
+    if (failed <= held + 1 || failed - held < 0.05 * failed) return undefined;
+    if (predicted !== undefined) {
+        const p = roundProbe(predicted);
+        if (p > held && p < failed) return p;
+    }
+    const mid = held === 0 ? failed / 2 : (held + failed) / 2;
+    const probe = roundProbe(mid);
+    return probe > held && probe < failed ? probe : undefined;
+}
+
+export interface TargetVerdict {
+    target: string;
+    met: boolean | undefined;
+    detail: string;
+}
+
+/** Issue 5's targets, for the generated configuration. */
+export function evaluateTargets(configs: ConfigResult[]): TargetVerdict[] {
+    const by = (n: ConfigName) => configs.find(c => c.name === n && !c.skipped);
+    const gen = by("generated");
+    const out: TargetVerdict[] = [];
+    const heldAt = (c: ConfigResult | undefined, n: number) => c?.steps.some(s => s.held && s.concurrency >= n);
+    const tried = (c: ConfigResult | undefined, n: number) => c?.steps.some(s => s.concurrency >= n && !s.skipped);
+    const hold = (n: number, label: string) => {
+        if (!gen || !tried(gen, n)) return out.push({ target: label, met: undefined, detail: `not measured (no step at ${n} or above ran)` });
+        return out.push({ target: label, met: !!heldAt(gen, n), detail: `generated held up to ${gen.maxHeld}${gen.firstFailure ? `, first failure at ${gen.firstFailure}` : ""}` });
+    };
+    hold(50_000, "generated holds 50,000 in flight with 0 errors (must)");
+    hold(100_000, "generated holds 100,000 in flight with 0 errors (aim)");
+    const others = (["seed", "stock"] as const).map(by).filter((c): c is ConfigResult => !!c);
+    if (!gen || others.length === 0) {
+        out.push({ target: "generated holds >= 2x what seed and stock hold", met: undefined, detail: "needs generated and seed or stock in the same run" });
+    } else {
+        const best = Math.max(...others.map(c => c.maxHeld));
+        const ok = gen.maxHeld >= 2 * best && gen.maxHeld > 0;
+        out.push({
+            target: "generated holds >= 2x what seed and stock hold",
+            met: ok,
+            detail: `generated ${gen.maxHeld} vs ${others.map(c => `${c.name} ${c.maxHeld}`).join(", ")} (${best > 0 ? `${(gen.maxHeld / best).toFixed(1)}x` : "they held no step"})`,
+        });
+    }
+    const added = gen?.throughput?.lbAddedP50Ms;
+    out.push({
+        target: "the LB adds < 1 ms at p50 at moderate load",
+        met: added === undefined ? undefined : added < 1,
+        detail: added === undefined ? "not measured" : `p50 through the LB - p50 direct = ${added.toFixed(2)} ms`,
+    });
+    return out;
+}

@@ -1,0 +1,302 @@
+/**
+ * What the machine and each host do during a run, sampled from /proc and the
+ * hosts' cgroups (read from outside, so sampling costs the hosts nothing):
+ *  - CPU per host: its cgroup's cpu.stat usage_usec (cgroup v2, recursive),
+ *    or cpuacct.usage where a v1 cpuacct cgroup exists for the host;
+ *  - memory per host: memory.usage_in_bytes where a v1 memory cgroup exists
+ *    for the host, else the sum of the proportional set size (PSS) of its
+ *    processes (shared pages split fairly, so forked workers are not counted
+ *    twice; kernel socket buffers are not in it: they show in MemAvailable);
+ *  - TCP sockets in use in the host's network namespace (/proc/<pid>/net/sockstat
+ *    of one of its processes): on an app node, connections from the load balancer;
+ *  - the whole machine: MemAvailable, and busy CPU, so CPU used by anything
+ *    outside the bench (other clusters on this machine) is visible.
+ */
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { cgroupDirs, cgroupPids } from "../../local/procs";
+import { parseMeminfo } from "./memoryGuard";
+
+export interface HostRef {
+    name: string;
+    /** Relative cgroup path of the host (cloud.names.hostCgroup). */
+    cgroup: string;
+    /** The host's network namespace (a name under /run/netns). */
+    netns: string;
+}
+
+export interface Sample {
+    t: number;
+    memAvailable: number;
+    /** Busy cores of the whole machine since the previous sample. */
+    machineBusyCores: number;
+    /** Cores used by the load generators since the previous sample. */
+    loadgenCores: number;
+    /** Cores used by other local clouds (other sessions' clusters) since the previous sample. */
+    otherCloudsCores: number;
+    hosts: Record<string, { cpuCores: number; memBytes?: number; tcpInUse?: number; conntrack?: number }>;
+}
+
+export interface HostSummary {
+    peakCpuCores: number;
+    meanCpuCores: number;
+    peakMemBytes: number;
+    peakTcpInUse: number;
+    baselineTcpInUse: number;
+    /** Highest netfilter conntrack count (sampled on the load balancer only). */
+    peakConntrack?: number;
+}
+
+export interface SampleSummary {
+    samples: number;
+    seconds: number;
+    minMemAvailable: number;
+    memAvailableAtStart: number;
+    meanMachineBusyCores: number;
+    meanLoadgenCores: number;
+    /** Busy CPU not accounted to the bench's hosts or load generators (other clusters, other tools, unattributed kernel work). */
+    meanForeignCores: number;
+    /** Of which: other local clouds on this machine. */
+    meanOtherCloudsCores: number;
+    hosts: Record<string, HostSummary>;
+    /** Highest sum of TCP sockets in use over the app nodes, minus its value at the start: requests in flight at the apps. */
+    appInFlightPeak: number;
+    /** Per sample: seconds since the start, LB TCP sockets, app TCP sockets (sum), LB cores, app cores (sum), load-generator cores, machine busy cores, MemAvailable MiB. */
+    timeline: number[][];
+    memoryMethod: string;
+}
+
+export function readMachineCpu(): { busy: number; total: number } {
+    const line = fs.readFileSync("/proc/stat", "utf8").split("\n")[0];
+    const v = line.trim().split(/\s+/).slice(1).map(Number);
+    const idle = (v[3] ?? 0) + (v[4] ?? 0);
+    const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
+    return { busy: total - idle, total };
+}
+
+const CLK_TCK = 100;
+
+/** CPU time of a cgroup in microseconds, from whichever accounting this machine has. */
+export function cgroupCpuUsec(relative: string): number | undefined {
+    const v1 = path.join("/sys/fs/cgroup/cpuacct", relative, "cpuacct.usage");
+    try {
+        return Number(fs.readFileSync(v1, "utf8")) / 1000;
+    } catch {
+        /* no v1 cpuacct cgroup for it */
+    }
+    for (const dir of cgroupDirs(relative)) {
+        try {
+            const m = /^usage_usec (\d+)/m.exec(fs.readFileSync(path.join(dir, "cpu.stat"), "utf8"));
+            if (m) return Number(m[1]);
+        } catch {
+            /* not this hierarchy */
+        }
+    }
+    return undefined;
+}
+
+/** CPU time of the other local clouds on this machine (their pycluster-* cgroups), microseconds. */
+export function otherCloudsCpuUsec(own: string[]): number {
+    let total = 0;
+    for (const root of ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]) {
+        let names: string[];
+        try {
+            names = fs.readdirSync(root).filter(n => n.startsWith("pycluster-") && !own.includes(n));
+        } catch {
+            continue;
+        }
+        for (const n of names) total += cgroupCpuUsec(n) ?? 0;
+        if (names.length > 0 || fs.existsSync(path.join(root, "cgroup.procs"))) break;
+    }
+    return total;
+}
+
+export function cgroupMemoryBytes(relative: string): { bytes: number; method: string } {
+    try {
+        const bytes = Number(fs.readFileSync(path.join("/sys/fs/cgroup/memory", relative, "memory.usage_in_bytes"), "utf8"));
+        return { bytes, method: "cgroup v1 memory.usage_in_bytes" };
+    } catch {
+        /* no v1 memory cgroup for it: sum the processes */
+    }
+    let pss = 0;
+    for (const pid of cgroupPids(relative)) {
+        try {
+            const m = /^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"));
+            if (m) pss += Number(m[1]) * 1024;
+        } catch {
+            /* gone meanwhile, or a kernel thread */
+        }
+    }
+    return { bytes: pss, method: "sum of process PSS (smaps_rollup)" };
+}
+
+/** A process of the host that lives in its network namespace (the cgroup also holds the supervisor, which does not). */
+const netnsPid = new Map<string, number>();
+
+function pidInNetns(h: HostRef): number | undefined {
+    const cached = netnsPid.get(h.netns);
+    let inode: number;
+    try {
+        inode = fs.statSync(`/run/netns/${h.netns}`).ino;
+    } catch {
+        return undefined;
+    }
+    const matches = (pid: number) => {
+        try {
+            return fs.readlinkSync(`/proc/${pid}/ns/net`) === `net:[${inode}]`;
+        } catch {
+            return false;
+        }
+    };
+    if (cached !== undefined && matches(cached)) return cached;
+    const pid = cgroupPids(h.cgroup).find(matches);
+    if (pid !== undefined) netnsPid.set(h.netns, pid);
+    return pid;
+}
+
+/** "TCP: inuse N" of the host's network namespace. */
+export function tcpInUse(h: HostRef): number | undefined {
+    const pid = pidInNetns(h);
+    if (pid === undefined) return undefined;
+    try {
+        const m = /^TCP: inuse (\d+)/m.exec(fs.readFileSync(`/proc/${pid}/net/sockstat`, "utf8"));
+        return m ? Number(m[1]) : undefined;
+    } catch {
+        netnsPid.delete(h.netns);
+        return undefined;
+    }
+}
+
+/**
+ * Connections tracked by netfilter in the host's namespace (the local hosts
+ * enforce security groups with nftables, so every connection has an entry;
+ * the table is capped by the machine-wide nf_conntrack_max).
+ */
+export function conntrackCount(h: HostRef): number | undefined {
+    const r = spawnSync("ip", ["netns", "exec", h.netns, "cat", "/proc/sys/net/netfilter/nf_conntrack_count"], { encoding: "utf8" });
+    const n = Number(r.stdout.trim());
+    return r.status === 0 && r.stdout.trim() !== "" && Number.isFinite(n) ? n : undefined;
+}
+
+export class Sampler {
+    private timer?: NodeJS.Timeout;
+    private samples: Sample[] = [];
+    private prevCpu = new Map<string, number>();
+    private prevMachine = readMachineCpu();
+    private prevLoadgen = 0;
+    private prevOthers = 0;
+    private prevT = Date.now();
+    private tick = 0;
+    private memoryMethod = "";
+
+    constructor(
+        private readonly hosts: HostRef[],
+        private readonly appHostNames: string[],
+        private readonly loadgenCgroup: string,
+        /** Top-level cgroup names that are the bench's own (its cloud, its load generators). */
+        private readonly ownCgroups: string[],
+        private readonly memEveryTicks = 3,
+    ) {}
+
+    start(intervalMs = 1000): void {
+        this.samples = [];
+        this.prevMachine = readMachineCpu();
+        this.prevLoadgen = cgroupCpuUsec(this.loadgenCgroup) ?? 0;
+        this.prevOthers = otherCloudsCpuUsec(this.ownCgroups);
+        this.prevT = Date.now();
+        for (const h of this.hosts) this.prevCpu.set(h.name, cgroupCpuUsec(h.cgroup) ?? 0);
+        this.take(true);
+        this.timer = setInterval(() => this.take(false), intervalMs);
+    }
+
+    /** The latest TCP in-use count per host (for cooldown checks). */
+    static tcpNow(hosts: HostRef[]): Record<string, number> {
+        const out: Record<string, number> = {};
+        for (const h of hosts) out[h.name] = tcpInUse(h) ?? 0;
+        return out;
+    }
+
+    private take(first: boolean): void {
+        const now = Date.now();
+        const dt = Math.max(0.001, (now - this.prevT) / 1000);
+        const machine = readMachineCpu();
+        const machineBusyCores = first ? 0 : (machine.busy - this.prevMachine.busy) / CLK_TCK / dt;
+        const loadgen = cgroupCpuUsec(this.loadgenCgroup) ?? 0;
+        const loadgenCores = first ? 0 : (loadgen - this.prevLoadgen) / 1e6 / dt;
+        const others = otherCloudsCpuUsec(this.ownCgroups);
+        const otherCloudsCores = first ? 0 : Math.max(0, (others - this.prevOthers) / 1e6 / dt);
+        const withMem = first || this.tick % this.memEveryTicks === 0;
+        const hosts: Sample["hosts"] = {};
+        for (const h of this.hosts) {
+            const usec = cgroupCpuUsec(h.cgroup) ?? 0;
+            const cpuCores = first ? 0 : (usec - (this.prevCpu.get(h.name) ?? usec)) / 1e6 / dt;
+            this.prevCpu.set(h.name, usec);
+            const entry: Sample["hosts"][string] = { cpuCores, tcpInUse: tcpInUse(h) };
+            if (!this.appHostNames.includes(h.name)) entry.conntrack = conntrackCount(h);
+            if (withMem) {
+                const m = cgroupMemoryBytes(h.cgroup);
+                entry.memBytes = m.bytes;
+                this.memoryMethod = m.method;
+            }
+            hosts[h.name] = entry;
+        }
+        const memAvailable = parseMeminfo(fs.readFileSync("/proc/meminfo", "utf8")).availableBytes;
+        this.samples.push({ t: now, memAvailable, machineBusyCores, loadgenCores, otherCloudsCores, hosts });
+        this.prevMachine = machine;
+        this.prevLoadgen = loadgen;
+        this.prevOthers = others;
+        this.prevT = now;
+        this.tick++;
+    }
+
+    stop(): SampleSummary {
+        if (this.timer) clearInterval(this.timer);
+        this.timer = undefined;
+        this.take(false);
+        return summarize(this.samples, this.hosts.map(h => h.name), this.appHostNames, this.memoryMethod);
+    }
+}
+
+/** Peaks and means over samples (the first sample only sets baselines). Pure. */
+export function summarize(samples: Sample[], hostNames: string[], appHostNames: string[], memoryMethod: string): SampleSummary {
+    const rest = samples.slice(1);
+    const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+    const hosts: Record<string, HostSummary> = {};
+    for (const name of hostNames) {
+        const cpu = rest.map(s => s.hosts[name]?.cpuCores ?? 0);
+        hosts[name] = {
+            peakCpuCores: Math.max(0, ...cpu),
+            meanCpuCores: mean(cpu),
+            peakMemBytes: Math.max(0, ...samples.map(s => s.hosts[name]?.memBytes ?? 0)),
+            peakTcpInUse: Math.max(0, ...samples.map(s => s.hosts[name]?.tcpInUse ?? 0)),
+            baselineTcpInUse: samples[0]?.hosts[name]?.tcpInUse ?? 0,
+            peakConntrack: samples.some(s => s.hosts[name]?.conntrack !== undefined) ? Math.max(...samples.map(s => s.hosts[name]?.conntrack ?? 0)) : undefined,
+        };
+    }
+    const appSum = (s: Sample) => appHostNames.reduce((a, n) => a + (s.hosts[n]?.tcpInUse ?? 0), 0);
+    const appInFlightPeak = samples.length ? Math.max(0, Math.max(...samples.map(appSum)) - appSum(samples[0])) : 0;
+    const hostCores = rest.map(s => hostNames.reduce((a, n) => a + (s.hosts[n]?.cpuCores ?? 0), 0));
+    const foreign = rest.map((s, i) => Math.max(0, s.machineBusyCores - hostCores[i] - s.loadgenCores));
+    return {
+        samples: samples.length,
+        seconds: samples.length > 1 ? (samples[samples.length - 1].t - samples[0].t) / 1000 : 0,
+        minMemAvailable: Math.min(...samples.map(s => s.memAvailable)),
+        memAvailableAtStart: samples[0]?.memAvailable ?? 0,
+        meanMachineBusyCores: mean(rest.map(s => s.machineBusyCores)),
+        meanLoadgenCores: mean(rest.map(s => s.loadgenCores)),
+        meanForeignCores: mean(foreign),
+        meanOtherCloudsCores: mean(rest.map(s => s.otherCloudsCores)),
+        hosts,
+        appInFlightPeak,
+        timeline: samples.map(s => {
+            const apps = appHostNames.reduce((a, n) => a + (s.hosts[n]?.cpuCores ?? 0), 0);
+            const others = hostNames.filter(n => !appHostNames.includes(n));
+            const lbTcp = others.reduce((a, n) => a + (s.hosts[n]?.tcpInUse ?? 0), 0);
+            const lbCpu = others.reduce((a, n) => a + (s.hosts[n]?.cpuCores ?? 0), 0);
+            const r2 = (x: number) => Math.round(x * 100) / 100;
+            return [r2((s.t - samples[0].t) / 1000), lbTcp, appSum(s), r2(lbCpu), r2(apps), r2(s.loadgenCores), r2(s.machineBusyCores), Math.round(s.memAvailable / 1048576)];
+        }),
+        memoryMethod,
+    };
+}
