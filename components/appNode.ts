@@ -6,7 +6,8 @@ import { AppArchive } from "../provisioning/archive";
 import { APP_PACKAGES, appKernelFiles, appLayout, appNodeFiles } from "../provisioning/appFiles";
 import { BundleFile, renderBundle } from "../provisioning/render/bundle";
 import { admitCommand, appCommand, AppCommandOptions } from "../provisioning/render/hostCommands";
-import { installRelease, onLoadBalancer, PushTarget, pushApp, uploadRelease } from "../provisioning/push";
+import { appMonitoring, MONITORING_PACKAGES } from "../provisioning/monitoringFiles";
+import { installRelease, onLoadBalancer, PushTarget, pushApp, pushMonitoring, uploadRelease } from "../provisioning/push";
 import { FAIL_TIMEOUT_S } from "../provisioning/render/nginx";
 import { Bastion, Host, HostAccess } from "./host";
 
@@ -68,6 +69,8 @@ export class AppNode extends pulumi.ComponentResource {
     app!: command.remote.Command;
     /** Back in rotation and healthy through the load balancer: the next batch may start. */
     admitted!: command.remote.Command;
+    /** Node exporter and pycluster-statsd-exporter (gunicorn's workers), on the private address. */
+    readonly monitoring: command.remote.Command;
 
     private readonly server: string;
     private readonly healthUrl: string;
@@ -95,6 +98,7 @@ export class AppNode extends pulumi.ComponentResource {
                 securityGroupIds: [args.securityGroupId],
                 access: args.access,
                 packages: APP_PACKAGES,
+                extraPackages: MONITORING_PACKAGES.app,
                 appUser: cfg.app.name,
                 kernelFiles: appKernelFiles(cfg),
                 bastion: args.bastion,
@@ -125,6 +129,8 @@ export class AppNode extends pulumi.ComponentResource {
         };
         // Everything the node is about to receive: the admit step runs exactly when it changes.
         this.change = fingerprint(args.fingerprintKey, [appCommand(this.options), this.files.apply(renderBundle)]);
+        // Independent of the rollout: gunicorn sends statsd whether or not the exporter listens yet.
+        this.monitoring = pushMonitoring(this.host.target, appMonitoring(cfg, ip), [this.host.ready]);
         this.check = pushApp(this.host.target, { ...this.options, checkOnly: true }, this.files, cfg.app.env !== undefined, [release]);
     }
 

@@ -7,6 +7,7 @@ import { buildAppArchive } from "../provisioning/archive";
 import { AppRelease } from "./appNode";
 import { AppTier } from "./appTier";
 import { LoadBalancer } from "./loadBalancer";
+import { MonitoringNode } from "./monitoringNode";
 import { PrivateNetwork } from "./network";
 import { ClusterSecurityGroups } from "./securityGroups";
 
@@ -27,6 +28,8 @@ export class Cluster extends pulumi.ComponentResource {
     readonly release: AppRelease;
     readonly lb: LoadBalancer;
     readonly apps: AppTier;
+    /** Prometheus (monitoringNode on). */
+    readonly monitoring?: MonitoringNode;
 
     constructor(name: string, args: ClusterArgs, opts?: pulumi.ComponentResourceOptions) {
         super("pycluster:cluster:Cluster", name, {}, opts);
@@ -57,7 +60,14 @@ export class Cluster extends pulumi.ComponentResource {
         );
         const groups = new ClusterSecurityGroups(
             name,
-            { region: cfg.openstack.region, adminCidrs: cfg.ssh.adminCidrs, appPort: cfg.app.port, statusPort: cfg.lb.statusPort, privateCidr: cfg.network.cidr },
+            {
+                region: cfg.openstack.region,
+                adminCidrs: cfg.ssh.adminCidrs,
+                appPort: cfg.app.port,
+                statusPort: cfg.lb.statusPort,
+                privateCidr: cfg.network.cidr,
+                monitoring: { node: cfg.monitoring.node !== undefined, ports: cfg.monitoring.ports },
+            },
             { parent: this },
         );
 
@@ -97,6 +107,21 @@ export class Cluster extends pulumi.ComponentResource {
             },
             { parent: this },
         );
+
+        if (cfg.monitoring.node && groups.monitoring) {
+            this.monitoring = new MonitoringNode(
+                `${name}-mon`,
+                {
+                    config: cfg,
+                    networkId: network.openstackNetworkId,
+                    subnet: network.subnet,
+                    securityGroupId: groups.monitoring.id,
+                    access,
+                    bastion: { connection: this.lb.host.connection, ready: this.lb.host.booted },
+                },
+                { parent: this },
+            );
+        }
 
         this.url = this.lb.url;
         this.lbPublicIp = this.lb.publicIp;

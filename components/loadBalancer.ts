@@ -4,7 +4,8 @@ import * as command from "@pulumi/command";
 import { StackConfig } from "../config/stackConfig";
 import { LB_PACKAGES, lbExtraPackages, lbKernelFiles, lbNginxFiles } from "../provisioning/lbFiles";
 import { AppArchive } from "../provisioning/archive";
-import { obtainCertificate, pushNginx, pushStaticFiles } from "../provisioning/push";
+import { lbMonitoring } from "../provisioning/monitoringFiles";
+import { obtainCertificate, pushMonitoring, pushNginx, pushStaticFiles } from "../provisioning/push";
 import { Host, HostAccess } from "./host";
 
 export interface LoadBalancerArgs {
@@ -29,6 +30,8 @@ export class LoadBalancer extends pulumi.ComponentResource {
     readonly host: Host;
     readonly publicIp: pulumi.Output<string>;
     readonly nginx: command.remote.Command;
+    /** Node exporter, nginx exporter (stub_status) and mtail (the access log), on the private address. */
+    readonly monitoring: command.remote.Command;
     readonly url: pulumi.Output<string>;
     /** The host name the site answers to (domain, or the public IP). */
     readonly siteHost: pulumi.Output<string>;
@@ -63,6 +66,8 @@ export class LoadBalancer extends pulumi.ComponentResource {
         const before = args.staticFiles ? [pushStaticFiles(this.host.target, cfg.app.name, args.staticFiles, [this.host.ready])] : [];
         // The bundle carries the TLS private key.
         this.nginx = pushNginx(this.host.target, files, true, cfg.app.healthPath, cfg.app.drainLeaseSeconds, [this.host.ready, ...before]);
+        // stub_status and the JSON access log exist once nginx runs our configuration.
+        this.monitoring = pushMonitoring(this.host.target, lbMonitoring(cfg), [this.nginx]);
         if (cfg.lb.tls.mode === "letsencrypt") {
             // nginx answers the ACME challenge on port 80 with the placeholder certificate on 443 meanwhile.
             obtainCertificate(this.host.target, cfg.lb.domain!, cfg.lb.tls.letsencryptEmail!, [this.nginx]);

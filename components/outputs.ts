@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { StackConfig } from "../config/stackConfig";
 import { Cluster } from "./cluster";
+import { scrapeTargets } from "../provisioning/monitoringFiles";
 
 /** What `pulumi stack output` shows: addresses, ready-to-paste SSH commands, and the effective settings. */
 export function stackOutputs(cfg: StackConfig, cluster: Cluster) {
@@ -18,6 +19,7 @@ export function stackOutputs(cfg: StackConfig, cluster: Cluster) {
             ip => pulumi.interpolate`ssh -i ${keyFile} -J ${user}@${cluster.lbPublicIp} ${user}@${ip}`,
         ),
         sshPrivateKey: cluster.sshPrivateKey,
+        monitoring: monitoringOutputs(cfg, cluster, keyFile),
         capacity: {
             ceiling: cfg.capacity.ceiling,
             bindingLimit: `${cfg.capacity.binding.name}: ${cfg.capacity.binding.formula}`,
@@ -48,5 +50,28 @@ export function stackOutputs(cfg: StackConfig, cluster: Cluster) {
             },
             kernel: cfg.kernel,
         },
+    };
+}
+
+/**
+ * Where the metrics are: every exporter by job (private addresses), and Prometheus with the SSH
+ * tunnel through the load balancer that reaches it (null without the monitoring node).
+ */
+function monitoringOutputs(cfg: StackConfig, cluster: Cluster, keyFile: string) {
+    const exporters: Record<string, string[]> = {};
+    for (const t of scrapeTargets(cfg)) (exporters[t.job] ??= []).push(`http://${t.address}:${t.port}/metrics`);
+    const mon = cluster.monitoring;
+    const user = cfg.ssh.user;
+    const port = cfg.monitoring.ports.prometheus;
+    return {
+        exporters,
+        prometheus: mon
+            ? {
+                  url: mon.prometheusUrl,
+                  tunnel: pulumi.interpolate`ssh -i ${keyFile} -N -L ${port}:${mon.privateIp}:${port} ${user}@${cluster.lbPublicIp}`,
+                  tunnelUrl: `http://localhost:${port}/`,
+                  ssh: pulumi.interpolate`ssh -i ${keyFile} -J ${user}@${cluster.lbPublicIp} ${user}@${mon.privateIp}`,
+              }
+            : null,
     };
 }

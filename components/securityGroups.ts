@@ -9,6 +9,11 @@ export interface ClusterSecurityGroupsArgs {
     /** The LB's private status listener (stub_status). */
     statusPort: number;
     privateCidr: string;
+    /** Exporter and Prometheus ports; the monitoring node's group exists when `node` is set. */
+    monitoring: {
+        node: boolean;
+        ports: { nodeExporter: number; nginxExporter: number; mtail: number; statsdExporter: number; prometheus: number };
+    };
 }
 
 interface Rule {
@@ -19,13 +24,19 @@ interface Rule {
 }
 
 /**
- * Our own groups for the two roles; nothing uses OVH's `default` group, which
+ * Our own groups for each role; nothing uses OVH's `default` group, which
  * admits everything. The load balancer takes 80/443 from anywhere and SSH from
  * the admin networks; app nodes take the app port and SSH from the LB only.
+ * Exporters are scraped from the monitoring node's group only (app nodes'
+ * also from the LB, the bastion an operator tunnels through); the monitoring
+ * node takes SSH and Prometheus from the LB only. No exporter port is ever
+ * open to an address range.
  */
 export class ClusterSecurityGroups extends pulumi.ComponentResource {
     readonly lb: openstack.networking.SecGroup;
     readonly app: openstack.networking.SecGroup;
+    /** The monitoring node's group (monitoringNode on). */
+    readonly monitoring?: openstack.networking.SecGroup;
 
     constructor(name: string, args: ClusterSecurityGroupsArgs, opts?: pulumi.ComponentResourceOptions) {
         super("pycluster:network:ClusterSecurityGroups", name, {}, opts);
@@ -33,7 +44,9 @@ export class ClusterSecurityGroups extends pulumi.ComponentResource {
             new openstack.networking.SecGroup(`${name}-${role}`, { name: `${name}-${role}`, description, region: args.region }, { parent: this });
         this.lb = group("lb", "pycluster load balancer: HTTP(S) from anywhere, SSH from admin networks");
         this.app = group("app", "pycluster app nodes: app port and SSH from the load balancer only");
+        this.monitoring = args.monitoring.node ? group("mon", "pycluster monitoring node: Prometheus and SSH from the load balancer only") : undefined;
 
+        const ports = args.monitoring.ports;
         const lbRules: Rule[] = [
             { name: "http", port: 80, from: { cidr: "0.0.0.0/0" }, description: "HTTP (redirects to HTTPS, ACME)" },
             { name: "https", port: 443, from: { cidr: "0.0.0.0/0" }, description: "HTTPS" },
@@ -48,7 +61,24 @@ export class ClusterSecurityGroups extends pulumi.ComponentResource {
         const appRules: Rule[] = [
             { name: "app", port: args.appPort, from: { group: this.lb }, description: "app port from the load balancer" },
             { name: "ssh", port: 22, from: { group: this.lb }, description: "SSH through the load balancer (bastion)" },
+            { name: "node-exporter-lb", port: ports.nodeExporter, from: { group: this.lb }, description: "node exporter, through the bastion" },
+            { name: "statsd-exporter-lb", port: ports.statsdExporter, from: { group: this.lb }, description: "gunicorn metrics, through the bastion" },
         ];
+        const monRules: Rule[] = [];
+        const mon = this.monitoring;
+        if (mon) {
+            const scrape = (name: string, port: number, what: string): Rule => ({ name, port, from: { group: mon }, description: `${what}, scraped by Prometheus` });
+            lbRules.push(
+                scrape("node-exporter", ports.nodeExporter, "node exporter"),
+                scrape("nginx-exporter", ports.nginxExporter, "nginx exporter (stub_status)"),
+                scrape("mtail", ports.mtail, "mtail (access log metrics)"),
+            );
+            appRules.push(scrape("node-exporter", ports.nodeExporter, "node exporter"), scrape("statsd-exporter", ports.statsdExporter, "gunicorn metrics"));
+            monRules.push(
+                { name: "ssh", port: 22, from: { group: this.lb }, description: "SSH through the load balancer (bastion)" },
+                { name: "prometheus", port: ports.prometheus, from: { group: this.lb }, description: "Prometheus, through an SSH tunnel to the load balancer" },
+            );
+        }
         const addRules = (role: string, target: openstack.networking.SecGroup, rules: Rule[]) => {
             for (const r of rules) {
                 new openstack.networking.SecGroupRule(
@@ -71,6 +101,7 @@ export class ClusterSecurityGroups extends pulumi.ComponentResource {
         };
         addRules("lb", this.lb, lbRules);
         addRules("app", this.app, appRules);
-        this.registerOutputs({ lbGroupId: this.lb.id, appGroupId: this.app.id });
+        if (this.monitoring) addRules("mon", this.monitoring, monRules);
+        this.registerOutputs({ lbGroupId: this.lb.id, appGroupId: this.app.id, monitoringGroupId: this.monitoring?.id });
     }
 }

@@ -28,6 +28,8 @@ export interface NetworkPlan {
     allocationPool: { start: string; end: string };
     lbIp: string;
     appIps: string[];
+    /** The monitoring node's address (monitoringNode): the last fixed address, so scaling the app tier never moves it. */
+    monitoringIp?: string;
 }
 
 export interface TlsSettings {
@@ -108,6 +110,7 @@ export interface StackConfig {
         /** LimitNOFILE of the app service. */
         openFiles: number;
     };
+    monitoring: MonitoringSettings;
     kernel: {
         somaxconn: number;
         synBacklog: number;
@@ -119,6 +122,20 @@ export interface StackConfig {
     capacity: CapacityModel;
     /** Settings that are allowed but probably not what the user wants. */
     warnings: string[];
+}
+
+/** Exporters on every node, and the optional Prometheus node. */
+export interface MonitoringSettings {
+    ports: typeof MONITORING_PORTS;
+    scrapeIntervalSeconds: number;
+    alerts: {
+        /** 5xx responses over all responses (0-1) above which an alert fires. */
+        errorRatio: number;
+        /** 95th percentile of the upstream response time, in seconds, above which an alert fires. */
+        latencyP95Seconds: number;
+    };
+    /** Absent unless monitoringNode is on. */
+    node?: { flavor: string; ip: string; retentionDays: number };
 }
 
 /** Raw values as Pulumi hands them over: strings (JSON for arrays), plus which are secret. */
@@ -152,6 +169,23 @@ export class ConfigError extends Error {
 export const HEADROOM = 1.2;
 /** Port of the LB's private listener (stub_status); kept out of the ephemeral range. */
 export const LB_STATUS_PORT = 8080;
+/**
+ * Where the monitoring pieces listen (each on its node's private address; statsd on loopback). The
+ * Debian packages' own defaults, so an operator finds them where the exporters' docs say.
+ */
+export const MONITORING_PORTS = {
+    nodeExporter: 9100,
+    nginxExporter: 9113,
+    /** mtail on the load balancer: metrics parsed from nginx's JSON access log. */
+    mtail: 3903,
+    /** pycluster-statsd-exporter on app nodes: gunicorn's statsd metrics for Prometheus. */
+    statsdExporter: 9102,
+    /** UDP, loopback only: where gunicorn sends statsd. */
+    statsd: 9125,
+    prometheus: 9090,
+} as const;
+/** Ports the LB listens on inside the ephemeral range: kept out of it (net.ipv4.ip_local_reserved_ports). */
+export const LB_RESERVED_PORTS = [LB_STATUS_PORT, MONITORING_PORTS.nodeExporter, MONITORING_PORTS.nginxExporter, MONITORING_PORTS.mtail];
 const LOCAL_PORT_RANGE: [number, number] = [1024, 65535];
 const RESERVED_USERS = new Set(["root", "daemon", "bin", "sys", "nobody", "www-data", "nginx", "debian", "ubuntu", "sshd", "systemd-network"]);
 const SECRET_KEYS = ["ovhApplicationSecret", "ovhConsumerKey", "openstackPassword", "appEnv", "tlsPrivateKey"];
@@ -396,6 +430,8 @@ export function parseStackConfig(raw: RawConfig, ctx: ParseContext): StackConfig
         r.fail("appNodeCount", nodeCount, "a production stack needs at least 2 app nodes, so one can fail or be updated while the other serves");
     }
 
+    const monitoringNode = r.boolean("monitoringNode");
+
     // --- network ---
     const vlanId = r.integer("vlanId", 2, 4000, " (each stack sharing the vRack needs its own)");
     const cidrText = r.string("subnetCidr");
@@ -410,13 +446,13 @@ export function parseStackConfig(raw: RawConfig, ctx: ParseContext): StackConfig
         const size = blockSize(cidr);
         const half = Math.floor(size / 2);
         const fixedRoom = half - 2;
-        const needed = 1 + nodeCount;
+        const needed = 1 + nodeCount + (monitoringNode ? 1 : 0);
         if (cidr.prefixLength > 29 || fixedRoom < needed) {
             r.fail(
                 "subnetCidr",
                 cidrText,
                 `has room for ${Math.max(0, fixedRoom)} fixed node addresses (the first half after the gateway) but the stack needs ${needed} ` +
-                    `(1 load balancer + ${nodeCount} app nodes): use a larger subnet, e.g. /24`,
+                    `(1 load balancer + ${nodeCount} app nodes${monitoringNode ? " + 1 monitoring node" : ""}): use a larger subnet, e.g. /24`,
             );
         } else {
             network = {
@@ -429,6 +465,7 @@ export function parseStackConfig(raw: RawConfig, ctx: ParseContext): StackConfig
                 allocationPool: { start: nthAddress(cidr, half), end: nthAddress(cidr, size - 2) },
                 lbIp: nthAddress(cidr, 2),
                 appIps: Array.from({ length: nodeCount }, (_, i) => nthAddress(cidr, 3 + i)),
+                monitoringIp: monitoringNode ? nthAddress(cidr, half - 1) : undefined,
             };
         }
     }
@@ -482,6 +519,8 @@ export function parseStackConfig(raw: RawConfig, ctx: ParseContext): StackConfig
     }
     const appPort = r.integer("appPort", 1024, 65535, " (the app runs unprivileged)");
     if (appPort === LB_STATUS_PORT) r.fail("appPort", appPort, `is reserved for the status listener; choose another port`);
+    const monitoringPort = Object.entries(MONITORING_PORTS).find(([, port]) => port === appPort);
+    if (monitoringPort) r.fail("appPort", appPort, `is where the monitoring listens (${monitoringPort[0]}); choose another port, e.g. 8000`);
     const env = r.secret("appEnv");
     if (env) {
         let parsed: unknown;
@@ -618,6 +657,24 @@ export function parseStackConfig(raw: RawConfig, ctx: ParseContext): StackConfig
         staticFiles = { urlPath: staticUrlPath, dir };
     }
 
+    // --- monitoring ---
+    const monitoringFlavor = r.string("monitoringFlavor").trim();
+    const retentionDays = r.integer("monitoringRetentionDays", 1, 3650);
+    const scrapeIntervalSeconds = r.integer("monitoringScrapeInterval", 1, 300);
+    const errorRatePercent = r.integer("alertErrorRatePercent", 1, 100);
+    const latencyP95Ms = r.integer("alertLatencyP95Ms", 1, 600_000);
+    if (monitoringNode && !/^[a-z0-9][a-z0-9.-]*$/.test(monitoringFlavor)) {
+        r.fail("monitoringFlavor", monitoringFlavor, "must be an OVH flavor name such as d2-4 or b3-8 (the monitoring node runs Prometheus)");
+    }
+    if (latencyP95Ms > proxyReadTimeout * 1000) {
+        r.fail("alertLatencyP95Ms", latencyP95Ms, `is longer than proxyReadTimeout (${proxyReadTimeout} s): nginx gives up on a request before the alert could fire; use at most ${proxyReadTimeout * 1000}`);
+    }
+    const monitoring: MonitoringSettings = {
+        ports: MONITORING_PORTS,
+        scrapeIntervalSeconds,
+        alerts: { errorRatio: errorRatePercent / 100, latencyP95Seconds: latencyP95Ms / 1000 },
+    };
+
     // --- the kernel, sized from the same numbers ---
     const somaxconn = Math.min(65535, Math.max(4096, backlog, Math.ceil(targetConcurrency / 4)));
     const kernel = {
@@ -634,7 +691,7 @@ export function parseStackConfig(raw: RawConfig, ctx: ParseContext): StackConfig
         lbWorkerConnections,
         lbWorkerOpenFiles,
         // The status port is reserved out of the LB's ephemeral range.
-        lbEphemeralPorts: LOCAL_PORT_RANGE[1] - LOCAL_PORT_RANGE[0] + 1 - 1 /* LB_STATUS_PORT */,
+        lbEphemeralPorts: LOCAL_PORT_RANGE[1] - LOCAL_PORT_RANGE[0] + 1 - LB_RESERVED_PORTS.length,
         appNodes: nodeCount,
         appWorkersPerNode: workers,
         appWorkerConnections: workerConnections,
@@ -653,6 +710,7 @@ export function parseStackConfig(raw: RawConfig, ctx: ParseContext): StackConfig
     if (r.problems.length > 0 || !network) throw new ConfigError(r.problems, project, ctx.stack);
     network.gatewayModel = gatewayModel;
     network.dnsNameservers = dnsNameservers;
+    if (network.monitoringIp) monitoring.node = { flavor: monitoringFlavor, ip: network.monitoringIp, retentionDays };
 
     return {
         project,
@@ -714,6 +772,7 @@ export function parseStackConfig(raw: RawConfig, ctx: ParseContext): StackConfig
             maxRequestsJitter,
             openFiles: appOpenFiles,
         },
+        monitoring,
         kernel,
         capacity,
         warnings,

@@ -4,6 +4,7 @@ import { renderGunicornConfig } from "./render/gunicornConfig";
 import { renderEnvFile } from "./render/kernel";
 import { renderAppUnit } from "./render/systemd";
 import { kernelFiles } from "./kernelFiles";
+import { monitoringPorts, statsdAddress } from "./monitoringFiles";
 
 /** Where things live on an app node. */
 export function appLayout(app: string) {
@@ -24,7 +25,7 @@ export function appLayout(app: string) {
 export const APP_PACKAGES = ["gunicorn", "python3-venv", "python3-gevent", "python3-uvicorn", "nftables"];
 
 export function appKernelFiles(cfg: StackConfig): BundleFile[] {
-    return kernelFiles(cfg, [cfg.app.port], [appLayout(cfg.app.name).unit]);
+    return kernelFiles(cfg, [cfg.app.port, ...monitoringPorts(cfg, "app")], [appLayout(cfg.app.name).unit]);
 }
 
 export interface AppNodeRuntime {
@@ -59,6 +60,8 @@ export function appNodeFiles(cfg: StackConfig, rt: AppNodeRuntime): BundleFile[]
                 forwardedAllowIps: [cfg.network.lbIp],
                 accessLog: cfg.app.accessLog,
                 gunicornVersion: cfg.platform.gunicornVersion,
+                // Worker status for Prometheus, through pycluster-statsd-exporter on this node.
+                statsdHost: statsdAddress(cfg),
             }),
         },
         {

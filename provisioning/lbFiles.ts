@@ -4,19 +4,20 @@ import { kernelFiles } from "./kernelFiles";
 import { HOSTCTL } from "./render/hostCommands";
 import { renderNginxMain, renderNginxSite } from "./render/nginx";
 import { renderDrainExpiryUnits } from "./render/systemd";
+import { MONITORING_PACKAGES, monitoringPorts } from "./monitoringFiles";
 
 /** Packages of the load balancer, in its cloud-init user data: the same for every configuration. */
 export const LB_PACKAGES = ["nginx"];
 
 /** What some configurations add, installed over SSH (a user data change would rebuild the VM). */
 export function lbExtraPackages(cfg: StackConfig): string[] {
-    return cfg.lb.tls.mode === "letsencrypt" ? ["certbot"] : [];
+    return [...(cfg.lb.tls.mode === "letsencrypt" ? ["certbot"] : []), ...MONITORING_PACKAGES.lb];
 }
 
 export function lbKernelFiles(cfg: StackConfig): BundleFile[] {
     const expiry = renderDrainExpiryUnits(HOSTCTL);
     return [
-        ...kernelFiles(cfg, [80, 443, cfg.lb.statusPort], ["nginx.service"], cfg.lb.workerOpenFiles),
+        ...kernelFiles(cfg, [80, 443, cfg.lb.statusPort, ...monitoringPorts(cfg, "lb")], ["nginx.service"], cfg.lb.workerOpenFiles),
         { name: "pycluster-drain-expiry.service", mode: 0o644, content: expiry.service },
         { name: "pycluster-drain-expiry.timer", mode: 0o644, content: expiry.timer },
     ];

@@ -10,6 +10,7 @@ import {
     bootstrapCommand,
     kernelCommand,
     letsencryptCommand,
+    monitoringCommand,
     nginxCommand,
     packagesCommand,
     releaseArchivePath,
@@ -113,6 +114,15 @@ export function pushNginx(
         secretStdin: secret,
         dependsOn,
     });
+}
+
+/** Exporters (and Prometheus on the monitoring node): validated on the host, switched, then checked. */
+export function pushMonitoring(
+    target: PushTarget,
+    push: { files: BundleFile[]; endpoints: { service: string; url: string }[] },
+    dependsOn: pulumi.Input<pulumi.Resource>[],
+): command.remote.Command {
+    return step(target, "monitoring", { create: monitoringCommand(push.endpoints), stdin: renderBundle(push.files), dependsOn });
 }
 
 /** The load balancer's static files: uploaded as an archive, unpacked and switched atomically. */

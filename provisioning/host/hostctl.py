@@ -310,6 +310,170 @@ def cmd_nginx(args):
         shutil.rmtree(stage, ignore_errors=True)
 
 
+# --- monitoring ----------------------------------------------------------------
+
+# Bundle name -> (destination, service). Drop-ins complete the Debian packages' own units (their
+# conffiles stay untouched); pycluster-statsd-exporter is a unit of our own.
+DROPIN = "60-pycluster.conf"
+MONITORING_FILES = {
+    "prometheus-node-exporter.conf": (f"/etc/systemd/system/prometheus-node-exporter.service.d/{DROPIN}", "prometheus-node-exporter"),
+    "prometheus-nginx-exporter.conf": (f"/etc/systemd/system/prometheus-nginx-exporter.service.d/{DROPIN}", "prometheus-nginx-exporter"),
+    "mtail.conf": (f"/etc/systemd/system/mtail.service.d/{DROPIN}", "mtail"),
+    "nginx-access.mtail": ("/etc/mtail/pycluster-nginx-access.mtail", "mtail"),
+    "statsd_exporter.py": ("/usr/local/lib/pycluster/statsd_exporter.py", "pycluster-statsd-exporter"),
+    "pycluster-statsd-exporter.service": ("/etc/systemd/system/pycluster-statsd-exporter.service", "pycluster-statsd-exporter"),
+    "prometheus.conf": (f"/etc/systemd/system/prometheus.service.d/{DROPIN}", "prometheus"),
+    "pycluster.yml": ("/etc/prometheus/pycluster.yml", "prometheus"),
+    "pycluster-alerts.yml": ("/etc/prometheus/pycluster-alerts.yml", "prometheus"),
+}
+# Changes a running service takes with a reload (Prometheus re-reads its configuration and rules on HUP).
+RELOADABLE = {"pycluster.yml", "pycluster-alerts.yml"}
+
+
+def validate_monitoring(files, stage):
+    """The real tools on the staged files: systemd-analyze, mtail, promtool, python. Raises Failure."""
+    units = os.path.join(stage, "units")
+    os.makedirs(units)
+    services = sorted({MONITORING_FILES[n][1] for n in files})
+    for service in services:
+        unit = f"{service}.service"
+        own = files.get(unit)
+        dropins = [n for n in files if MONITORING_FILES[n][1] == service and n.endswith(".conf")]
+        if own is not None:
+            with open(os.path.join(units, unit), "wb") as f:
+                f.write(own[1])
+        else:
+            packaged = f"/lib/systemd/system/{unit}"
+            if not os.path.exists(packaged):
+                raise Failure(f"{unit} is not installed (its package is missing); nothing was changed")
+            shutil.copy(packaged, os.path.join(units, unit))
+        for name in dropins:
+            os.makedirs(os.path.join(units, f"{unit}.d"), exist_ok=True)
+            with open(os.path.join(units, f"{unit}.d", DROPIN), "wb") as f:
+                f.write(files[name][1])
+        proc = run(["systemd-analyze", "verify", os.path.join(units, unit)], check=False)
+        if proc.returncode != 0:
+            raise Failure(f"systemd-analyze rejected {unit}; nothing was changed:\n{proc.stdout.strip()}")
+    programs = [n for n in files if n.endswith(".mtail")]
+    if programs:
+        progs = os.path.join(stage, "mtail")
+        os.makedirs(progs)
+        for name in programs:
+            with open(os.path.join(progs, name), "wb") as f:
+                f.write(files[name][1])
+        proc = run(["mtail", "--compile_only", "--logtostderr", "--progs", progs], check=False)
+        if proc.returncode != 0 or "compile errors" in proc.stdout:
+            raise Failure(f"mtail rejected its program; nothing was changed:\n{proc.stdout.strip()[-3000:]}")
+    if "pycluster.yml" in files:
+        conf_dir = os.path.join(stage, "prometheus")
+        os.makedirs(conf_dir)
+        for name in ("pycluster.yml", "pycluster-alerts.yml"):
+            if name in files:
+                with open(os.path.join(conf_dir, name), "wb") as f:
+                    f.write(files[name][1])
+            elif os.path.exists(MONITORING_FILES[name][0]):
+                shutil.copy(MONITORING_FILES[name][0], conf_dir)
+        proc = run(["promtool", "check", "config", os.path.join(conf_dir, "pycluster.yml")], check=False)
+        if proc.returncode != 0:
+            raise Failure(f"promtool rejected the Prometheus configuration; nothing was changed:\n{proc.stdout.strip()}")
+    if "statsd_exporter.py" in files:
+        script = os.path.join(stage, "statsd_exporter.py")
+        with open(script, "wb") as f:
+            f.write(files["statsd_exporter.py"][1])
+        proc = run(["python3", "-m", "py_compile", script], check=False)
+        if proc.returncode != 0:
+            raise Failure(f"statsd_exporter.py does not compile; nothing was changed:\n{proc.stdout.strip()}")
+
+
+def wait_http_ok(url, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if http_ok(url):
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def cmd_monitoring(args):
+    """Stage and validate the monitoring files, switch the changed ones, restart what uses them, check the endpoints."""
+    files = parse_bundle(sys.stdin.buffer.read())
+    for name in files:
+        if name not in MONITORING_FILES:
+            raise Failure(f"unexpected file in monitoring bundle: {name}")
+    endpoints = []
+    for spec in args.endpoints:
+        service, sep, url = spec.partition("=")
+        if not sep or not url.startswith("http://"):
+            raise Failure(f"bad endpoint {spec!r}: expected <service>=http://<address>:<port>/<path>")
+        endpoints.append((service, url))
+    services = sorted({MONITORING_FILES[n][1] for n in files})
+    changed = [n for n, (_mode, content) in files.items() if read_bytes(MONITORING_FILES[n][0]) != content]
+    if not changed and all(is_active(s) for s in services):
+        log(f"monitoring: unchanged ({', '.join(services)})")
+        return
+
+    stage = tempfile.mkdtemp(prefix="pycluster-monitoring-")
+    try:
+        validate_monitoring(files, stage)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+    previous = {n: read_bytes(MONITORING_FILES[n][0]) for n in changed}
+    for name in changed:
+        dest = MONITORING_FILES[name][0]
+        write_atomic(dest, files[name][1], files[name][0])
+    touched = {MONITORING_FILES[n][1] for n in changed}
+
+    def apply(names_changed):
+        if any(MONITORING_FILES[n][0].startswith("/etc/systemd/") for n in names_changed):
+            systemctl("daemon-reload")
+        actions = []
+        for service in services:
+            systemctl("enable", "--quiet", service)
+            mine = [n for n in names_changed if MONITORING_FILES[n][1] == service]
+            if not is_active(service):
+                systemctl("restart", service, check=False)
+                actions.append(f"{service} started")
+            elif mine and all(n in RELOADABLE for n in mine):
+                systemctl("reload", service, check=False)
+                actions.append(f"{service} reloaded")
+            elif mine:
+                systemctl("restart", service, check=False)
+                actions.append(f"{service} restarted")
+        return actions
+
+    actions = apply(changed)
+    failed = [(s, u) for s, u in endpoints if not wait_http_ok(u, args.timeout)]
+    if failed:
+        journals = "\n".join(run(["journalctl", "-u", s, "-n", "15", "--no-pager", "-o", "cat"], check=False).stdout for s, _ in failed)
+        for name, content in previous.items():
+            dest = MONITORING_FILES[name][0]
+            if content is None:
+                os.unlink(dest)
+            else:
+                write_atomic(dest, content, files[name][0])
+        apply(list(previous))
+        raise Failure(
+            f"monitoring: {', '.join(u for _, u in failed)} did not answer within {args.timeout:.0f} s; "
+            f"the previous files were restored.\n--- journal ---\n{journals}"
+        )
+    log(f"monitoring: {len(changed)} file(s) changed; {'; '.join(actions) or 'no restart needed'}; "
+        f"{len(endpoints)} endpoint(s) answer")
+
+
+def cmd_monitoring_validate(_args):
+    files = parse_bundle(sys.stdin.buffer.read())
+    for name in files:
+        if name not in MONITORING_FILES:
+            raise Failure(f"unexpected file in monitoring bundle: {name}")
+    stage = tempfile.mkdtemp(prefix="pycluster-monitoring-")
+    try:
+        validate_monitoring(files, stage)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    log(f"monitoring: {len(files)} file(s) valid")
+
+
 # --- app releases ------------------------------------------------------------
 
 def app_paths(app):
@@ -985,6 +1149,12 @@ def main():
     s = sub.add_parser("nginx-validate")
     s.add_argument("--conf", required=True)
     s.set_defaults(func=cmd_nginx_validate)
+    s = sub.add_parser("monitoring")
+    s.add_argument("endpoints", nargs="*", help="<service>=<url> that must answer 200 after a change")
+    s.add_argument("--timeout", type=float, default=60)
+    s.set_defaults(func=cmd_monitoring)
+    s = sub.add_parser("monitoring-validate", help="validate a monitoring bundle (stdin) with the real tools; change nothing")
+    s.set_defaults(func=cmd_monitoring_validate)
     s = sub.add_parser("release")
     for a in ("--app", "--id", "--user"):
         s.add_argument(a, required=True)

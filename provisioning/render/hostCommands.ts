@@ -108,6 +108,10 @@ export function admitCommand(o: { server: string; nodeHealthUrl: string; siteHos
 
 export const statusCommand = (app: string) => hostctl("status", { app });
 
+/** Install the monitoring bundle (stdin); each `service=url` must answer 200 afterwards, or the change is undone. */
+export const monitoringCommand = (endpoints: { service: string; url: string }[]) =>
+    hostctl("monitoring", {}, endpoints.map(e => `${e.service}=${e.url}`));
+
 export function staticArchivePath(app: string, id: string): string {
     return `/var/tmp/pycluster-static-${app}-${id}.tar.gz`;
 }

@@ -24,8 +24,19 @@ export interface NginxMainOptions {
     workerOpenFiles: number;
 }
 
+export const ACCESS_LOG_FILE = "/var/log/nginx/access.log";
+
+/** Fields of the JSON access log that the monitoring reads (provisioning/render/mtail.ts). */
+export const ACCESS_LOG_FIELD_NAMES = {
+    status: "status",
+    requestTime: "request_time",
+    upstreamAddr: "upstream_addr",
+    upstreamStatus: "upstream_status",
+    upstreamResponseTime: "upstream_response_time",
+} as const;
+
 /** Fields of the JSON access log: what an operator needs to follow a request to its app node. */
-const ACCESS_LOG_FIELDS: [string, string, boolean][] = [
+export const ACCESS_LOG_FIELDS: [string, string, boolean][] = [
     ["time", "$time_iso8601", true],
     ["request_id", "$request_id", true],
     ["remote_addr", "$remote_addr", true],
@@ -81,7 +92,7 @@ http {
     reset_timedout_connection on;
 
     log_format pycluster_json escape=json '{${logFormat}}';
-    access_log /var/log/nginx/access.log pycluster_json buffer=64k flush=1s;
+    access_log ${ACCESS_LOG_FILE} pycluster_json buffer=64k flush=1s;
 
     include ${NGINX_SITE_DIR}/*.conf;
 }

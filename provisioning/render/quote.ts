@@ -16,3 +16,14 @@ export function unitValue(value: string): string {
     if (/[\n\r]/.test(value)) throw new Error(`a systemd setting cannot contain a newline: ${JSON.stringify(value)}`);
     return value;
 }
+
+/**
+ * One word of a systemd command line (ExecStart=): double-quoted when needed, with `$` and `%`
+ * doubled so systemd expands neither variables nor specifiers in it.
+ */
+export function systemdWord(value: string): string {
+    if (/[\n\r]/.test(value)) throw new Error(`a systemd command line cannot contain a newline: ${JSON.stringify(value)}`);
+    const literal = value.replace(/\$/g, "$$$$").replace(/%/g, "%%");
+    if (/^[A-Za-z0-9_@+=:,./-]+$/.test(literal)) return literal;
+    return `"${literal.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
+}

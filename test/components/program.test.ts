@@ -36,9 +36,9 @@ for (const name of ["dev", "staging", "prod"]) {
         assert.equal(count("openstack:compute/keypair:Keypair"), 1);
         assert.equal(count(FIP), 1);
         assert.equal(count(COPY), nodes, "one release upload per app node");
-        // Per host: bootstrap, packages, kernel. LB: nginx. Per app node: release, check, app, and its admit on the LB.
+        // Per host: bootstrap, packages, kernel, monitoring. LB: nginx. Per app node: release, check, app, and its admit on the LB.
         const letsencrypt = name === "prod" ? 1 : 0;
-        assert.equal(count(COMMAND), 3 * (1 + nodes) + 1 + 4 * nodes + letsencrypt);
+        assert.equal(count(COMMAND), 4 * (1 + nodes) + 1 + 4 * nodes + letsencrypt);
         assert.deepEqual(run.outputs.appPrivateIps, Array.from({ length: nodes }, (_, i) => `10.${{ dev: 110, staging: 120, prod: 130 }[name]}.0.${3 + i}`));
     });
 }
@@ -69,7 +69,9 @@ test("no rule opens SSH or the app port to the world, and none leaves its source
             if (i.remoteIpPrefix === "0.0.0.0/0") assert.ok([80, 443].includes(i.portRangeMin) && i.portRangeMin === i.portRangeMax, `${rule.name} is world-open`);
         }
         const appRules = run.byType(RULE).filter(r => r.name.includes("-app-"));
-        assert.deepEqual(appRules.map(r => [r.inputs.portRangeMin, r.inputs.remoteGroupId]).sort(), [[22, "sg-uuid-pycluster-" + name + "-lb"], [8000, "sg-uuid-pycluster-" + name + "-lb"]]);
+        const lbGroup = `sg-uuid-pycluster-${name}-lb`;
+        // The app port and SSH; the exporters for an operator's tunnel through the bastion. Nothing else.
+        assert.deepEqual(appRules.map(r => [r.inputs.portRangeMin, r.inputs.remoteGroupId]).sort(), [[22, lbGroup], [8000, lbGroup], [9100, lbGroup], [9102, lbGroup]]);
         const ssh = run.byType(RULE).filter(r => r.inputs.portRangeMin === 22 && r.name.includes("-lb-"));
         assert.deepEqual(ssh.map(r => r.inputs.remoteIpPrefix), JSON.parse(loadStackFile(name).adminCidrs));
     }
@@ -145,9 +147,9 @@ test("app nodes are reached through the load balancer; every connection pins its
         const conn = c.inputs.connection;
         assert.equal(conn.user, "debian");
         assert.match(conn.privateKey, /OPENSSH PRIVATE KEY/);
-        const onApp = /-app-\d+-(bootstrap|packages|kernel|release|check|app|upload)$/.test(c.name);
+        const onApp = /-app-\d+-(bootstrap|packages|kernel|monitoring|release|check|app|upload)$/.test(c.name);
         if (onApp) {
-            const node = c.name.replace(/-(bootstrap|packages|kernel|release|check|app|upload)$/, "");
+            const node = c.name.replace(/-(bootstrap|packages|kernel|monitoring|release|check|app|upload)$/, "");
             assert.equal(conn.host, run.outputs.appPrivateIps instanceof Array ? (run.outputs.appPrivateIps as string[])[Number(node.split("-").pop())] : "", c.name);
             assert.equal(conn.hostKey, hostKeys.get(node), `${c.name} pins the node's key`);
             assert.equal(conn.proxy?.host, lbIp, `${c.name} goes through the LB`);
@@ -258,7 +260,7 @@ test("no secret reaches a command line, a plain input or a plain output", async 
 test("a preview (unknown outputs) builds the same plan without running anything", async () => {
     const run = await runProgram({ stack: "staging", preview: true });
     assert.equal(run.byType(INSTANCE).length, 3);
-    assert.equal(run.byType(COMMAND).length, 3 * 3 + 1 + 4 * 2);
+    assert.equal(run.byType(COMMAND).length, 4 * 3 + 1 + 4 * 2);
 });
 
 test("outputs: URL, addresses, SSH commands with ProxyJump, capacity and effective settings", async () => {
@@ -279,7 +281,7 @@ test("outputs: URL, addresses, SSH commands with ProxyJump, capacity and effecti
 test("a replaced VM is provisioned again: every step on it is triggered by its instance id", async () => {
     const run = await stack("staging");
     for (const c of [...run.byType(COMMAND), ...run.byType(COPY)]) {
-        const host = c.name.replace(/-(bootstrap|packages|kernel|nginx|release|check|app|upload|lb-drain|lb-admit)$/, "");
+        const host = c.name.replace(/-(bootstrap|packages|kernel|monitoring|nginx|release|check|app|upload|lb-drain|lb-admit)$/, "");
         const triggers: string[] = c.inputs.triggers;
         if (c.name.endsWith("-lb-drain") || c.name.endsWith("-lb-admit")) {
             // On the LB, for one node: either VM being replaced re-runs it.
@@ -355,5 +357,8 @@ test("no setting of the app or the TLS mode changes user data (OpenStack would r
     assert.deepEqual(await userData({ gunicornWorkers: "9", targetConcurrency: "60000", appFlavor: "b3-32" }), base);
     // What a configuration adds is installed over SSH instead.
     const run = await stack("prod");
-    assert.equal(find(run, COMMAND, "pycluster-prod-lb-packages").inputs.create, "sudo python3 /usr/local/lib/pycluster/hostctl.py packages nginx certbot");
+    assert.equal(
+        find(run, COMMAND, "pycluster-prod-lb-packages").inputs.create,
+        "sudo python3 /usr/local/lib/pycluster/hostctl.py packages nginx certbot prometheus-node-exporter prometheus-nginx-exporter mtail",
+    );
 });

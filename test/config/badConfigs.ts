@@ -59,6 +59,14 @@ export const BAD: [string, Record<string, string | undefined>, RegExp, { stack?:
     ["static dir outside the app", { staticUrlPath: "/static/", staticDir: "../etc" }, /pycluster:staticDir = "..\/etc": must be a directory inside appDir/],
     ["app name", { appName: "My App" }, /pycluster:appName = "My App": must be 1-31 characters/],
     ["app name is a system account", { appName: "www-data" }, /pycluster:appName = "www-data": is a system account name/],
+    ["appPort on an exporter's port", { appPort: "9100" }, /pycluster:appPort = 9100: is where the monitoring listens \(nodeExporter\); choose another port/],
+    ["monitoringNode not a boolean", { monitoringNode: "yes" }, /pycluster:monitoringNode = "yes": must be true or false/],
+    ["monitoring flavor syntax", { monitoringNode: "true", monitoringFlavor: "D2 4" }, /pycluster:monitoringFlavor = "D2 4": must be an OVH flavor name such as d2-4/],
+    ["subnet too small for the monitoring node", { subnetCidr: "10.0.0.0/28", appNodeCount: "5", monitoringNode: "true" }, /pycluster:subnetCidr = "10.0.0.0\/28": has room for 6 fixed node addresses .* needs 7 \(1 load balancer \+ 5 app nodes \+ 1 monitoring node\)/],
+    ["retention below a day", { monitoringRetentionDays: "0" }, /pycluster:monitoringRetentionDays = 0: must be from 1 to 3650/],
+    ["scrape interval zero", { monitoringScrapeInterval: "0" }, /pycluster:monitoringScrapeInterval = 0: must be from 1 to 300/],
+    ["error-rate alert above 100 %", { alertErrorRatePercent: "150" }, /pycluster:alertErrorRatePercent = 150: must be from 1 to 100/],
+    ["latency alert beyond nginx's read timeout", { alertLatencyP95Ms: "80000" }, /pycluster:alertLatencyP95Ms = 80000: is longer than proxyReadTimeout \(75 s\): .* use at most 75000/],
     ["unknown key (typo)", { vlanID: "5" }, /pycluster:vlanID is not a setting of this project \(did you mean vlanId\?\)\. Remove it with: pulumi config rm vlanID/],
 ];
 

@@ -131,3 +131,24 @@ for (const [what, overrides, message, o] of BAD) {
 test("the bad-configuration table covers at least 25 cases", () => {
     assert.ok(BAD.length >= 25, `${BAD.length}`);
 });
+
+test("monitoring: exporters always, the monitoring node only when asked for, at the last fixed address", () => {
+    const off = parse();
+    assert.equal(off.monitoring.node, undefined);
+    assert.equal(off.network.monitoringIp, undefined);
+    assert.deepEqual(off.monitoring.ports, { nodeExporter: 9100, nginxExporter: 9113, mtail: 3903, statsdExporter: 9102, statsd: 9125, prometheus: 9090 });
+    assert.deepEqual(off.monitoring.alerts, { errorRatio: 0.05, latencyP95Seconds: 1 });
+    assert.equal(off.monitoring.scrapeIntervalSeconds, 15);
+    const on = parse({ monitoringNode: "true", monitoringRetentionDays: "30", alertErrorRatePercent: "2", alertLatencyP95Ms: "250" });
+    assert.deepEqual(on.monitoring.node, { flavor: "d2-4", ip: "10.120.0.127", retentionDays: 30 });
+    assert.deepEqual(on.monitoring.alerts, { errorRatio: 0.02, latencyP95Seconds: 0.25 });
+    // Scaling the app tier never moves it.
+    assert.equal(parse({ monitoringNode: "true", appNodeCount: "40" }).monitoring.node!.ip, "10.120.0.127");
+    assert.equal(parse({ monitoringNode: "true", subnetCidr: "10.120.0.0/26" }).monitoring.node!.ip, "10.120.0.31");
+});
+
+test("the LB's listening ports (status, exporters) are taken out of its ephemeral ports in the capacity model", () => {
+    const c = parse({ appNodeCount: "1", targetConcurrency: "1000" });
+    const ports = c.capacity.limits.find(l => l.name === "LB->app ephemeral ports")!;
+    assert.equal(ports.requests, 65535 - 1024 + 1 - 4);
+});

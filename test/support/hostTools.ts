@@ -41,7 +41,12 @@ function has(cmd: string, args: string[]): boolean {
 }
 
 /** Why a tool-based test cannot run here, or undefined when it can. */
-export function missingTools(tools: ("nginx" | "gunicorn" | "gevent" | "uvicorn" | "systemd-analyze" | "runuser")[]): string | undefined {
+export type Tool = "nginx" | "gunicorn" | "gevent" | "uvicorn" | "systemd-analyze" | "runuser" | "promtool" | "mtail" | "exporter-units";
+
+/** The Debian units the monitoring drop-ins complete (packages prometheus, prometheus-node-exporter, prometheus-nginx-exporter, mtail). */
+export const EXPORTER_UNITS = ["prometheus", "prometheus-node-exporter", "prometheus-nginx-exporter", "mtail"].map(u => `/lib/systemd/system/${u}.service`);
+
+export function missingTools(tools: Tool[]): string | undefined {
     const checks: Record<string, () => boolean> = {
         nginx: () => has("nginx", ["-v"]),
         gunicorn: () => has(SYSTEM_PYTHON, ["-c", "import gunicorn"]),
@@ -49,10 +54,13 @@ export function missingTools(tools: ("nginx" | "gunicorn" | "gevent" | "uvicorn"
         uvicorn: () => has(SYSTEM_PYTHON, ["-c", "import uvicorn.workers"]),
         "systemd-analyze": () => has("systemd-analyze", ["--version"]),
         runuser: () => process.getuid?.() === 0 && has("runuser", ["--version"]),
+        promtool: () => has("promtool", ["--version"]),
+        mtail: () => has("mtail", ["--version"]),
+        "exporter-units": () => EXPORTER_UNITS.every(u => fs.existsSync(u)),
     };
     const missing = tools.filter(t => !checks[t]());
     if (missing.length === 0) return undefined;
-    const reason = `needs ${missing.join(", ")} (Debian: nginx gunicorn python3-gevent python3-uvicorn systemd; runuser as root)`;
+    const reason = `needs ${missing.join(", ")} (Debian: nginx gunicorn python3-gevent python3-uvicorn systemd prometheus mtail prometheus-node-exporter prometheus-nginx-exporter; runuser as root)`;
     if (process.env.PYCLUSTER_REQUIRE_TOOLS === "1") throw new Error(`PYCLUSTER_REQUIRE_TOOLS=1 but this test ${reason}`);
     return reason;
 }

@@ -1,0 +1,180 @@
+#!/usr/bin/python3
+"""pycluster-statsd-exporter: gunicorn's statsd metrics, served to Prometheus.
+
+gunicorn sends statsd datagrams (statsd_host in gunicorn.conf.py) to a loopback
+UDP port; this keeps the values and answers GET /metrics on the node's private
+address in Prometheus' text format. Debian 12 has no prometheus-statsd-exporter,
+and mtail's datagram input needs newline-terminated lines, which gunicorn does
+not send: hence this small stdlib-only program.
+
+Mapping (gunicorn 20+ with statsd_prefix "<app>"):
+  <app>.gunicorn.workers:N|g               gunicorn_workers{app} (gauge)
+                                           gunicorn_worker_reports_total{app} (one per report, ~1 s)
+  <app>.gunicorn.requests:N|c              gunicorn_requests_total{app}
+  <app>.gunicorn.request.status.NNN:N|c    gunicorn_responses_total{app,status}
+  <app>.gunicorn.request.duration:MS|ms    gunicorn_request_duration_seconds{app} (histogram)
+  <app>.gunicorn.log.LEVEL:N|c             gunicorn_log_messages_total{app,level}
+anything else                              statsd_exporter_unmapped_total
+"""
+import argparse
+import http.server
+import re
+import socket
+import sys
+import threading
+
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+LINE = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+):(?P<value>-?[0-9.eE+-]+)\|(?P<type>c|g|ms|h|s)(?:\|@(?P<rate>[0-9.]+))?(?:\|#.*)?$")
+METRIC = re.compile(r"^(?:(?P<app>[A-Za-z0-9_-]+)\.)?gunicorn\.(?P<rest>.+)$")
+
+HELP = {
+    "gunicorn_workers": ("gauge", "Worker processes the gunicorn master runs (its last report)."),
+    "gunicorn_worker_reports_total": ("counter", "Reports of the worker count: the master sends one about every second while it runs."),
+    "gunicorn_requests_total": ("counter", "Requests gunicorn answered."),
+    "gunicorn_responses_total": ("counter", "Responses gunicorn sent, by HTTP status."),
+    "gunicorn_request_duration_seconds": ("histogram", "Time gunicorn spent on a request."),
+    "gunicorn_log_messages_total": ("counter", "Messages gunicorn logged, by level."),
+    "statsd_exporter_datagrams_total": ("counter", "statsd datagrams received."),
+    "statsd_exporter_unmapped_total": ("counter", "statsd lines that are not gunicorn metrics, or malformed."),
+}
+
+
+def label_text(labels):
+    if not labels:
+        return ""
+    escaped = (f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34)).replace(chr(10), chr(92) + "n")}"' for k, v in labels)
+    return "{" + ",".join(escaped) + "}"
+
+
+def number(value):
+    return repr(float(value)) if value != int(value) else str(int(value))
+
+
+class Store:
+    """The current values; every update and every rendering holds the lock."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.gauges = {}      # (name, labels) -> value
+        self.counters = {}    # (name, labels) -> value
+        self.histograms = {}  # labels -> [bucket counts..., sum, count]
+        self.counters[("statsd_exporter_datagrams_total", ())] = 0
+        self.counters[("statsd_exporter_unmapped_total", ())] = 0
+
+    def add(self, name, labels, value):
+        key = (name, labels)
+        self.counters[key] = self.counters.get(key, 0) + value
+
+    def observe(self, labels, seconds):
+        h = self.histograms.setdefault(labels, [0] * len(BUCKETS) + [0.0, 0])
+        for i, bound in enumerate(BUCKETS):
+            if seconds <= bound:
+                h[i] += 1
+        h[-2] += seconds
+        h[-1] += 1
+
+    def datagram(self, data):
+        with self.lock:
+            self.add("statsd_exporter_datagrams_total", (), 1)
+            for line in data.decode("ascii", "replace").splitlines():
+                if line.strip():
+                    self.line(line.strip())
+
+    def line(self, line):
+        m = LINE.match(line)
+        g = METRIC.match(m.group("name")) if m else None
+        if not g:
+            self.add("statsd_exporter_unmapped_total", (), 1)
+            return
+        value, kind = float(m.group("value")), m.group("type")
+        rate = float(m.group("rate") or 1) or 1.0
+        app = (("app", g.group("app")),) if g.group("app") else ()
+        rest = g.group("rest")
+        status = re.match(r"^request\.status\.(\d{3})$", rest)
+        level = re.match(r"^log\.([a-z]+)$", rest)
+        if rest == "workers" and kind == "g":
+            self.gauges[("gunicorn_workers", app)] = value
+            self.add("gunicorn_worker_reports_total", app, 1)
+        elif rest == "requests" and kind == "c":
+            self.add("gunicorn_requests_total", app, value / rate)
+        elif status and kind == "c":
+            self.add("gunicorn_responses_total", app + (("status", status.group(1)),), value / rate)
+        elif rest == "request.duration" and kind in ("ms", "h"):
+            self.observe(app, value / 1000.0)
+        elif level and kind == "c":
+            self.add("gunicorn_log_messages_total", app + (("level", level.group(1)),), value / rate)
+        else:
+            self.add("statsd_exporter_unmapped_total", (), 1)
+
+    def render(self):
+        with self.lock:
+            series = {}
+            for (name, labels), value in list(self.gauges.items()) + list(self.counters.items()):
+                series.setdefault(name, []).append(f"{name}{label_text(labels)} {number(value)}")
+            for labels, h in self.histograms.items():
+                name = "gunicorn_request_duration_seconds"
+                lines = series.setdefault(name, [])
+                for bound, count in zip(BUCKETS, h):
+                    lines.append(f"{name}_bucket{label_text(labels + (('le', number(bound)),))} {count}")
+                lines.append(f"{name}_bucket{label_text(labels + (('le', '+Inf'),))} {h[-1]}")
+                lines.append(f"{name}_sum{label_text(labels)} {number(h[-2])}")
+                lines.append(f"{name}_count{label_text(labels)} {h[-1]}")
+        out = []
+        for name in sorted(series):
+            kind, text = HELP[name]
+            # A histogram's buckets stay in order; other series sort by their labels.
+            lines = series[name] if kind == "histogram" else sorted(series[name])
+            out += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"] + lines
+        return "\n".join(out) + "\n"
+
+
+def host_port(text):
+    host, _, port = text.rpartition(":")
+    return host, int(port)
+
+
+def serve(store, statsd, listen):
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(statsd)
+
+    def receive():
+        while True:
+            data, _ = udp.recvfrom(65535)
+            store.datagram(data)
+
+    threading.Thread(target=receive, daemon=True).start()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path.split("?")[0] != "/metrics":
+                self.send_error(404, "see /metrics")
+                return
+            body = store.render().encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(listen, Handler)
+    print(f"pycluster-statsd-exporter: statsd on udp {statsd[0]}:{statsd[1]}, metrics on http://{listen[0]}:{listen[1]}/metrics", flush=True)
+    server.serve_forever()
+
+
+def main():
+    parser = argparse.ArgumentParser(prog="pycluster-statsd-exporter")
+    parser.add_argument("--statsd", default="127.0.0.1:9125", help="UDP host:port gunicorn sends statsd to")
+    parser.add_argument("--listen", required=True, help="host:port of the /metrics endpoint")
+    args = parser.parse_args()
+    try:
+        serve(Store(), host_port(args.statsd), host_port(args.listen))
+    except OSError as e:
+        print(f"pycluster-statsd-exporter: {e}", file=sys.stderr, flush=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+import * as fs from "fs";
+import * as path from "path";
+import { StackConfig } from "../config/stackConfig";
+import { BundleFile } from "./render/bundle";
+import { renderMtailDropIn, renderNginxExporterDropIn, renderNodeExporterDropIn, renderPrometheusDropIn, renderStatsdExporterUnit } from "./render/exporters";
+import { renderAccessLogProgram } from "./render/mtail";
+import { ACCESS_LOG_FILE, ACCESS_LOG_FIELD_NAMES } from "./render/nginx";
+import { JOBS, renderAlertRules, renderPrometheusConfig, Role, ScrapeTarget } from "./render/prometheus";
+import { HOSTCTL_DIR } from "./render/hostCommands";
+
+/**
+ * Monitoring, per role: which Debian packages, which files (hostctl's
+ * `monitoring` subcommand maps each name to its place and service) and which
+ * endpoint must answer once they are in place. Every exporter listens on its
+ * node's private address; the security groups decide who may scrape it.
+ */
+
+/** Installed over SSH: adding them to the user data would rebuild every existing VM. */
+export const MONITORING_PACKAGES: Record<Role, string[]> = {
+    lb: ["prometheus-node-exporter", "prometheus-nginx-exporter", "mtail"],
+    app: ["prometheus-node-exporter"],
+    monitoring: ["prometheus", "prometheus-node-exporter"],
+};
+
+export const STATSD_EXPORTER_SOURCE_PATH = path.join(__dirname, "host", "statsd_exporter.py");
+export const STATSD_EXPORTER_SCRIPT = `${HOSTCTL_DIR}/statsd_exporter.py`;
+/** Where gunicorn sends statsd on an app node (loopback: nothing else may feed it). */
+export const statsdAddress = (cfg: StackConfig) => `127.0.0.1:${cfg.monitoring.ports.statsd}`;
+
+export const PROMETHEUS_CONFIG = "/etc/prometheus/pycluster.yml";
+export const PROMETHEUS_RULES = "pycluster-alerts.yml";
+
+export interface Endpoint {
+    /** The systemd service that answers there. */
+    service: string;
+    url: string;
+}
+
+export interface MonitoringPush {
+    files: BundleFile[];
+    /** Checked after a change: each must answer 200, or the previous files come back. */
+    endpoints: Endpoint[];
+}
+
+/** Node names as the components name their hosts. */
+export function nodeNames(cfg: StackConfig): { lb: string; apps: string[]; monitoring?: string } {
+    const base = `${cfg.project}-${cfg.stack}`;
+    return {
+        lb: `${base}-lb`,
+        apps: cfg.network.appIps.map((_, i) => `${base}-app-${i}`),
+        monitoring: cfg.monitoring.node ? `${base}-mon` : undefined,
+    };
+}
+
+const url = (ip: string, port: number, p = "/metrics") => `http://${ip}:${port}${p}`;
+
+function nodeExporter(ip: string, port: number): MonitoringPush {
+    return {
+        files: [{ name: "prometheus-node-exporter.conf", mode: 0o644, content: renderNodeExporterDropIn({ listen: { address: ip, port } }) }],
+        endpoints: [{ service: "prometheus-node-exporter", url: url(ip, port) }],
+    };
+}
+
+function merge(...parts: MonitoringPush[]): MonitoringPush {
+    return { files: parts.flatMap(p => p.files), endpoints: parts.flatMap(p => p.endpoints) };
+}
+
+/** The load balancer: node exporter, nginx exporter (stub_status) and mtail (the JSON access log). */
+export function lbMonitoring(cfg: StackConfig): MonitoringPush {
+    const ip = cfg.network.lbIp;
+    const p = cfg.monitoring.ports;
+    const program = renderAccessLogProgram({
+        fields: {
+            status: ACCESS_LOG_FIELD_NAMES.status,
+            requestTime: ACCESS_LOG_FIELD_NAMES.requestTime,
+            upstreamAddr: ACCESS_LOG_FIELD_NAMES.upstreamAddr,
+            upstreamStatus: ACCESS_LOG_FIELD_NAMES.upstreamStatus,
+            upstreamResponseTime: ACCESS_LOG_FIELD_NAMES.upstreamResponseTime,
+        },
+    });
+    return merge(nodeExporter(ip, p.nodeExporter), {
+        files: [
+            {
+                name: "prometheus-nginx-exporter.conf",
+                mode: 0o644,
+                content: renderNginxExporterDropIn({ listen: { address: ip, port: p.nginxExporter }, stubStatusUrl: `http://${ip}:${cfg.lb.statusPort}/stub_status` }),
+            },
+            // nginx's logs are www-data:adm 0640: mtail reads them as a member of adm.
+            { name: "mtail.conf", mode: 0o644, content: renderMtailDropIn({ listen: { address: ip, port: p.mtail }, logs: [ACCESS_LOG_FILE], readGroups: ["adm"] }) },
+            { name: "nginx-access.mtail", mode: 0o644, content: program },
+        ],
+        endpoints: [
+            { service: "prometheus-nginx-exporter", url: url(ip, p.nginxExporter) },
+            { service: "mtail", url: url(ip, p.mtail) },
+        ],
+    });
+}
+
+/** An app node: node exporter, and gunicorn's statsd turned into metrics by pycluster-statsd-exporter. */
+export function appMonitoring(cfg: StackConfig, nodeIp: string): MonitoringPush {
+    const p = cfg.monitoring.ports;
+    return merge(nodeExporter(nodeIp, p.nodeExporter), {
+        files: [
+            { name: "statsd_exporter.py", mode: 0o755, content: fs.readFileSync(STATSD_EXPORTER_SOURCE_PATH, "utf8") },
+            {
+                name: "pycluster-statsd-exporter.service",
+                mode: 0o644,
+                content: renderStatsdExporterUnit({
+                    script: STATSD_EXPORTER_SCRIPT,
+                    statsd: { address: "127.0.0.1", port: p.statsd },
+                    listen: { address: nodeIp, port: p.statsdExporter },
+                }),
+            },
+        ],
+        endpoints: [{ service: "pycluster-statsd-exporter", url: url(nodeIp, p.statsdExporter) }],
+    });
+}
+
+/** Every exporter of the stack, as Prometheus scrapes it. */
+export function scrapeTargets(cfg: StackConfig): ScrapeTarget[] {
+    const p = cfg.monitoring.ports;
+    const names = nodeNames(cfg);
+    const lb = { address: cfg.network.lbIp, role: "lb" as const, node: names.lb };
+    const apps = cfg.network.appIps.map((address, i) => ({ address, role: "app" as const, node: names.apps[i] }));
+    const mon = cfg.monitoring.node ? [{ address: cfg.monitoring.node.ip, role: "monitoring" as const, node: names.monitoring! }] : [];
+    return [
+        ...[lb, ...apps, ...mon].map(n => ({ ...n, job: JOBS.node, port: p.nodeExporter })),
+        { ...lb, job: JOBS.nginx, port: p.nginxExporter },
+        { ...lb, job: JOBS.lbLog, port: p.mtail },
+        ...apps.map(n => ({ ...n, job: JOBS.gunicorn, port: p.statsdExporter })),
+        ...mon.map(n => ({ ...n, job: JOBS.prometheus, port: p.prometheus })),
+    ];
+}
+
+/** The monitoring node: Prometheus (its scrape configuration and alert rules) and its own node exporter. */
+export function monitoringNodeMonitoring(cfg: StackConfig): MonitoringPush {
+    const node = cfg.monitoring.node;
+    if (!node) throw new Error("the stack has no monitoring node (monitoringNode is off)");
+    const p = cfg.monitoring.ports;
+    return merge(nodeExporter(node.ip, p.nodeExporter), {
+        files: [
+            {
+                name: "prometheus.conf",
+                mode: 0o644,
+                content: renderPrometheusDropIn({
+                    listen: { address: node.ip, port: p.prometheus },
+                    configFile: PROMETHEUS_CONFIG,
+                    storagePath: "/var/lib/prometheus/metrics2/",
+                    retentionDays: node.retentionDays,
+                }),
+            },
+            {
+                name: "pycluster.yml",
+                mode: 0o644,
+                content: renderPrometheusConfig({
+                    externalLabels: { cluster: `${cfg.project}-${cfg.stack}` },
+                    scrapeIntervalSeconds: cfg.monitoring.scrapeIntervalSeconds,
+                    targets: scrapeTargets(cfg),
+                    ruleFiles: [PROMETHEUS_RULES],
+                }),
+            },
+            {
+                name: PROMETHEUS_RULES,
+                mode: 0o644,
+                content: renderAlertRules({
+                    errorRatio: cfg.monitoring.alerts.errorRatio,
+                    latencyP95Seconds: cfg.monitoring.alerts.latencyP95Seconds,
+                    gunicornWorkers: cfg.gunicorn.workers,
+                    scrapeIntervalSeconds: cfg.monitoring.scrapeIntervalSeconds,
+                }),
+            },
+        ],
+        endpoints: [{ service: "prometheus", url: url(node.ip, p.prometheus, "/-/ready") }],
+    });
+}
+
+/** Ports each role listens on (kept out of the ephemeral port range). */
+export function monitoringPorts(cfg: StackConfig, role: Role): number[] {
+    const p = cfg.monitoring.ports;
+    return { lb: [p.nodeExporter, p.nginxExporter, p.mtail], app: [p.nodeExporter, p.statsdExporter, p.statsd], monitoring: [p.nodeExporter, p.prometheus] }[role];
+}

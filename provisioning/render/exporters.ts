@@ -1,0 +1,179 @@
+import { systemdWord, unitValue } from "./quote";
+
+/**
+ * How the monitoring services run: systemd drop-ins over the Debian packages'
+ * own units (their ExecStart replaced with explicit flags), so the packages'
+ * conffiles stay untouched and every flag is visible in one rendered file.
+ * Each exporter listens on the node's private address only, never on 0.0.0.0.
+ */
+
+export interface Listen {
+    address: string;
+    port: number;
+}
+
+const listenText = (l: Listen) => `${l.address}:${l.port}`;
+
+function argv(words: string[]): string {
+    return words.map(systemdWord).join(" ");
+}
+
+interface DropInOptions {
+    /** The package's own unit this drop-in completes. */
+    unit: string;
+    execStart: string[];
+    /** Extra [Service] lines. */
+    service?: string[];
+    /** Extra [Unit] lines. */
+    unitLines?: string[];
+}
+
+/**
+ * A drop-in that replaces the package's ExecStart. Bound to a private address, the service waits for
+ * the network and keeps retrying (every 5 s, without systemd's start limit) until that address exists.
+ */
+function dropIn(o: DropInOptions): string {
+    return [
+        `# ${o.unit}: rendered by pycluster. Change the stack configuration, not this file.`,
+        `[Unit]`,
+        `After=network-online.target`,
+        `Wants=network-online.target`,
+        `StartLimitIntervalSec=0`,
+        ...(o.unitLines ?? []),
+        ``,
+        `[Service]`,
+        `ExecStart=`,
+        `ExecStart=${argv(o.execStart)}`,
+        `Restart=always`,
+        `RestartSec=5s`,
+        ...(o.service ?? []),
+        ``,
+    ].join("\n");
+}
+
+/** prometheus-node-exporter: CPU, memory, disk, network of the node. */
+export function renderNodeExporterDropIn(o: { listen: Listen }): string {
+    return dropIn({
+        unit: "prometheus-node-exporter.service",
+        execStart: [
+            "/usr/bin/prometheus-node-exporter",
+            `--web.listen-address=${listenText(o.listen)}`,
+            // Virtual interfaces and container mounts are noise on a dashboard.
+            "--collector.netdev.device-exclude=^(lo|veth.*|docker.*)$",
+            "--collector.filesystem.mount-points-exclude=^/(dev|proc|run|sys)($|/)",
+        ],
+    });
+}
+
+/** prometheus-nginx-exporter: nginx's stub_status (connections, requests) as metrics. */
+export function renderNginxExporterDropIn(o: { listen: Listen; stubStatusUrl: string }): string {
+    return dropIn({
+        unit: "prometheus-nginx-exporter.service",
+        execStart: [
+            "/usr/bin/prometheus-nginx-exporter",
+            `-web.listen-address=${listenText(o.listen)}`,
+            `-nginx.scrape-uri=${o.stubStatusUrl}`,
+            // nginx may start after the exporter: keep trying instead of exiting.
+            "-nginx.retries=10",
+            "-nginx.retry-interval=5s",
+        ],
+        unitLines: ["After=nginx.service"],
+    });
+}
+
+export const MTAIL_PROGRAMS_DIR = "/etc/mtail";
+
+/** mtail: metrics from log lines (the LB's JSON access log), by the programs in /etc/mtail. */
+export function renderMtailDropIn(o: { listen: Listen; logs: string[]; readGroups: string[] }): string {
+    return dropIn({
+        unit: "mtail.service",
+        execStart: [
+            "/usr/bin/mtail",
+            "--progs",
+            MTAIL_PROGRAMS_DIR,
+            "--logtostderr",
+            "--address",
+            o.listen.address,
+            "--port",
+            String(o.listen.port),
+            // Metric names are the programs' own: no extra `prog` label on every series.
+            "--emit_prog_label=false",
+            "--logs",
+            o.logs.join(","),
+        ],
+        service: [
+            // The package's unit only starts when /etc/default/mtail names logs; ours are on the command line.
+            `ExecCondition=`,
+            ...(o.readGroups.length > 0 ? [`SupplementaryGroups=${unitValue(o.readGroups.join(" "))}`] : []),
+        ],
+    });
+}
+
+export interface StatsdExporterOptions {
+    /** Where pycluster's statsd exporter script is installed. */
+    script: string;
+    /** UDP, where gunicorn sends statsd (loopback). */
+    statsd: Listen;
+    /** HTTP /metrics for Prometheus (the node's private address). */
+    listen: Listen;
+}
+
+/**
+ * pycluster-statsd-exporter: gunicorn's statsd metrics (workers, requests, durations) as Prometheus
+ * metrics. A unit of our own: Debian 12 has no prometheus-statsd-exporter package.
+ */
+export function renderStatsdExporterUnit(o: StatsdExporterOptions): string {
+    return [
+        `# pycluster-statsd-exporter.service: rendered by pycluster. Change the stack configuration, not this file.`,
+        `[Unit]`,
+        `Description=gunicorn statsd metrics for Prometheus (pycluster)`,
+        `After=network-online.target`,
+        `Wants=network-online.target`,
+        `StartLimitIntervalSec=0`,
+        ``,
+        `[Service]`,
+        `ExecStart=${argv(["/usr/bin/python3", o.script, "--statsd", listenText(o.statsd), "--listen", listenText(o.listen)])}`,
+        `Restart=always`,
+        `RestartSec=5s`,
+        `DynamicUser=yes`,
+        `NoNewPrivileges=yes`,
+        `CapabilityBoundingSet=`,
+        `ProtectSystem=strict`,
+        `ProtectHome=yes`,
+        `PrivateTmp=yes`,
+        `PrivateDevices=yes`,
+        `ProtectKernelTunables=yes`,
+        `ProtectKernelModules=yes`,
+        `ProtectControlGroups=yes`,
+        `RestrictAddressFamilies=AF_INET AF_INET6`,
+        `RestrictNamespaces=yes`,
+        `SystemCallArchitectures=native`,
+        `MemoryMax=128M`,
+        ``,
+        `[Install]`,
+        `WantedBy=multi-user.target`,
+        ``,
+    ].join("\n");
+}
+
+export interface PrometheusOptions {
+    listen: Listen;
+    configFile: string;
+    storagePath: string;
+    retentionDays: number;
+}
+
+/** Prometheus on the monitoring node: its private address, our configuration, a bounded retention. */
+export function renderPrometheusDropIn(o: PrometheusOptions): string {
+    if (!(o.retentionDays >= 1)) throw new RangeError(`retention must be at least 1 day, got ${o.retentionDays}`);
+    return dropIn({
+        unit: "prometheus.service",
+        execStart: [
+            "/usr/bin/prometheus",
+            `--config.file=${o.configFile}`,
+            `--web.listen-address=${listenText(o.listen)}`,
+            `--storage.tsdb.path=${o.storagePath}`,
+            `--storage.tsdb.retention.time=${o.retentionDays}d`,
+        ],
+    });
+}
