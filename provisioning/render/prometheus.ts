@@ -17,6 +17,49 @@ export const GUNICORN_METRICS = {
     logMessages: "gunicorn_log_messages_total",
 } as const;
 
+/**
+ * Metrics of Debian's exporters that the dashboard and the alert rules use (prometheus-node-exporter
+ * 1.5, prometheus-nginx-exporter 0.11); the end-to-end test checks each is really scraped.
+ */
+export const DEBIAN_EXPORTER_METRICS = [
+    "node_cpu_seconds_total",
+    "node_memory_MemAvailable_bytes",
+    "node_memory_MemTotal_bytes",
+    "node_network_receive_bytes_total",
+    "node_network_transmit_bytes_total",
+    "node_load1",
+    "node_netstat_Tcp_CurrEstab",
+    "nginx_up",
+    "nginx_http_requests_total",
+    "nginx_connections_active",
+    "nginx_connections_reading",
+    "nginx_connections_writing",
+    "nginx_connections_waiting",
+] as const;
+
+/** Every series name our exporters, mtail program and Prometheus itself produce that a query may use. */
+export function knownMetricNames(): Set<string> {
+    const histogram = (n: string) => [`${n}_bucket`, `${n}_sum`, `${n}_count`];
+    const lb = LB_LOG_METRICS;
+    const g = GUNICORN_METRICS;
+    return new Set([
+        // Prometheus: one per target, and the alerts it evaluates.
+        "up",
+        "ALERTS",
+        ...DEBIAN_EXPORTER_METRICS,
+        lb.responses,
+        lb.upstreamResponses,
+        ...histogram(lb.requestDuration),
+        ...histogram(lb.upstreamDuration),
+        g.workers,
+        g.workerReports,
+        g.requests,
+        g.responses,
+        g.logMessages,
+        ...histogram(g.requestDuration),
+    ]);
+}
+
 /** Scrape jobs: one per kind of exporter. */
 export const JOBS = {
     node: "node",

@@ -1,0 +1,150 @@
+/**
+ * pycluster-statsd-exporter: the statsd lines gunicorn sends, as Prometheus
+ * metrics. First the mapping, then a real gunicorn (the rendered
+ * gunicorn.conf.py with statsd_host) feeding a real exporter.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { ChildProcess, spawn } from "child_process";
+import * as dgram from "dgram";
+import * as fs from "fs";
+import * as path from "path";
+import { STATSD_EXPORTER_SOURCE_PATH } from "../../provisioning/monitoringFiles";
+import { GUNICORN_METRICS } from "../../provisioning/render/prometheus";
+import { renderGunicornConfig } from "../../provisioning/render/gunicornConfig";
+import { missingTools, SAMPLE_APP, SYSTEM_PYTHON, tempDir } from "../support/hostTools";
+
+const sleep = (ms: number) => new Promise(r => setTimeout(r, ms));
+const port = () => 20000 + Math.floor(Math.random() * 20000);
+
+function startExporter(statsd: number, http: number): ChildProcess {
+    return spawn(SYSTEM_PYTHON, [STATSD_EXPORTER_SOURCE_PATH, "--statsd", `127.0.0.1:${statsd}`, "--listen", `127.0.0.1:${http}`], { stdio: "ignore" });
+}
+
+async function scrape(http: number, timeoutMs = 5000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+        try {
+            const res = await fetch(`http://127.0.0.1:${http}/metrics`);
+            return await res.text();
+        } catch (e) {
+            if (Date.now() > deadline) throw e;
+            await sleep(100);
+        }
+    }
+}
+
+function stop(p: ChildProcess): Promise<void> {
+    if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
+    return new Promise(resolve => {
+        p.once("exit", () => resolve());
+        p.kill("SIGTERM");
+    });
+}
+
+const value = (text: string, series: string) => {
+    const m = new RegExp(`^${series.replace(/[{}.+"]/g, c => `\\${c}`)} (\\S+)$`, "m").exec(text);
+    return m ? Number(m[1]) : undefined;
+};
+
+test("statsd lines map to well-named Prometheus metrics, labelled with the app", async () => {
+    const [statsd, http] = [port(), port()];
+    const exporter = startExporter(statsd, http);
+    try {
+        await scrape(http);
+        const socket = dgram.createSocket("udp4");
+        const lines = [
+            "webapp.gunicorn.workers:5|g",
+            "webapp.gunicorn.requests:1|c|@1.0",
+            "webapp.gunicorn.request.status.200:1|c|@1.0",
+            "webapp.gunicorn.request.status.500:1|c|@1.0",
+            "webapp.gunicorn.request.duration:12.5|ms",
+            "webapp.gunicorn.log.error:1|c|@1.0",
+            "webapp.gunicorn.workers:4|g",
+            "something.else:1|c",
+            "garbage",
+            // Several lines in one datagram are fine too.
+            "webapp.gunicorn.requests:1|c\nwebapp.gunicorn.request.duration:2000|ms",
+        ];
+        for (const l of lines) await new Promise<void>((resolve, reject) => socket.send(l, statsd, "127.0.0.1", e => (e ? reject(e) : resolve())));
+        socket.close();
+        await sleep(300);
+        const text = await scrape(http);
+        assert.equal(value(text, `gunicorn_workers{app="webapp"}`), 4, "the last report");
+        assert.equal(value(text, `gunicorn_worker_reports_total{app="webapp"}`), 2);
+        assert.equal(value(text, `gunicorn_requests_total{app="webapp"}`), 2);
+        assert.equal(value(text, `gunicorn_responses_total{app="webapp",status="200"}`), 1);
+        assert.equal(value(text, `gunicorn_responses_total{app="webapp",status="500"}`), 1);
+        assert.equal(value(text, `gunicorn_log_messages_total{app="webapp",level="error"}`), 1);
+        assert.equal(value(text, `gunicorn_request_duration_seconds_bucket{app="webapp",le="0.025"}`), 1);
+        assert.equal(value(text, `gunicorn_request_duration_seconds_bucket{app="webapp",le="2.5"}`), 2);
+        assert.equal(value(text, `gunicorn_request_duration_seconds_count{app="webapp"}`), 2);
+        assert.equal(value(text, `gunicorn_request_duration_seconds_sum{app="webapp"}`), 2.0125);
+        assert.equal(value(text, "statsd_exporter_unmapped_total"), 2);
+        assert.equal(value(text, "statsd_exporter_datagrams_total"), lines.length);
+        // Every name the dashboard and the rules may use is one this exporter serves.
+        const served = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map(m => m[1]));
+        for (const name of Object.values(GUNICORN_METRICS)) assert.ok(served.has(name), name);
+        assert.equal((await fetch(`http://127.0.0.1:${http}/other`)).status, 404);
+    } finally {
+        await stop(exporter);
+    }
+});
+
+test("a real gunicorn with the rendered statsd_host: its worker count and requests reach the exporter", async t => {
+    const reason = missingTools(["gunicorn", "gevent"]);
+    if (reason) return t.skip(reason);
+    const [statsd, http, app] = [port(), port(), port()];
+    const dir = tempDir("pyc-statsd-");
+    const conf = path.join(dir, "gunicorn.conf.py");
+    fs.writeFileSync(
+        conf,
+        renderGunicornConfig({
+            appName: "webapp",
+            bindAddress: "127.0.0.1",
+            port: app,
+            appRoot: SAMPLE_APP,
+            workerClass: "gevent",
+            workers: 3,
+            workerConnections: 100,
+            backlog: 128,
+            timeout: 30,
+            gracefulTimeout: 5,
+            keepalive: 5,
+            maxRequests: 0,
+            maxRequestsJitter: 0,
+            forwardedAllowIps: ["127.0.0.1"],
+            accessLog: false,
+            gunicornVersion: "20.1.0",
+            statsdHost: `127.0.0.1:${statsd}`,
+        }),
+    );
+    const exporter = startExporter(statsd, http);
+    const gunicorn = spawn(SYSTEM_PYTHON, ["-m", "gunicorn", "-c", conf, "app:application"], { cwd: SAMPLE_APP, stdio: "ignore", env: { ...process.env, APP_STATE_DIR: dir } });
+    try {
+        await scrape(http);
+        let ok = 0;
+        const deadline = Date.now() + 20_000;
+        while (ok < 5 && Date.now() < deadline) {
+            const res = await fetch(`http://127.0.0.1:${app}/healthz`).catch(() => undefined);
+            if (res?.status === 200) ok++;
+            else await sleep(200);
+        }
+        assert.equal(ok, 5, "gunicorn serves");
+        // The master reports its workers about every second.
+        let text = "";
+        while (Date.now() < deadline) {
+            text = await scrape(http);
+            if (value(text, `gunicorn_workers{app="webapp"}`) === 3 && (value(text, `gunicorn_responses_total{app="webapp",status="200"}`) ?? 0) >= 5) break;
+            await sleep(300);
+        }
+        assert.equal(value(text, `gunicorn_workers{app="webapp"}`), 3, text);
+        assert.ok((value(text, `gunicorn_worker_reports_total{app="webapp"}`) ?? 0) >= 1);
+        assert.ok((value(text, `gunicorn_responses_total{app="webapp",status="200"}`) ?? 0) >= 5);
+        assert.ok((value(text, `gunicorn_request_duration_seconds_count{app="webapp"}`) ?? 0) >= 5);
+        assert.equal(value(text, "statsd_exporter_unmapped_total"), 0, "gunicorn sends nothing the exporter does not map");
+    } finally {
+        await stop(gunicorn);
+        await stop(exporter);
+    }
+});
