@@ -46,6 +46,12 @@ async function main() {
         console.log(`  from a client namespace: ip netns exec ${r.cloud.publicNetns} curl -k ${o.url}`);
         console.log(`  load balancer ssh -i ${r.sshKeyFile} debian@${o.lbPublicIp}`);
         for (const ip of o.appPrivateIps as string[]) console.log(`  app node     ssh -i ${r.sshKeyFile} -J debian@${o.lbPublicIp} debian@${ip}`);
+        const prometheus = o.monitoring?.prometheus;
+        if (prometheus) {
+            const ip = /http:\/\/([\d.]+):/.exec(prometheus.url)![1];
+            console.log(`  monitoring   ssh -i ${r.sshKeyFile} -J debian@${o.lbPublicIp} debian@${ip}`);
+            console.log(`  Prometheus   ssh -i ${r.sshKeyFile} -N -L 9090:${ip}:9090 debian@${o.lbPublicIp}   then ${prometheus.tunnelUrl}`);
+        }
         console.log(`  capacity     ${o.capacity.ceiling} concurrent requests (bound by ${o.capacity.bindingLimit})`);
         console.log(`remove it with: npm run local -- down${args.stack === "local" ? "" : ` --stack ${args.stack}`}`);
     } else if (args.command === "preview") {

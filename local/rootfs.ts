@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { run } from "./exec";
 
 /** Bump when the customisation below changes, so cached root filesystems are rebuilt. */
-export const RECIPE_VERSION = 4;
+export const RECIPE_VERSION = 5;
 
 export const DEFAULT_CACHE_DIR = "/var/cache/pycluster-local";
 
@@ -20,8 +20,15 @@ export const DEFAULT_PACKAGES: readonly string[] = [
     "systemd", "systemd-sysv", "dbus", "libpam-systemd", "openssh-server", "openssh-sftp-server", "sudo",
     "python3", "python3-venv", "python3-pip", "nginx", "gunicorn", "python3-gunicorn", "python3-gevent",
     "python3-uvicorn", "iproute2", "curl", "ca-certificates", "procps", "cloud-init", "locales", "certbot",
-    "prometheus-node-exporter", "prometheus-nginx-exporter", "nftables", "less", "netbase",
+    "prometheus-node-exporter", "prometheus-nginx-exporter", "prometheus", "mtail", "nftables", "less", "netbase",
 ];
+
+/**
+ * Services of packages the program configures per role (monitoring): installed in the image, but
+ * left disabled, so a host runs them only once the program has pushed their configuration (the
+ * exporters bound to the node's private address), not with the packages' defaults on every host.
+ */
+export const DISABLED_SERVICES: readonly string[] = ["prometheus.service", "prometheus-node-exporter.service", "prometheus-nginx-exporter.service", "mtail.service"];
 
 export interface RootfsOptions {
     /** Where built root filesystems are kept. Default /var/cache/pycluster-local. */
@@ -107,6 +114,7 @@ export function customizeCommands(repoOnlyPackages: readonly string[]): string[]
         `printf '%s' ${shellSingle(CLOUD_INIT_LOCAL_CFG)} > "$1/etc/cloud/cloud.cfg.d/90-pycluster-local.cfg"`,
         // apt sources are per cloud (the gateway address), written into each host's overlay
         `rm -f "$1/etc/apt/sources.list" "$1"/etc/apt/sources.list.d/*`,
+        `chroot "$1" systemctl disable --quiet ${DISABLED_SERVICES.join(" ")}`,
     ];
     if (repoOnlyPackages.length > 0) {
         cmds.unshift(`chroot "$1" apt-get install --download-only -y ${repoOnlyPackages.join(" ")}`);

@@ -351,7 +351,8 @@ def validate_monitoring(files, stage):
             os.makedirs(os.path.join(units, f"{unit}.d"), exist_ok=True)
             with open(os.path.join(units, f"{unit}.d", DROPIN), "wb") as f:
                 f.write(files[name][1])
-        proc = run(["systemd-analyze", "verify", os.path.join(units, unit)], check=False)
+        # --man=no: the packages name their man pages, which a server image need not have.
+        proc = run(["systemd-analyze", "verify", "--man=no", os.path.join(units, unit)], check=False)
         if proc.returncode != 0:
             raise Failure(f"systemd-analyze rejected {unit}; nothing was changed:\n{proc.stdout.strip()}")
     programs = [n for n in files if n.endswith(".mtail")]

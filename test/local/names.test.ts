@@ -18,7 +18,10 @@ import {
     validateHostName,
     validatePrefix,
 } from "../../local/names";
-import { DEFAULT_PACKAGES, mmdebstrapArgv, rootfsKey } from "../../local/rootfs";
+import { DEFAULT_PACKAGES, DISABLED_SERVICES, mmdebstrapArgv, rootfsKey } from "../../local/rootfs";
+import { APP_PACKAGES } from "../../provisioning/appFiles";
+import { LB_PACKAGES } from "../../provisioning/lbFiles";
+import { MONITORING_PACKAGES } from "../../provisioning/monitoringFiles";
 import { hostKeyAlgorithmsFor, parsePublicKeyLine } from "../../local/ssh";
 import { utils } from "ssh2";
 
@@ -118,6 +121,15 @@ test("mmdebstrap installs every package and keeps the .debs for the apt reposito
     assert.ok(argv.includes("--customize-hook=sync-out /var/cache/apt/archives /repo"));
     assert.ok(argv.some((a) => a.includes('rm -f "$1"/etc/ssh/ssh_host_*')), "no host keys baked in");
     assert.deepEqual(argv.slice(-3), ["bookworm", "/r", "/s.sources"]);
+});
+
+test("every package a role installs is in the image (the local hosts have no internet); monitoring services start disabled", () => {
+    const image = new Set(DEFAULT_PACKAGES);
+    for (const pkg of [...LB_PACKAGES, ...APP_PACKAGES, ...Object.values(MONITORING_PACKAGES).flat(), "certbot"]) assert.ok(image.has(pkg), pkg);
+    const argv = mmdebstrapArgv({ suite: "bookworm", rootDir: "/r", packages: DEFAULT_PACKAGES, repoOnlyPackages: [], sourcesArg: "/s.sources", debCache: "/c", archiveOut: "/repo" });
+    // A host runs the exporters and Prometheus only once the program configured them (private addresses).
+    assert.ok(argv.includes(`--customize-hook=chroot "$1" systemctl disable --quiet ${DISABLED_SERVICES.join(" ")}`));
+    assert.deepEqual([...DISABLED_SERVICES].sort(), ["mtail.service", "prometheus-nginx-exporter.service", "prometheus-node-exporter.service", "prometheus.service"]);
 });
 
 test("a pinned host key is parsed from authorized_keys format and selects its algorithm", () => {
