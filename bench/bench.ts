@@ -266,6 +266,24 @@ echo "not ready: $live of $want workers" >&2; exit 1`,
     );
 }
 
+/**
+ * The in-flight count at the apps is their TCP sockets over the step's first sample. Idle
+ * keepalive connections the LB kept from an earlier step would be reused by the first requests
+ * and hide that many of them (13 workers x 128 = 1,664 with the generated configuration), so
+ * nginx is reloaded before each step: its old workers close their idle upstream connections
+ * and exit, and the step starts from none. ([g]: so pgrep does not find this very script.)
+ */
+async function closeIdleUpstreamConnections(ctx: Ctx): Promise<void> {
+    await onHost(
+        ctx.access,
+        "lb",
+        `sudo systemctl reload nginx
+for i in $(seq 1 200); do pgrep -f "nginx: worker process is shuttin[g] down" >/dev/null || exit 0; sleep 0.1; done
+echo "old nginx workers still running 20 s after a reload" >&2; exit 1`,
+    );
+    await sleep(1000);
+}
+
 async function runStep(ctx: Ctx, config: ConfigName, concurrency: number, kind: "step" | "refine"): Promise<StepResult> {
     const o = ctx.o;
     const started = Date.now();
@@ -310,6 +328,7 @@ async function runStep(ctx: Ctx, config: ConfigName, concurrency: number, kind: 
     const durationS = (holdMs + timing.graceMs) / 1000;
     log(`  ${concurrency} in flight: ${chunks.length} wrk processes over ${ctx.clientNetns.length} source IPs, ramp ${rampS.toFixed(1)} s, hold ${holdMs / 1000} s, answers due within ${durationS} s of each connection's start (guard: ${prediction.explanation})`);
 
+    await closeIdleUpstreamConnections(ctx);
     const sampler = new Sampler(ctx.hosts, ctx.appHosts, LOADGEN_CGROUP, [ctx.up.cloud.names.cgroup, LOADGEN_CGROUP]);
     sampler.start(1000);
     stepAbort = undefined;

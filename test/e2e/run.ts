@@ -10,12 +10,13 @@ import * as fs from "fs";
 import * as path from "path";
 
 const keep = process.argv.includes("--keep");
-// The local hosts themselves (test/local), the cluster scenario, then failures under load
-// (test/reliability; left out with --keep: it starts from a clean cluster of its own).
+// The local hosts themselves (test/local), the cluster scenario, then the benchmark's smoke run
+// (test/bench) and failures under load (test/reliability); those two stand up clusters of their
+// own and are left out with --keep.
 const only = process.argv.includes("--reliability");
 const dirs = only
     ? [path.join(__dirname, "..", "reliability")]
-    : [path.join(__dirname, "..", "local"), __dirname, ...(keep ? [] : [path.join(__dirname, "..", "reliability")])];
+    : [path.join(__dirname, "..", "local"), __dirname, ...(keep ? [] : [path.join(__dirname, "..", "bench"), path.join(__dirname, "..", "reliability")])];
 const files = dirs.flatMap(dir =>
     fs
         .readdirSync(dir)
