@@ -109,6 +109,7 @@ export function appMonitoring(cfg: StackConfig, nodeIp: string): MonitoringPush 
                     script: STATSD_EXPORTER_SCRIPT,
                     statsd: { address: "127.0.0.1", port: p.statsd },
                     listen: { address: nodeIp, port: p.statsdExporter },
+                    app: cfg.app.name,
                 }),
             },
         ],

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""pycluster-statsd-exporter: gunicorn's statsd metrics, served to Prometheus.
+"""pycluster-statsd-exporter: gunicorn's statsd metrics and worker status, served to Prometheus.
 
 gunicorn sends statsd datagrams (statsd_host in gunicorn.conf.py) to a loopback
 UDP port; this keeps the values and answers GET /metrics on the node's private
@@ -7,9 +7,14 @@ address in Prometheus' text format. Debian 12 has no prometheus-statsd-exporter,
 and mtail's datagram input needs newline-terminated lines, which gunicorn does
 not send: hence this small stdlib-only program.
 
-Mapping (gunicorn 20+ with statsd_prefix "<app>"):
-  <app>.gunicorn.workers:N|g               gunicorn_workers{app} (gauge)
-                                           gunicorn_worker_reports_total{app} (one per report, ~1 s)
+Worker status is read at each scrape from the app unit's cgroup (--unit), not
+from statsd: gunicorn reports its worker count only when it changes, so after
+a restart of this exporter, or once the master is gone, statsd says nothing.
+  gunicorn_up{app}          1 while the unit's gunicorn master runs
+  gunicorn_workers{app}     worker processes of that master, right now
+
+Mapping of statsd lines (gunicorn 20+ with statsd_prefix "<app>"):
+  <app>.gunicorn.workers:N|g               (ignored: the cgroup gives the count)
   <app>.gunicorn.requests:N|c              gunicorn_requests_total{app}
   <app>.gunicorn.request.status.NNN:N|c    gunicorn_responses_total{app,status}
   <app>.gunicorn.request.duration:MS|ms    gunicorn_request_duration_seconds{app} (histogram)
@@ -18,6 +23,7 @@ anything else                              statsd_exporter_unmapped_total
 """
 import argparse
 import http.server
+import os
 import re
 import socket
 import sys
@@ -28,8 +34,8 @@ LINE = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+):(?P<value>-?[0-9.eE+-]+)\|(?P<typ
 METRIC = re.compile(r"^(?:(?P<app>[A-Za-z0-9_-]+)\.)?gunicorn\.(?P<rest>.+)$")
 
 HELP = {
-    "gunicorn_workers": ("gauge", "Worker processes the gunicorn master runs (its last report)."),
-    "gunicorn_worker_reports_total": ("counter", "Reports of the worker count: the master sends one about every second while it runs."),
+    "gunicorn_up": ("gauge", "1 while the app unit's gunicorn master process runs."),
+    "gunicorn_workers": ("gauge", "Worker processes of the gunicorn master (from the app unit's cgroup)."),
     "gunicorn_requests_total": ("counter", "Requests gunicorn answered."),
     "gunicorn_responses_total": ("counter", "Responses gunicorn sent, by HTTP status."),
     "gunicorn_request_duration_seconds": ("histogram", "Time gunicorn spent on a request."),
@@ -93,8 +99,7 @@ class Store:
         status = re.match(r"^request\.status\.(\d{3})$", rest)
         level = re.match(r"^log\.([a-z]+)$", rest)
         if rest == "workers" and kind == "g":
-            self.gauges[("gunicorn_workers", app)] = value
-            self.add("gunicorn_worker_reports_total", app, 1)
+            pass
         elif rest == "requests" and kind == "c":
             self.add("gunicorn_requests_total", app, value / rate)
         elif status and kind == "c":
@@ -106,9 +111,11 @@ class Store:
         else:
             self.add("statsd_exporter_unmapped_total", (), 1)
 
-    def render(self):
+    def render(self, extra_gauges=()):
         with self.lock:
             series = {}
+            for name, labels, value in extra_gauges:
+                series.setdefault(name, []).append(f"{name}{label_text(labels)} {number(value)}")
             for (name, labels), value in list(self.gauges.items()) + list(self.counters.items()):
                 series.setdefault(name, []).append(f"{name}{label_text(labels)} {number(value)}")
             for labels, h in self.histograms.items():
@@ -128,12 +135,47 @@ class Store:
         return "\n".join(out) + "\n"
 
 
+# Where a systemd unit's processes are listed: cgroup v2, or the v1 "systemd" and "unified" hierarchies.
+CGROUP_LAYOUTS = ("system.slice/{unit}/cgroup.procs", "systemd/system.slice/{unit}/cgroup.procs", "unified/system.slice/{unit}/cgroup.procs")
+
+
+def unit_processes(cgroup_root, unit):
+    """PIDs in the unit's cgroup, or None when the unit has no cgroup (not running)."""
+    for layout in CGROUP_LAYOUTS:
+        try:
+            with open(os.path.join(cgroup_root, layout.format(unit=unit))) as f:
+                return [int(line) for line in f.read().split()]
+        except (FileNotFoundError, ValueError):
+            continue
+    return None
+
+
+def parent_of(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            # "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after the last ")".
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def worker_status(cgroup_root, unit):
+    """(master running, its worker processes): the master is the unit's process whose parent is outside it."""
+    pids = unit_processes(cgroup_root, unit) or []
+    parents = {pid: parent_of(pid) for pid in pids}
+    masters = [pid for pid, ppid in parents.items() if ppid is not None and ppid not in parents]
+    if not masters:
+        return 0, 0
+    master = min(masters)
+    return 1, sum(1 for ppid in parents.values() if ppid == master)
+
+
 def host_port(text):
     host, _, port = text.rpartition(":")
     return host, int(port)
 
 
-def serve(store, statsd, listen):
+def serve(store, statsd, listen, unit=None, app=None, cgroup_root="/sys/fs/cgroup"):
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.bind(statsd)
 
@@ -149,7 +191,12 @@ def serve(store, statsd, listen):
             if self.path.split("?")[0] != "/metrics":
                 self.send_error(404, "see /metrics")
                 return
-            body = store.render().encode()
+            extra = []
+            if unit:
+                up, workers = worker_status(cgroup_root, unit)
+                labels = (("app", app),) if app else ()
+                extra = [("gunicorn_up", labels, up), ("gunicorn_workers", labels, workers)]
+            body = store.render(extra).encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
@@ -168,9 +215,12 @@ def main():
     parser = argparse.ArgumentParser(prog="pycluster-statsd-exporter")
     parser.add_argument("--statsd", default="127.0.0.1:9125", help="UDP host:port gunicorn sends statsd to")
     parser.add_argument("--listen", required=True, help="host:port of the /metrics endpoint")
+    parser.add_argument("--unit", help="the app's systemd unit, e.g. webapp.service: its gunicorn master and workers are counted")
+    parser.add_argument("--app", help="value of the app label of the worker status (the statsd prefix labels the rest)")
+    parser.add_argument("--cgroup-root", default="/sys/fs/cgroup")
     args = parser.parse_args()
     try:
-        serve(Store(), host_port(args.statsd), host_port(args.listen))
+        serve(Store(), host_port(args.statsd), host_port(args.listen), args.unit, args.app, args.cgroup_root)
     except OSError as e:
         print(f"pycluster-statsd-exporter: {e}", file=sys.stderr, flush=True)
         sys.exit(1)

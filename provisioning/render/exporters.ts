@@ -116,6 +116,8 @@ export interface StatsdExporterOptions {
     statsd: Listen;
     /** HTTP /metrics for Prometheus (the node's private address). */
     listen: Listen;
+    /** The app: its unit's cgroup gives the worker status; its name labels it. */
+    app: string;
 }
 
 /**
@@ -132,7 +134,7 @@ export function renderStatsdExporterUnit(o: StatsdExporterOptions): string {
         `StartLimitIntervalSec=0`,
         ``,
         `[Service]`,
-        `ExecStart=${argv(["/usr/bin/python3", o.script, "--statsd", listenText(o.statsd), "--listen", listenText(o.listen)])}`,
+        `ExecStart=${argv(["/usr/bin/python3", o.script, "--statsd", listenText(o.statsd), "--listen", listenText(o.listen), "--unit", `${o.app}.service`, "--app", o.app])}`,
         `Restart=always`,
         `RestartSec=5s`,
         `DynamicUser=yes`,
@@ -144,6 +146,7 @@ export function renderStatsdExporterUnit(o: StatsdExporterOptions): string {
         `PrivateDevices=yes`,
         `ProtectKernelTunables=yes`,
         `ProtectKernelModules=yes`,
+        `# Reads the app unit's cgroup.procs and /proc/<pid>/stat to count its workers.`,
         `ProtectControlGroups=yes`,
         `RestrictAddressFamilies=AF_INET AF_INET6`,
         `RestrictNamespaces=yes`,

@@ -9,8 +9,10 @@ import { LB_LOG_METRICS } from "./mtail";
 
 /** gunicorn metrics of pycluster-statsd-exporter (provisioning/host/statsd_exporter.py). */
 export const GUNICORN_METRICS = {
+    /** From the app unit's cgroup at each scrape: the master runs (1) or not (0). */
+    up: "gunicorn_up",
+    /** From the app unit's cgroup: the master's worker processes. */
     workers: "gunicorn_workers",
-    workerReports: "gunicorn_worker_reports_total",
     requests: "gunicorn_requests_total",
     responses: "gunicorn_responses_total",
     requestDuration: "gunicorn_request_duration_seconds",
@@ -51,8 +53,8 @@ export function knownMetricNames(): Set<string> {
         lb.upstreamResponses,
         ...histogram(lb.requestDuration),
         ...histogram(lb.upstreamDuration),
+        g.up,
         g.workers,
-        g.workerReports,
         g.requests,
         g.responses,
         g.logMessages,
@@ -140,7 +142,6 @@ export function alertRules(o: AlertRulesOptions): AlertRule[] {
     if (!(o.gunicornWorkers >= 1)) throw new RangeError(`gunicornWorkers must be >= 1, got ${o.gunicornWorkers}`);
     const atLeast = (seconds: number, scrapes: number) => duration(Math.max(seconds, scrapes * o.scrapeIntervalSeconds));
     const w5 = atLeast(300, 4);
-    const w2 = atLeast(120, 4);
     const lb = LB_LOG_METRICS;
     const g = GUNICORN_METRICS;
     const percent = `${+(o.errorRatio * 100).toFixed(2)}%`;
@@ -198,23 +199,23 @@ export function alertRules(o: AlertRulesOptions): AlertRule[] {
             },
         },
         {
+            alert: "GunicornDown",
+            expr: `${g.up} == 0`,
+            for: atLeast(60, 2),
+            labels: { severity: "critical" },
+            annotations: {
+                summary: "{{ $labels.node }}: gunicorn is not running",
+                description: "The app's gunicorn master on {{ $labels.node }} is not running (its unit has no master process): the node serves nothing.",
+            },
+        },
+        {
             alert: "GunicornWorkersLow",
-            expr: `${g.workers} < ${o.gunicornWorkers}`,
+            expr: `${g.workers} < ${o.gunicornWorkers} and on (instance) ${g.up} == 1`,
             for: atLeast(120, 4),
             labels: { severity: "warning" },
             annotations: {
                 summary: `{{ $labels.node }}: {{ $value }} gunicorn workers instead of ${o.gunicornWorkers}`,
                 description: "The gunicorn master on {{ $labels.node }} runs fewer workers than configured: workers keep crashing or cannot start.",
-            },
-        },
-        {
-            alert: "GunicornSilent",
-            expr: `rate(${g.workerReports}[${w2}]) == 0`,
-            for: atLeast(60, 2),
-            labels: { severity: "critical" },
-            annotations: {
-                summary: "{{ $labels.node }}: the gunicorn master stopped reporting",
-                description: "No worker report from gunicorn on {{ $labels.node }}: the app's master process is not running.",
             },
         },
     ];

@@ -139,7 +139,7 @@ test("Prometheus scrapes every exporter of every node; its alert rules use the s
     assert.equal(config.global.external_labels.cluster, "pycluster-staging");
     const rules = parseYaml(files["pycluster-alerts.yml"]) as any;
     const workersLow = rules.groups[0].rules.find((r: any) => r.alert === "GunicornWorkersLow");
-    assert.equal(workersLow.expr, "gunicorn_workers < 5");
+    assert.equal(workersLow.expr, "gunicorn_workers < 5 and on (instance) gunicorn_up == 1");
     assert.match(step.inputs.create, /hostctl\.py monitoring prometheus-node-exporter=http:\/\/10\.120\.0\.127:9100\/metrics prometheus=http:\/\/10\.120\.0\.127:9090\/-\/ready$/);
 });
 

@@ -50,7 +50,7 @@ test("the drop-ins replace the packages' command lines and keep retrying until t
     // systemd would expand $ and % in a command line: both are doubled.
     assert.match(lb["prometheus-node-exporter.conf"], /"--collector\.netdev\.device-exclude=\^\(lo\|veth\.\*\|docker\.\*\)\$\$"/);
     const app = Object.fromEntries(ROLES[1][1].files.map(f => [f.name, f.content]));
-    assert.match(app["pycluster-statsd-exporter.service"], /^ExecStart=\/usr\/bin\/python3 \/usr\/local\/lib\/pycluster\/statsd_exporter\.py --statsd 127\.0\.0\.1:9125 --listen 10\.120\.0\.3:9102$/m);
+    assert.match(app["pycluster-statsd-exporter.service"], /^ExecStart=\/usr\/bin\/python3 \/usr\/local\/lib\/pycluster\/statsd_exporter\.py --statsd 127\.0\.0\.1:9125 --listen 10\.120\.0\.3:9102 --unit webapp\.service --app webapp$/m);
     assert.match(app["pycluster-statsd-exporter.service"], /^DynamicUser=yes$/m);
     const mon = Object.fromEntries(ROLES[2][1].files.map(f => [f.name, f.content]));
     assert.match(mon["prometheus.conf"], /--config\.file=\/etc\/prometheus\/pycluster\.yml --web\.listen-address=10\.120\.0\.127:9090 .*--storage\.tsdb\.retention\.time=15d/);

@@ -1,11 +1,12 @@
 /**
  * pycluster-statsd-exporter: the statsd lines gunicorn sends, as Prometheus
- * metrics. First the mapping, then a real gunicorn (the rendered
- * gunicorn.conf.py with statsd_host) feeding a real exporter.
+ * metrics, and the worker status read from the app unit's cgroup. First the
+ * mapping, then a real gunicorn (the rendered gunicorn.conf.py with
+ * statsd_host) feeding a real exporter, its processes in a stand-in cgroup.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ChildProcess, spawn } from "child_process";
+import { ChildProcess, spawn, spawnSync } from "child_process";
 import * as dgram from "dgram";
 import * as fs from "fs";
 import * as path from "path";
@@ -17,8 +18,9 @@ import { missingTools, SAMPLE_APP, SYSTEM_PYTHON, tempDir } from "../support/hos
 const sleep = (ms: number) => new Promise(r => setTimeout(r, ms));
 const port = () => 20000 + Math.floor(Math.random() * 20000);
 
-function startExporter(statsd: number, http: number): ChildProcess {
-    return spawn(SYSTEM_PYTHON, [STATSD_EXPORTER_SOURCE_PATH, "--statsd", `127.0.0.1:${statsd}`, "--listen", `127.0.0.1:${http}`], { stdio: "ignore" });
+function startExporter(statsd: number, http: number, cgroupRoot?: string): ChildProcess {
+    const unit = cgroupRoot ? ["--unit", "webapp.service", "--app", "webapp", "--cgroup-root", cgroupRoot] : [];
+    return spawn(SYSTEM_PYTHON, [STATSD_EXPORTER_SOURCE_PATH, "--statsd", `127.0.0.1:${statsd}`, "--listen", `127.0.0.1:${http}`, ...unit], { stdio: "ignore" });
 }
 
 async function scrape(http: number, timeoutMs = 5000): Promise<string> {
@@ -70,8 +72,8 @@ test("statsd lines map to well-named Prometheus metrics, labelled with the app",
         socket.close();
         await sleep(300);
         const text = await scrape(http);
-        assert.equal(value(text, `gunicorn_workers{app="webapp"}`), 4, "the last report");
-        assert.equal(value(text, `gunicorn_worker_reports_total{app="webapp"}`), 2);
+        // gunicorn reports its worker count only when it changes: the count comes from the cgroup instead.
+        assert.equal(value(text, `gunicorn_workers{app="webapp"}`), undefined);
         assert.equal(value(text, `gunicorn_requests_total{app="webapp"}`), 2);
         assert.equal(value(text, `gunicorn_responses_total{app="webapp",status="200"}`), 1);
         assert.equal(value(text, `gunicorn_responses_total{app="webapp",status="500"}`), 1);
@@ -82,16 +84,15 @@ test("statsd lines map to well-named Prometheus metrics, labelled with the app",
         assert.equal(value(text, `gunicorn_request_duration_seconds_sum{app="webapp"}`), 2.0125);
         assert.equal(value(text, "statsd_exporter_unmapped_total"), 2);
         assert.equal(value(text, "statsd_exporter_datagrams_total"), lines.length);
-        // Every name the dashboard and the rules may use is one this exporter serves.
         const served = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map(m => m[1]));
-        for (const name of Object.values(GUNICORN_METRICS)) assert.ok(served.has(name), name);
+        for (const name of [GUNICORN_METRICS.requests, GUNICORN_METRICS.responses, GUNICORN_METRICS.requestDuration, GUNICORN_METRICS.logMessages]) assert.ok(served.has(name), name);
         assert.equal((await fetch(`http://127.0.0.1:${http}/other`)).status, 404);
     } finally {
         await stop(exporter);
     }
 });
 
-test("a real gunicorn with the rendered statsd_host: its worker count and requests reach the exporter", async t => {
+test("a real gunicorn with the rendered statsd_host: requests reach the exporter; workers counted in its unit's cgroup", async t => {
     const reason = missingTools(["gunicorn", "gevent"]);
     if (reason) return t.skip(reason);
     const [statsd, http, app] = [port(), port(), port()];
@@ -119,7 +120,12 @@ test("a real gunicorn with the rendered statsd_host: its worker count and reques
             statsdHost: `127.0.0.1:${statsd}`,
         }),
     );
-    const exporter = startExporter(statsd, http);
+    // A stand-in for /sys/fs/cgroup: the unit's cgroup.procs lists the master and its workers.
+    const cgroupRoot = path.join(dir, "cgroup");
+    const procs = path.join(cgroupRoot, "system.slice", "webapp.service", "cgroup.procs");
+    fs.mkdirSync(path.dirname(procs), { recursive: true });
+    fs.writeFileSync(procs, "");
+    const exporter = startExporter(statsd, http, cgroupRoot);
     const gunicorn = spawn(SYSTEM_PYTHON, ["-m", "gunicorn", "-c", conf, "app:application"], { cwd: SAMPLE_APP, stdio: "ignore", env: { ...process.env, APP_STATE_DIR: dir } });
     try {
         await scrape(http);
@@ -131,18 +137,33 @@ test("a real gunicorn with the rendered statsd_host: its worker count and reques
             else await sleep(200);
         }
         assert.equal(ok, 5, "gunicorn serves");
-        // The master reports its workers about every second.
+        assert.equal(value(await scrape(http), `gunicorn_up{app="webapp"}`), 0, "an empty cgroup: no master");
+        // All three workers booted (one is enough to serve).
+        let children: string[] = [];
+        while (Date.now() < deadline && children.length < 3) {
+            children = spawnSync("ps", ["-o", "pid=", "--ppid", String(gunicorn.pid)], { encoding: "utf8" }).stdout.trim().split(/\s+/).filter(Boolean);
+            if (children.length < 3) await sleep(200);
+        }
+        assert.equal(children.length, 3);
+        fs.writeFileSync(procs, [gunicorn.pid, ...children].join("\n") + "\n");
         let text = "";
         while (Date.now() < deadline) {
             text = await scrape(http);
-            if (value(text, `gunicorn_workers{app="webapp"}`) === 3 && (value(text, `gunicorn_responses_total{app="webapp",status="200"}`) ?? 0) >= 5) break;
+            if ((value(text, `gunicorn_responses_total{app="webapp",status="200"}`) ?? 0) >= 5) break;
             await sleep(300);
         }
+        assert.equal(value(text, `gunicorn_up{app="webapp"}`), 1, text);
         assert.equal(value(text, `gunicorn_workers{app="webapp"}`), 3, text);
-        assert.ok((value(text, `gunicorn_worker_reports_total{app="webapp"}`) ?? 0) >= 1);
         assert.ok((value(text, `gunicorn_responses_total{app="webapp",status="200"}`) ?? 0) >= 5);
         assert.ok((value(text, `gunicorn_request_duration_seconds_count{app="webapp"}`) ?? 0) >= 5);
         assert.equal(value(text, "statsd_exporter_unmapped_total"), 0, "gunicorn sends nothing the exporter does not map");
+        const served = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map(m => m[1]));
+        for (const name of Object.values(GUNICORN_METRICS).filter(n => n !== GUNICORN_METRICS.logMessages)) assert.ok(served.has(name), name);
+        // The master gone: its processes leave the cgroup listing dead PIDs behind for a moment.
+        await stop(gunicorn);
+        const after = await scrape(http);
+        assert.equal(value(after, `gunicorn_up{app="webapp"}`), 0);
+        assert.equal(value(after, `gunicorn_workers{app="webapp"}`), 0);
     } finally {
         await stop(gunicorn);
         await stop(exporter);

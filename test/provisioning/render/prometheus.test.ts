@@ -190,7 +190,10 @@ const CASES: Case[] = [
     },
     {
         name: "an app node runs 3 of its 5 workers",
-        series: [[`gunicorn_workers{${app0}}`, "5 5 5 5 3x40"]],
+        series: [
+            [`gunicorn_workers{${app0}}`, "5 5 5 5 3x40"],
+            [`gunicorn_up{${app0}}`, "1x44"],
+        ],
         expect: [
             { at: "2m", alert: "GunicornWorkersLow", firing: [] },
             {
@@ -204,24 +207,29 @@ const CASES: Case[] = [
                     },
                 ],
             },
+            { at: "5m", alert: "GunicornDown", firing: [] },
         ],
     },
     {
-        name: "the gunicorn master stops reporting",
-        series: [[`gunicorn_worker_reports_total{${app0}}`, "0+15x8 120x40"]],
+        name: "gunicorn stops on an app node: down, and no second alert about its workers",
+        series: [
+            [`gunicorn_up{${app0}}`, "1 1 1 1 0x40"],
+            [`gunicorn_workers{${app0}}`, "5 5 5 5 0x40"],
+        ],
         expect: [
-            { at: "2m", alert: "GunicornSilent", firing: [] },
+            { at: "90s", alert: "GunicornDown", firing: [] },
             {
-                at: "7m",
-                alert: "GunicornSilent",
+                at: "4m",
+                alert: "GunicornDown",
                 firing: [
                     {
                         labels: { severity: "critical", job: "gunicorn", instance: "10.0.0.3:9102", node: "c-app-0", role: "app", app: "webapp" },
-                        summary: "c-app-0: the gunicorn master stopped reporting",
-                        description: "No worker report from gunicorn on c-app-0: the app's master process is not running.",
+                        summary: "c-app-0: gunicorn is not running",
+                        description: "The app's gunicorn master on c-app-0 is not running (its unit has no master process): the node serves nothing.",
                     },
                 ],
             },
+            { at: "6m", alert: "GunicornWorkersLow", firing: [] },
         ],
     },
     {
@@ -231,9 +239,9 @@ const CASES: Case[] = [
             [`nginx_up{job="nginx",instance="10.0.0.2:9113",node="c-lb",role="lb"}`, "1x80"],
             [`lb_http_responses_total{${lb},status="200"}`, "0+100x80"],
             [`gunicorn_workers{${app0}}`, "5x80"],
-            [`gunicorn_worker_reports_total{${app0}}`, "0+15x80"],
+            [`gunicorn_up{${app0}}`, "1x80"],
         ],
-        expect: ["NodeDown", "NginxDown", "HighErrorRate", "AppNodeErrorRate", "UpstreamLatencyHigh", "GunicornWorkersLow", "GunicornSilent"].map(alert => ({ at: "15m", alert, firing: [] })),
+        expect: ["NodeDown", "NginxDown", "HighErrorRate", "AppNodeErrorRate", "UpstreamLatencyHigh", "GunicornWorkersLow", "GunicornDown"].map(alert => ({ at: "15m", alert, firing: [] })),
     },
 ];
 
