@@ -7,11 +7,14 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "child_process";
 import * as fs from "fs";
+import * as path from "path";
 import { appNodeFiles } from "../../provisioning/appFiles";
+import { knownMetricNames } from "../../provisioning/render/prometheus";
+import { metricNames } from "../support/promql";
 import { localDown, localStackConfig, localUp, LocalStackOptions, UpResult } from "../../local/stack";
 import { leftoversOf } from "../../local/cloud";
 import { runCommand } from "../../local/ssh";
-import { connectionTo, curl, e2eSkipReason, onHost, seconds, tcpOpens } from "./support";
+import { connectionTo, curl, e2eSkipReason, onHost, seconds, tcpOpens, tcpOpensAsync } from "./support";
 
 const STACK = "e2e";
 const keep = process.env.PYCLUSTER_E2E_KEEP === "1";
@@ -30,6 +33,7 @@ const remember = (r: UpResult) => {
 let skip: string | undefined;
 let up: UpResult;
 let appIps: string[] = [];
+let monIp = "";
 
 async function teardown() {
     if (keep || skip) return;
@@ -48,12 +52,15 @@ after(teardown);
 
 const e2e = (name: string, fn: () => Promise<void>) => test(name, async t => (skip ? t.skip(skip) : fn()));
 
-e2e("1. up from scratch on 1 load balancer + 3 app hosts", async () => {
+const HOSTS = ["pycluster-e2e-app-0", "pycluster-e2e-app-1", "pycluster-e2e-app-2", "pycluster-e2e-lb", "pycluster-e2e-mon"];
+
+e2e("1. up from scratch on 1 load balancer + 3 app hosts + the monitoring host", async () => {
     up = remember(await localUp(base));
     appIps = up.outputs.appPrivateIps;
+    monIp = /http:\/\/([\d.]+):9090\//.exec(up.outputs.monitoring.prometheus.url)![1];
     console.log(`up from scratch: ${seconds(up.wallMs)}, ${up.remoteExecutions.length} remote steps`);
     assert.equal(appIps.length, 3);
-    assert.deepEqual(up.cloud.hosts().map(h => h.name).sort(), ["pycluster-e2e-app-0", "pycluster-e2e-app-1", "pycluster-e2e-app-2", "pycluster-e2e-lb"]);
+    assert.deepEqual(up.cloud.hosts().map(h => h.name).sort(), HOSTS);
     assert.ok(up.cloud.hosts().every(h => h.running));
     if (keep) {
         fs.writeFileSync(
@@ -201,7 +208,7 @@ e2e("4f. secrets never reach a command line, a log, an output or the engine's st
     const privateKeys = Object.values(keys).flatMap(k => [k.privateKeyOpenssh, k.privateKeyPem].filter(Boolean)).map(k => k.split("\n")[1]);
     const secrets = [SECRET_TOKEN, ...privateKeys];
     const everything = [state, ...recorded, JSON.stringify(up.outputs.sshApps), up.outputs.url];
-    for (const node of [...appIps, "lb"]) {
+    for (const node of [...appIps, "lb", monIp]) {
         everything.push(await onHost(up, node, "ps -eo args"));
         everything.push(await onHost(up, node, "sudo journalctl --no-pager -q -o cat"));
     }
@@ -211,6 +218,86 @@ e2e("4f. secrets never reach a command line, a log, an output or the engine's st
     assert.equal((await onHost(up, appIps[0], "sudo stat -c '%a %U' /etc/webapp/env")).trim(), "600 root");
     assert.match(await onHost(up, appIps[0], "sudo cat /etc/webapp/env"), new RegExp(`E2E_TOKEN="${SECRET_TOKEN}"`));
     console.log(`secret scan: ${secrets.length} secret values, ${everything.length} recorded texts (state, step outputs, outputs, process lists, journals): no leak`);
+});
+
+e2e("4g. exporters answer on the private network only: bound to each node's private address, scraped from the monitoring node", async () => {
+    const lbIp = up.outputs.lbPrivateIp as string;
+    const lbPublic = up.outputs.lbPublicIp as string;
+    const opens = async (from: string, host: string, port: number) =>
+        (await onHost(up, from, `timeout 3 bash -c 'exec 3<>/dev/tcp/${host}/${port}' 2>/dev/null && echo open || echo closed`)).trim();
+    // Each listener sits on the node's private address (never 0.0.0.0, never the LB's public one).
+    const listeners = async (node: string) =>
+        (await onHost(up, node, "ss -ltnH; ss -lunH")).split("\n").map(l => l.trim().split(/\s+/)[3]).filter(a => a && /:(9100|9102|9113|3903|9090|9125)$/.test(a)).sort();
+    assert.deepEqual(await listeners("lb"), [`${lbIp}:3903`, `${lbIp}:9100`, `${lbIp}:9113`]);
+    for (const ip of appIps) assert.deepEqual(await listeners(ip), ["127.0.0.1:9125", `${ip}:9100`, `${ip}:9102`].sort());
+    assert.deepEqual(await listeners(monIp), [`${monIp}:9090`, `${monIp}:9100`]);
+    // Probes a firewall drops wait for their timeout: all of them at once.
+    const [a, b] = appIps;
+    const probes: [string, Promise<boolean>, boolean][] = [
+        // Not from the public side: the internet, the deployer, nor the LB's public address on the LB itself.
+        ...[9100, 9113, 3903].flatMap((port): [string, Promise<boolean>, boolean][] => [
+            [`internet -> LB public :${port}`, tcpOpensAsync(up.cloud.publicNetns, lbPublic, port), false],
+            [`deployer -> LB public :${port}`, tcpOpensAsync(undefined, lbPublic, port), false],
+            [`LB -> its own public address :${port}`, opens("lb", lbPublic, port).then(r => r === "open"), false],
+        ]),
+        ...([[a, 9100], [a, 9102], [monIp, 9090]] as const).map(([host, port]): [string, Promise<boolean>, boolean] => [`internet -> ${host}:${port}`, tcpOpensAsync(up.cloud.publicNetns, host, port), false]),
+        // The security groups: the LB's exporters from the monitoring node only; app nodes' also from the LB.
+        ["app node -> LB node exporter", opens(a, lbIp, 9100).then(r => r === "open"), false],
+        ["app node -> another app node's statsd exporter", opens(a, b, 9102).then(r => r === "open"), false],
+        ["app node -> Prometheus", opens(a, monIp, 9090).then(r => r === "open"), false],
+        ["LB -> Prometheus (the SSH tunnel's path)", opens("lb", monIp, 9090).then(r => r === "open"), true],
+        ["LB -> app node exporter (bastion)", opens("lb", b, 9100).then(r => r === "open"), true],
+        ["monitoring node -> LB nginx exporter", opens(monIp, lbIp, 9113).then(r => r === "open"), true],
+    ];
+    const results = await Promise.all(probes.map(async ([what, open, expected]) => [what, await open, expected] as const));
+    assert.deepEqual(results.filter(([, open, expected]) => open !== expected).map(([what, open]) => `${what}: ${open ? "open" : "closed"}`), []);
+    // From the monitoring node, each exporter answers with its metrics.
+    const scrape = (url: string) => onHost(up, monIp, `curl -sf ${url}`);
+    assert.match(await scrape(`http://${lbIp}:9100/metrics`), /^node_cpu_seconds_total\{/m);
+    assert.match(await scrape(`http://${lbIp}:9113/metrics`), /^nginx_up 1$/m);
+    assert.match(await scrape(`http://${lbIp}:3903/metrics`), /^lb_http_responses_total\{status="200"\} \d+/m);
+    for (const ip of appIps) assert.match(await scrape(`http://${ip}:9102/metrics`), /^gunicorn_workers\{app="webapp"\} \d+$/m);
+});
+
+e2e("4h. Prometheus on the monitoring node: every target up, the alert rules loaded, the dashboard's metrics all present", async () => {
+    const cfg = localStackConfig(base);
+    const api = async (query: string) => JSON.parse(await onHost(up, monIp, `curl -sf 'http://${monIp}:9090/api/v1/${query}'`)).data;
+    // Every exporter the stack outputs: node x5, nginx, lb_log, gunicorn x3, prometheus.
+    const expected = Object.values(up.outputs.monitoring.exporters as Record<string, string[]>).flat().length;
+    assert.equal(expected, 11);
+    const started = Date.now();
+    let targets: { labels: Record<string, string>; health: string; lastError: string }[] = [];
+    while (Date.now() - started < 90_000) {
+        targets = (await api("targets?state=active")).activeTargets;
+        if (targets.length === expected && targets.every(t => t.health === "up")) break;
+        await new Promise(r => setTimeout(r, 1000));
+    }
+    const summary = targets.map(t => `${t.labels.job} ${t.labels.instance} ${t.health}${t.lastError ? ` (${t.lastError})` : ""}`).sort();
+    console.log(`Prometheus targets after ${seconds(Date.now() - started)}:\n  ${summary.join("\n  ")}`);
+    assert.equal(targets.length, expected, summary.join("; "));
+    assert.ok(targets.every(t => t.health === "up"), summary.join("; "));
+    const rules = (await api("rules")).groups.flatMap((g: any) => g.rules.map((r: any) => r.name));
+    assert.deepEqual(rules.sort(), ["AppNodeErrorRate", "GunicornDown", "GunicornWorkersLow", "HighErrorRate", "NginxDown", "NodeDown", "UpstreamLatencyHigh"]);
+    // Traffic, so the access log and gunicorn have something to report.
+    curl(up.cloud.publicNetns, ["-k", "-o", "/dev/null", ...Array.from({ length: 30 }, () => up.outputs.url)]);
+    const dashboard = JSON.parse(fs.readFileSync(path.join(__dirname, "..", "..", "monitoring", "grafana-dashboard.json"), "utf8"));
+    const used = new Set<string>(dashboard.panels.flatMap((p: any) => (p.targets ?? []).flatMap((t: any) => metricNames(t.expr))));
+    // ALERTS exists only while an alert is pending or firing.
+    const wanted = [...used].filter(m => m !== "ALERTS" && knownMetricNames().has(m)).sort();
+    let missing: string[] = wanted;
+    while (Date.now() - started < 150_000 && missing.length > 0) {
+        const present = new Set<string>(await api("label/__name__/values"));
+        missing = wanted.filter(m => !present.has(m));
+        if (missing.length > 0) await new Promise(r => setTimeout(r, 1000));
+    }
+    assert.deepEqual(missing, [], "metrics the dashboard reads but Prometheus does not have");
+    const workers = (await api("query?query=gunicorn_workers")).result.map((r: any) => [r.metric.node, r.value[1]]).sort();
+    assert.deepEqual(workers, [0, 1, 2].map(i => [`pycluster-e2e-app-${i}`, String(cfg.gunicorn.workers)]));
+    const masters = (await api("query?query=gunicorn_up")).result.map((r: any) => [r.metric.node, r.value[1]]).sort();
+    assert.deepEqual(masters, [0, 1, 2].map(i => [`pycluster-e2e-app-${i}`, "1"]));
+    const alerts = (await api("alerts")).alerts.map((a: any) => `${a.labels.alertname} ${a.state} ${a.labels.node ?? ""}`);
+    assert.deepEqual(alerts, [], "a healthy cluster has no alert pending or firing");
+    console.log(`Prometheus: ${targets.length} targets up, ${rules.length} alert rules, ${wanted.length} dashboard metrics present, gunicorn_workers ${JSON.stringify(workers)}`);
 });
 
 e2e("5. a second up with no change executes 0 remote commands", async () => {
@@ -254,7 +341,7 @@ e2e("7. scaling 3 -> 4 app nodes provisions the new node and adds it to the upst
 
     const back = await localUp({ ...base, set: { gunicornMaxRequests: "30000" } });
     console.log(`scale back to 3: ${seconds(back.wallMs)}, ${back.remoteExecutions.length} remote steps`);
-    assert.deepEqual(back.cloud.hosts().map(h => h.name).sort(), ["pycluster-e2e-app-0", "pycluster-e2e-app-1", "pycluster-e2e-app-2", "pycluster-e2e-lb"]);
+    assert.deepEqual(back.cloud.hosts().map(h => h.name).sort(), HOSTS);
     assert.deepEqual(await upstream(), appIps.map(ip => `${ip}:8000`));
     const after = curl(back.cloud.publicNetns, ["-k", ...Array.from({ length: 30 }, () => back.outputs.url)]);
     assert.ok(!after.out.includes("pycluster-e2e-app-3"));

@@ -3,7 +3,7 @@
  * prerequisite check, SSH to the hosts as the program does, and curl from
  * the local internet.
  */
-import { spawnSync } from "child_process";
+import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import { localCloudPrerequisites } from "../../local/prerequisites";
 import { runCommand, SshConnection } from "../../local/ssh";
@@ -47,3 +47,10 @@ export function tcpOpens(netns: string | undefined, host: string, port: number):
 }
 
 export const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+/** tcpOpens without blocking: probes that time out (dropped by a firewall) run side by side. */
+export function tcpOpensAsync(netns: string | undefined, host: string, port: number): Promise<boolean> {
+    const probe = ["timeout", "3", "bash", "-c", `exec 3<>/dev/tcp/${host}/${port}`];
+    const argv = netns ? ["ip", "netns", "exec", netns, ...probe] : probe;
+    return new Promise(resolve => spawn(argv[0], argv.slice(1), { stdio: "ignore" }).once("exit", code => resolve(code === 0)));
+}

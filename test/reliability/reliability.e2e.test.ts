@@ -19,7 +19,7 @@ import { e2eSkipReason, onHost, seconds } from "../e2e/support";
 const STACK = "e2e";
 const log = process.env.PYCLUSTER_E2E_VERBOSE ? (l: string) => console.log(`  ${l}`) : () => undefined;
 /** The stack as the scenarios leave it; each scenario adds to it. */
-const settings: Record<string, string> = { appNodeCount: "4" };
+const settings: Record<string, string> = { appNodeCount: "4", monitoringNode: "false" };
 const secrets: Record<string, string> = {};
 const opts = (extra: Record<string, string> = {}, o: Partial<LocalStackOptions> = {}): LocalStackOptions => ({
     stack: STACK,
