@@ -127,7 +127,7 @@ function programRef(): string {
     const root = path.join(__dirname, "..");
     const git = spawnSync("git", ["-C", root, "rev-parse", "HEAD"], { encoding: "utf8" });
     if (git.status === 0) {
-        const dirty = spawnSync("git", ["-C", root, "status", "--porcelain", "--untracked-files=no"], { encoding: "utf8" }).stdout.trim().split("\n").filter(Boolean);
+        const dirty = spawnSync("git", ["-C", root, "status", "--porcelain", "--untracked-files=no"], { encoding: "utf8" }).stdout.split("\n").filter(Boolean); // not trim(): " M path" starts with a space
         return `${git.stdout.trim()}${dirty.length ? ` + uncommitted changes to ${dirty.map(l => l.slice(3)).join(", ")}` : ""}`;
     }
     try {

@@ -15,6 +15,14 @@ export function table(header: string[], rows: string[][]): string {
 const ms = (v: number | undefined) => (v === undefined ? "-" : v >= 10_000 ? `${(v / 1000).toFixed(1)} s` : `${Math.round(v)} ms`);
 const mib = (v: number) => (v >= 10_240 ? `${(v / 1024).toFixed(1)} GiB` : `${Math.round(v)} MiB`);
 
+/**
+ * Latency beyond the hold, for steps where every request was answered without error: wrk's
+ * histogram also times the quick error answers of a failed step, which says nothing of the hold.
+ */
+export function latencyOf(s: StepResult): StepResult["latency"] {
+    return s.errors.total === 0 ? s.latency : undefined;
+}
+
 function stepStatus(s: StepResult): string {
     if (s.skipped) return `skipped: ${s.skipped}`;
     if (s.aborted) return `ABORTED: ${s.aborted}`;
@@ -41,8 +49,8 @@ export function stepsTable(r: BenchResult): string {
                 s.skipped ? "-" : `${s.rampS.toFixed(0)}/${s.holdS.toFixed(0)}`,
                 s.skipped ? "-" : `${s.ok}/${s.concurrency}`,
                 s.skipped ? "-" : describeErrors(s.errors),
-                ms(s.latency?.p50ExcessMs),
-                ms(s.latency?.p99ExcessMs),
+                ms(latencyOf(s)?.p50ExcessMs),
+                ms(latencyOf(s)?.p99ExcessMs),
                 s.skipped ? "-" : String(s.appInFlightPeak),
                 lb ? `${mib(lb.peakMemMiB)} / ${lb.peakCpuCores.toFixed(2)}` : "-",
                 apps.length ? `${mib(appMem)} / ${appCpu.toFixed(2)}` : "-",
@@ -141,7 +149,7 @@ export function chartInput(r: BenchResult): ChartInput {
                     .map(s => ({
                         concurrency: s.concurrency,
                         failedPct: (100 * s.failed) / s.concurrency,
-                        p99ExcessS: s.latency ? s.latency.p99ExcessMs / 1000 : undefined,
+                        p99ExcessS: latencyOf(s) ? latencyOf(s)!.p99ExcessMs / 1000 : undefined,
                     })),
             })),
     };

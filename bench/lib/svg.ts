@@ -65,6 +65,8 @@ export function formatCount(n: number): string {
 }
 
 const fmt = (n: number) => (Math.round(n * 10) / 10).toString();
+/** Tick values as they are (0.25, not 0.3): steps are 1, 2, 2.5 or 5 x 10^k. */
+export const tickLabel = (v: number) => String(Number(v.toPrecision(3)));
 
 export function renderChart(input: ChartInput): string {
     const all = input.series.flatMap(s => s.points);
@@ -93,14 +95,14 @@ export function renderChart(input: ChartInput): string {
         const x0 = MARGIN.left + i * (PANEL_W + GAP);
         const y0 = MARGIN.top;
         const sx = (c: number) => x0 + ((Math.log10(c) - lx0) / (lx1 - lx0)) * PANEL_W;
-        const sy = (v: number) => y0 + PANEL_H - (Math.min(v, panel.yMax) / panel.yMax) * PANEL_H;
+        const sy = (v: number) => y0 + PANEL_H - (Math.min(Math.max(v, 0), panel.yMax) / panel.yMax) * PANEL_H;
         out.push(`<g class="panel-${panel.key}">`);
         out.push(`<text x="${x0}" y="${y0 - 10}" font-weight="bold">${escapeXml(panel.title)}</text>`);
         out.push(`<rect x="${x0}" y="${y0}" width="${PANEL_W}" height="${PANEL_H}" fill="none" stroke="#999"/>`);
         for (let v = 0; v <= panel.yMax + 1e-9; v += panel.yStep) {
             const y = sy(v);
             out.push(`<line x1="${x0}" y1="${fmt(y)}" x2="${x0 + PANEL_W}" y2="${fmt(y)}" stroke="#eee"/>`);
-            out.push(`<text x="${x0 - 6}" y="${fmt(y + 4)}" text-anchor="end" fill="#555">${fmt(v)}${panel.unit}</text>`);
+            out.push(`<text x="${x0 - 6}" y="${fmt(y + 4)}" text-anchor="end" fill="#555">${tickLabel(v)}${panel.unit}</text>`);
         }
         for (const t of logTicks(10 ** lx0, 10 ** lx1)) {
             const x = sx(t);

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { escapeXml, formatCount, logTicks, niceMax, renderChart } from "../../bench/lib/svg";
+import { escapeXml, formatCount, logTicks, niceMax, renderChart, tickLabel } from "../../bench/lib/svg";
 
 const input = {
     title: "pycluster bench <local> & co",
@@ -66,4 +66,15 @@ test("axis helpers: 1-2-5 log ticks, nice maxima, short counts", () => {
     assert.equal(formatCount(50_000), "50k");
     assert.equal(formatCount(1500), "1.5k");
     assert.equal(formatCount(770), "770");
+});
+
+test("tick labels are exact (0.25 s, not 0.3 s) and a value below 0 stays on the frame's floor", () => {
+    assert.equal(tickLabel(0.25), "0.25");
+    assert.equal(tickLabel(0.625), "0.625");
+    assert.equal(tickLabel(75), "75");
+    const svg = renderChart({ title: "t", series: [{ name: "s", points: [{ concurrency: 100, failedPct: 0, p99ExcessS: -3.3 }, { concurrency: 1000, failedPct: 0, p99ExcessS: 0.9 }] }] });
+    assert.match(svg, />0\.25s<\/text>/);
+    const floor = Number(/<g class="panel-p99">[\s\S]*?<rect x="[\d.]+" y="([\d.]+)" width="[\d.]+" height="([\d.]+)"/.exec(svg)!.slice(1, 3).reduce((a, b) => String(Number(a) + Number(b))));
+    const ys = [...svg.matchAll(/<circle cx="[\d.]+" cy="([\d.]+)"[^>]*><title>s: 100 in flight, -3\.3s/g)].map(m => Number(m[1]));
+    assert.deepEqual(ys, [floor]);
 });
