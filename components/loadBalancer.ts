@@ -6,6 +6,7 @@ import { LB_PACKAGES, lbExtraPackages, lbKernelFiles, lbNginxFiles } from "../pr
 import { AppArchive } from "../provisioning/archive";
 import { lbMonitoring } from "../provisioning/monitoringFiles";
 import { obtainCertificate, pushMonitoring, pushNginx, pushStaticFiles } from "../provisioning/push";
+import { ACME_PLACEHOLDER_ORGANIZATION } from "../policy/rules";
 import { Host, HostAccess } from "./host";
 
 export interface LoadBalancerArgs {
@@ -86,7 +87,11 @@ export class LoadBalancer extends pulumi.ComponentResource {
             `${name}-tls-cert`,
             {
                 privateKeyPem: key.privateKeyPem,
-                subject: { commonName: cfg.lb.domain ?? `${cfg.project}-${cfg.stack}`, organization: "pycluster self-signed" },
+                subject: {
+                    commonName: cfg.lb.domain ?? `${cfg.project}-${cfg.stack}`,
+                    // The policy pack tells the placeholder from a self-signed site by this.
+                    organization: cfg.lb.tls.mode === "letsencrypt" ? ACME_PLACEHOLDER_ORGANIZATION : "pycluster self-signed",
+                },
                 dnsNames: cfg.lb.domain ? [cfg.lb.domain] : [],
                 ipAddresses: this.publicIp.apply(ip => [ip]),
                 validityPeriodHours: 24 * 365,

@@ -529,6 +529,12 @@ export const MIN_PRODUCTION_APP_NODES = 2;
  * least two app instances and no self-signed certificate (the program creates one only in
  * tlsMode selfSigned).
  */
+/**
+ * Subject organization of the certificate nginx starts with in letsencrypt mode, until certbot's
+ * replaces it on the host (components/loadBalancer.ts uses the same value): not what the site serves.
+ */
+export const ACME_PLACEHOLDER_ORGANIZATION = "pycluster placeholder until Let's Encrypt";
+
 export function checkProductionStack(
     resources: readonly ResourceDescription[],
     stackName: string,
@@ -545,7 +551,8 @@ export function checkProductionStack(
                 `serves (pycluster:appNodeCount).`,
         });
     }
-    for (const cert of resources.filter(r => r.type === TYPES.selfSignedCert)) {
+    const placeholder = (r: ResourceDescription) => record(record(r.props).subject).organization === ACME_PLACEHOLDER_ORGANIZATION;
+    for (const cert of resources.filter(r => r.type === TYPES.selfSignedCert && !placeholder(r))) {
         violations.push({
             message:
                 `Production stack ${quote(stackName)} uses the self-signed certificate ${quote(cert.name)}: ` +

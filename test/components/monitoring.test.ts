@@ -171,5 +171,7 @@ test("the policy pack's network and security-group rules pass on every stack wit
         // The production rule judges the app tier and the certificate: the monitoring node changes neither.
         const production = (run: ProgramRun) => checkProductionStack(described(run), name, name === "prod").map(v => v.message);
         assert.deepEqual(production(await stack(name, true)), production(await stack(name, false)), name);
+        // prod (Let's Encrypt, 4 nodes) passes it: its placeholder certificate is not a self-signed site.
+        if (name === "prod") assert.deepEqual(production(await stack(name, true)), []);
     }
 });

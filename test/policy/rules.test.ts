@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
+    ACME_PLACEHOLDER_ORGANIZATION,
     checkAppNodesPrivate,
     checkExplicitSecurityGroups,
     checkImagePinned,
@@ -282,6 +283,13 @@ describe("rule 4: production stacks", () => {
                 urn: cert.urn,
             },
         ]);
+    });
+
+    it("accepts the placeholder nginx starts with in letsencrypt mode, not a self-signed site", () => {
+        const placeholder = resource(TYPES.selfSignedCert, "lb-cert", { subject: { organization: ACME_PLACEHOLDER_ORGANIZATION } });
+        assert.deepEqual(checkProductionStack([placeholder, ...two], "prod", false), []);
+        const selfSigned = resource(TYPES.selfSignedCert, "lb-cert", { subject: { organization: "pycluster self-signed" } });
+        assert.equal(checkProductionStack([selfSigned, ...two], "prod", false).length, 1);
     });
 
     it("applies to a stack named production, or any stack with pycluster:production true", () => {
