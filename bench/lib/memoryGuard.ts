@@ -49,38 +49,33 @@ export interface Prediction {
 
 const gib = (b: number) => `${(b / 1024 / MiB).toFixed(1)} GiB`;
 
+/** `count` units of `bytesEach` against MemAvailable minus the reserve; the caller words the explanation. */
+function budget(count: number, bytesEach: number, availableBytes: number, reserve: number): Omit<Prediction, "explanation"> {
+    const needBytes = count * bytesEach;
+    const budgetBytes = availableBytes - reserve;
+    return { needBytes, budgetBytes, fits: needBytes <= budgetBytes, largestThatFits: Math.max(0, Math.floor(budgetBytes / bytesEach)) };
+}
+
 /** Will `concurrency` in-flight requests fit? */
 export function predictStep(concurrency: number, bytesPerRequest: number, availableBytes: number, reserve: number): Prediction {
-    const needBytes = concurrency * bytesPerRequest;
-    const budgetBytes = availableBytes - reserve;
-    const largestThatFits = Math.max(0, Math.floor(budgetBytes / bytesPerRequest));
-    const fits = needBytes <= budgetBytes;
+    const b = budget(concurrency, bytesPerRequest, availableBytes, reserve);
     return {
-        needBytes,
-        budgetBytes,
-        fits,
-        largestThatFits,
+        ...b,
         explanation:
-            `${concurrency} requests x ${Math.round(bytesPerRequest / 1024)} KiB = ${gib(needBytes)} needed, ` +
-            `${gib(availableBytes)} available - ${gib(reserve)} reserve = ${gib(budgetBytes)}` +
-            (fits ? "" : `: would exhaust memory (at most ~${largestThatFits} requests fit)`),
+            `${concurrency} requests x ${Math.round(bytesPerRequest / 1024)} KiB = ${gib(b.needBytes)} needed, ` +
+            `${gib(availableBytes)} available - ${gib(reserve)} reserve = ${gib(b.budgetBytes)}` +
+            (b.fits ? "" : `: would exhaust memory (at most ~${b.largestThatFits} requests fit)`),
     };
 }
 
 /** Will a configuration's extra processes (e.g. 4 nodes x 100 gunicorn workers) fit, before any load? */
 export function predictProcesses(processes: number, bytesPerProcess: number, availableBytes: number, reserve: number): Prediction {
-    const needBytes = processes * bytesPerProcess;
-    const budgetBytes = availableBytes - reserve;
-    const largestThatFits = Math.max(0, Math.floor(budgetBytes / bytesPerProcess));
-    const fits = needBytes <= budgetBytes;
+    const b = budget(processes, bytesPerProcess, availableBytes, reserve);
     return {
-        needBytes,
-        budgetBytes,
-        fits,
-        largestThatFits,
+        ...b,
         explanation:
-            `${processes} processes x ${Math.round(bytesPerProcess / MiB)} MiB = ${gib(needBytes)} needed, ${gib(budgetBytes)} to spare` +
-            (fits ? "" : `: would exhaust memory (at most ~${largestThatFits} processes fit)`),
+            `${processes} processes x ${Math.round(bytesPerProcess / MiB)} MiB = ${gib(b.needBytes)} needed, ${gib(b.budgetBytes)} to spare` +
+            (b.fits ? "" : `: would exhaust memory (at most ~${b.largestThatFits} processes fit)`),
     };
 }
 

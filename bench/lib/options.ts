@@ -164,6 +164,13 @@ export function quickOverrides(): Partial<BenchOptions> {
     };
 }
 
+/** "0", "3" -> a whole number >= 0 (counts of probes or retries). */
+function wholeNumber(text: string, flag: string): number {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`${flag} needs a whole number >= 0`);
+    return n;
+}
+
 function pair(text: string, what: string): [string, string] {
     const at = text.indexOf("@");
     if (at <= 0) throw new Error(`${what} needs N@VALUE, got ${JSON.stringify(text)}`);
@@ -218,8 +225,7 @@ export function parseOptions(argv: string[]): BenchOptions {
                 break;
             }
             case "--refine":
-                given.refine = Number(value(i++, flag));
-                if (!Number.isInteger(given.refine) || given.refine < 0) throw new Error("--refine needs a whole number >= 0");
+                given.refine = wholeNumber(value(i++, flag), flag);
                 break;
             case "--continue":
                 given.continueAfterFailure = true;
@@ -243,8 +249,7 @@ export function parseOptions(argv: string[]): BenchOptions {
                 given.quietWaitS = parseDuration(value(i++, flag)) / 1000;
                 break;
             case "--retries":
-                given.retries = Number(value(i++, flag));
-                if (!Number.isInteger(given.retries) || given.retries < 0) throw new Error("--retries needs a whole number >= 0");
+                given.retries = wholeNumber(value(i++, flag), flag);
                 break;
             case "--clients":
                 given.clients = parseCount(value(i++, flag));
