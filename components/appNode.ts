@@ -1,7 +1,6 @@
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { StackConfig } from "../config/stackConfig";
 import { AppArchive } from "../provisioning/archive";
 import { APP_PACKAGES, appKernelFiles, appLayout, appNodeFiles } from "../provisioning/appFiles";
 import { BundleFile, renderBundle } from "../provisioning/render/bundle";
@@ -9,7 +8,7 @@ import { admitCommand, appCommand, AppCommandOptions } from "../provisioning/ren
 import { appMonitoring, MONITORING_PACKAGES } from "../provisioning/monitoringFiles";
 import { installRelease, onLoadBalancer, PushTarget, pushApp, pushMonitoring, uploadRelease } from "../provisioning/push";
 import { FAIL_TIMEOUT_S } from "../provisioning/render/nginx";
-import { Bastion, Host, HostAccess } from "./host";
+import { Bastion, Host, NodePlacement } from "./host";
 
 /** What an app node's rollout needs from the load balancer. */
 export interface LbHandle {
@@ -25,13 +24,8 @@ export interface AppRelease {
     archive?: AppArchive;
 }
 
-export interface AppNodeArgs {
-    config: StackConfig;
+export interface AppNodeArgs extends NodePlacement {
     index: number;
-    networkId: pulumi.Input<string>;
-    subnet: pulumi.Resource & { id: pulumi.Output<string> };
-    securityGroupId: pulumi.Input<string>;
-    access: HostAccess;
     bastion: Bastion;
     lb: LbHandle;
     release: AppRelease;

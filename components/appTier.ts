@@ -1,14 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
-import { StackConfig } from "../config/stackConfig";
 import { AppNode, AppRelease, LbHandle } from "./appNode";
-import { Bastion, HostAccess } from "./host";
+import { Bastion, NodePlacement } from "./host";
 
-export interface AppTierArgs {
-    config: StackConfig;
-    networkId: pulumi.Input<string>;
-    subnet: pulumi.Resource & { id: pulumi.Output<string> };
-    securityGroupId: pulumi.Input<string>;
-    access: HostAccess;
+export interface AppTierArgs extends NodePlacement {
     bastion: Bastion;
     lb: LbHandle;
     release: AppRelease;

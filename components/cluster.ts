@@ -6,6 +6,7 @@ import { StackConfig } from "../config/stackConfig";
 import { buildAppArchive } from "../provisioning/archive";
 import { AppRelease } from "./appNode";
 import { AppTier } from "./appTier";
+import { Bastion, NodePlacement } from "./host";
 import { LoadBalancer } from "./loadBalancer";
 import { MonitoringNode } from "./monitoringNode";
 import { PrivateNetwork } from "./network";
@@ -71,14 +72,18 @@ export class Cluster extends pulumi.ComponentResource {
             { parent: this },
         );
 
+        const placement = (securityGroupId: pulumi.Input<string>): NodePlacement => ({
+            config: cfg,
+            networkId: network.openstackNetworkId,
+            subnet: network.subnet,
+            securityGroupId,
+            access,
+        });
+
         this.lb = new LoadBalancer(
             `${name}-lb`,
             {
-                config: cfg,
-                networkId: network.openstackNetworkId,
-                subnet: network.subnet,
-                securityGroupId: groups.lb.id,
-                access,
+                ...placement(groups.lb.id),
                 gateway: network.gateway,
                 staticFiles: cfg.lb.staticFiles ? buildAppArchive(`${cfg.app.name}-static`, cfg.lb.staticFiles.dir, args.buildDir) : undefined,
             },
@@ -92,15 +97,13 @@ export class Cluster extends pulumi.ComponentResource {
                   return { id: archive.id, archive };
               })();
 
+        // Private nodes are reached through the load balancer once it relays SSH.
+        const bastion: Bastion = { connection: this.lb.host.connection, ready: this.lb.host.booted };
         this.apps = new AppTier(
             `${name}-app`,
             {
-                config: cfg,
-                networkId: network.openstackNetworkId,
-                subnet: network.subnet,
-                securityGroupId: groups.app.id,
-                access,
-                bastion: { connection: this.lb.host.connection, ready: this.lb.host.booted },
+                ...placement(groups.app.id),
+                bastion,
                 lb: { target: this.lb.host.target, nginx: this.lb.nginx, siteHost: this.lb.siteHost },
                 release: this.release,
                 fingerprintKey: this.sshPrivateKey,
@@ -111,14 +114,7 @@ export class Cluster extends pulumi.ComponentResource {
         if (cfg.monitoring.node && groups.monitoring) {
             this.monitoring = new MonitoringNode(
                 `${name}-mon`,
-                {
-                    config: cfg,
-                    networkId: network.openstackNetworkId,
-                    subnet: network.subnet,
-                    securityGroupId: groups.monitoring.id,
-                    access,
-                    bastion: { connection: this.lb.host.connection, ready: this.lb.host.booted },
-                },
+                { ...placement(groups.monitoring.id), bastion },
                 { parent: this },
             );
         }

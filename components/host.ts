@@ -2,6 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as openstack from "@pulumi/openstack";
 import * as tls from "@pulumi/tls";
 import * as command from "@pulumi/command";
+import { StackConfig } from "../config/stackConfig";
 import { BundleFile } from "../provisioning/render/bundle";
 import { renderCloudInit } from "../provisioning/render/cloudInit";
 import { bootstrap, Connection, ensurePackages, PushTarget, pushKernel } from "../provisioning/push";
@@ -12,6 +13,15 @@ export interface HostAccess {
     /** The deployer's private key (secret). */
     privateKey: pulumi.Input<string>;
     keyPairName: pulumi.Input<string>;
+}
+
+/** Where a node of the stack goes: its stack, the private network, its security group, the deployer's access. */
+export interface NodePlacement {
+    config: StackConfig;
+    networkId: pulumi.Input<string>;
+    subnet: pulumi.Resource & { id: pulumi.Output<string> };
+    securityGroupId: pulumi.Input<string>;
+    access: HostAccess;
 }
 
 export interface Bastion {

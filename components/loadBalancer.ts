@@ -7,14 +7,9 @@ import { AppArchive } from "../provisioning/archive";
 import { lbMonitoring } from "../provisioning/monitoringFiles";
 import { obtainCertificate, pushMonitoring, pushNginx, pushStaticFiles } from "../provisioning/push";
 import { ACME_PLACEHOLDER_ORGANIZATION } from "../policy/rules";
-import { Host, HostAccess } from "./host";
+import { Host, NodePlacement } from "./host";
 
-export interface LoadBalancerArgs {
-    config: StackConfig;
-    networkId: pulumi.Input<string>;
-    subnet: pulumi.Resource & { id: pulumi.Output<string> };
-    securityGroupId: pulumi.Input<string>;
-    access: HostAccess;
+export interface LoadBalancerArgs extends NodePlacement {
     /** The public IP is allocated after the gateway exists (OVH requires it). */
     gateway: pulumi.Resource;
     /** Static files nginx serves itself (staticUrlPath), packed from staticDir. */

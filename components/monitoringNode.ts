@@ -1,17 +1,11 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { StackConfig } from "../config/stackConfig";
 import { kernelFiles } from "../provisioning/kernelFiles";
 import { MONITORING_PACKAGES, monitoringNodeMonitoring, monitoringPorts } from "../provisioning/monitoringFiles";
 import { pushMonitoring } from "../provisioning/push";
-import { Bastion, Host, HostAccess } from "./host";
+import { Bastion, Host, NodePlacement } from "./host";
 
-export interface MonitoringNodeArgs {
-    config: StackConfig;
-    networkId: pulumi.Input<string>;
-    subnet: pulumi.Resource & { id: pulumi.Output<string> };
-    securityGroupId: pulumi.Input<string>;
-    access: HostAccess;
+export interface MonitoringNodeArgs extends NodePlacement {
     bastion: Bastion;
 }
 
