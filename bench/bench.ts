@@ -585,7 +585,7 @@ async function main(): Promise<number> {
         result.stack.targetConcurrency = cfg.targetConcurrency;
         result.machine.otherClouds = otherClouds(up.cloud.prefix);
         log(`up in ${(up.wallMs / 1000).toFixed(1)} s (${up.remoteExecutions.length} remote steps); other local clouds on this machine: ${result.machine.otherClouds.join(", ") || "none"}`);
-        const access: ClusterAccess = { lbPublicIp: up.outputs.lbPublicIp, sshKeyFile: up.sshKeyFile, user: cfg.platform.sshUser };
+        const access: ClusterAccess = { lbPublicIp: up.outputs.lbPublicIp, sshKeyFile: up.sshKeyFile, user: cfg.platform.sshUser, dialErrorLimit: 3, perDialTimeout: 10 };
         const appIps = up.outputs.appPrivateIps as string[];
         const hostInfos = up.cloud.hosts();
         const lbInfo = hostInfos.find(h => h.privateIp === cfg.network.lbIp);

@@ -5,29 +5,12 @@
  * actually in effect (for the capacity model's prediction).
  */
 import { createHash } from "crypto";
-import * as fs from "fs";
-import { runCommand, SshConnection } from "../../local/ssh";
+import { ClusterAccess, onClusterHost } from "../../local/clusterSsh";
 import { CapacityInputs } from "../../config/capacity";
 import { HostPlan, planScript, sq } from "./configs";
 
-export interface ClusterAccess {
-    lbPublicIp: string;
-    sshKeyFile: string;
-    user: string;
-}
-
-export function connection(a: ClusterAccess, host: string): SshConnection {
-    const privateKey = fs.readFileSync(a.sshKeyFile, "utf8");
-    const lb: SshConnection = { host: a.lbPublicIp, user: a.user, privateKey, dialErrorLimit: 3, perDialTimeout: 10 };
-    return host === "lb" ? lb : { host, user: a.user, privateKey, dialErrorLimit: 3, perDialTimeout: 10, proxy: lb };
-}
-
-/** Runs a command on a host; throws with its output when it fails. */
-export async function onHost(a: ClusterAccess, host: string, command: string, stdin?: string): Promise<string> {
-    const r = await runCommand(connection(a, host), command, stdin);
-    if (r.exitCode !== 0) throw new Error(`on ${host}: ${command.slice(0, 120)} exited ${r.exitCode}:\n${r.stdout}${r.stderr}`);
-    return r.stdout;
-}
+export type { ClusterAccess } from "../../local/clusterSsh";
+export const onHost = onClusterHost;
 
 export interface AppliedPlan {
     host: string;

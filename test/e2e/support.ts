@@ -4,9 +4,9 @@
  * the local internet.
  */
 import { spawn, spawnSync } from "child_process";
-import * as fs from "fs";
 import { localCloudPrerequisites } from "../../local/prerequisites";
-import { runCommand, SshConnection } from "../../local/ssh";
+import { ClusterAccess, hostConnection, onClusterHost } from "../../local/clusterSsh";
+import type { SshConnection } from "../../local/ssh";
 import type { UpResult } from "../../local/stack";
 
 /** Why the e2e cannot run here (undefined when it can); with PYCLUSTER_REQUIRE_E2E=1 a missing prerequisite fails. */
@@ -19,18 +19,21 @@ export async function e2eSkipReason(): Promise<string | undefined> {
     return reason;
 }
 
+const access = (up: UpResult): ClusterAccess => ({
+    lbPublicIp: up.outputs.lbPublicIp as string,
+    sshKeyFile: up.sshKeyFile,
+    user: "debian",
+    dialErrorLimit: 2,
+    perDialTimeout: 5,
+});
+
 export function connectionTo(up: UpResult, host: "lb" | string, viaLb = true): SshConnection {
-    const key = fs.readFileSync(up.sshKeyFile, "utf8");
-    const lb = { host: up.outputs.lbPublicIp as string, user: "debian", privateKey: key, dialErrorLimit: 2, perDialTimeout: 5 };
-    if (host === "lb") return lb;
-    return { host, user: "debian", privateKey: key, dialErrorLimit: 2, perDialTimeout: 5, ...(viaLb ? { proxy: lb } : {}) };
+    return hostConnection(access(up), host, viaLb);
 }
 
 /** Runs a command on a host as the program would reach it; throws with the output when it fails. */
-export async function onHost(up: UpResult, host: "lb" | string, command: string, stdin?: string): Promise<string> {
-    const r = await runCommand(connectionTo(up, host), command, stdin);
-    if (r.exitCode !== 0) throw new Error(`on ${host}: ${command} exited ${r.exitCode}:\n${r.stdout}${r.stderr}`);
-    return r.stdout;
+export function onHost(up: UpResult, host: "lb" | string, command: string, stdin?: string): Promise<string> {
+    return onClusterHost(access(up), host, command, stdin);
 }
 
 /** curl from a network namespace (the local internet), returning stdout. */
