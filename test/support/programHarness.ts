@@ -46,7 +46,12 @@ export const TEST_CREDENTIALS: Record<string, string> = {
 };
 export const TEST_SECRET_KEYS = ["ovhApplicationSecret", "ovhConsumerKey", "openstackPassword"];
 
-let counter = 0;
+/** A documentation address (203.0.113.0/24) derived from the resource name: the same in every run. */
+function fakePublicAddress(name: string): string {
+    let h = 0;
+    for (const c of name) h = (h * 31 + c.charCodeAt(0)) >>> 0;
+    return `203.0.113.${10 + (h % 240)}`;
+}
 const fakeKey = (kind: string, name: string) => `-----BEGIN ${kind}-----\nFAKE-${kind.replace(/ /g, "-")}-${name}\n-----END ${kind}-----\n`;
 
 /** What the fake cloud returns for each resource type. */
@@ -60,7 +65,7 @@ export function fakeState(type: string, name: string, inputs: Record<string, any
         case "openstack:networking/port:Port":
             return { id: `os-port-uuid-${name}`, state: { ...inputs, allFixedIps: (inputs.fixedIps ?? []).map((f: any) => f.ipAddress) } };
         case "openstack:networking/floatingIp:FloatingIp":
-            return { id, state: { ...inputs, address: `203.0.113.${50 + counter++}` } };
+            return { id, state: { ...inputs, address: fakePublicAddress(name) } };
         case "openstack:networking/secGroup:SecGroup":
             return { id: `sg-uuid-${name}`, state: inputs };
         case "tls:index/privateKey:PrivateKey":
