@@ -88,6 +88,7 @@ export class AppNode extends pulumi.ComponentResource {
                 image: cfg.platform.image,
                 networkId: args.networkId,
                 subnet: args.subnet,
+                gateway: args.gateway,
                 fixedIp: ip,
                 securityGroupIds: [args.securityGroupId],
                 access: args.access,

@@ -64,6 +64,7 @@ export class Cluster extends pulumi.ComponentResource {
             {
                 region: cfg.openstack.region,
                 adminCidrs: cfg.ssh.adminCidrs,
+                deployerCidrs: cfg.ssh.deployerCidrs,
                 appPort: cfg.app.port,
                 statusPort: cfg.lb.statusPort,
                 privateCidr: cfg.network.cidr,
@@ -76,6 +77,7 @@ export class Cluster extends pulumi.ComponentResource {
             config: cfg,
             networkId: network.openstackNetworkId,
             subnet: network.subnet,
+            gateway: network.gateway,
             securityGroupId,
             access,
         });
@@ -84,7 +86,6 @@ export class Cluster extends pulumi.ComponentResource {
             `${name}-lb`,
             {
                 ...placement(groups.lb.id),
-                gateway: network.gateway,
                 staticFiles: cfg.lb.staticFiles ? buildAppArchive(`${cfg.app.name}-static`, cfg.lb.staticFiles.dir, args.buildDir) : undefined,
             },
             { parent: this },

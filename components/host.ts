@@ -20,6 +20,8 @@ export interface NodePlacement {
     config: StackConfig;
     networkId: pulumi.Input<string>;
     subnet: pulumi.Resource & { id: pulumi.Output<string> };
+    /** The network's OVH gateway: nothing on the subnet reaches outside it before the gateway exists. */
+    gateway: pulumi.Resource;
     securityGroupId: pulumi.Input<string>;
     access: HostAccess;
 }
@@ -36,6 +38,12 @@ export interface HostArgs {
     image: string;
     networkId: pulumi.Input<string>;
     subnet: pulumi.Resource & { id: pulumi.Output<string> };
+    /**
+     * The instance boots only once it exists: on OVH a private instance has no route (and no DNS)
+     * outside the subnet before the gateway, and cloud-init's first-boot package install runs
+     * once per instance, so a node booted earlier stays broken until it is rebuilt.
+     */
+    gateway: pulumi.Resource;
     fixedIp: string;
     securityGroupIds: pulumi.Input<string>[];
     access: HostAccess;
@@ -45,8 +53,8 @@ export interface HostArgs {
     extraPackages?: string[];
     appUser?: string;
     kernelFiles: BundleFile[];
-    /** The only public address of a stack: a floating IP from Ext-Net, created after the gateway. */
-    publicIp?: { pool: string; after: pulumi.Resource[] };
+    /** The only public address of a stack: a floating IP from Ext-Net (allocated and associated after the gateway). */
+    publicIp?: { pool: string };
     /** Private hosts are reached through the load balancer. */
     bastion?: Bastion;
 }
@@ -85,6 +93,9 @@ export class Host extends pulumi.ComponentResource {
                 networkId: args.networkId,
                 fixedIps: [{ subnetId: args.subnet.id, ipAddress: args.fixedIp }],
                 securityGroupIds: args.securityGroupIds,
+                // Explicit: on a network created without port security (older OVH networks) the
+                // groups would otherwise be attached and silently not enforced.
+                portSecurityEnabled: true,
                 adminStateUp: true,
             },
             { parent: this, dependsOn: [args.subnet] },
@@ -111,7 +122,7 @@ export class Host extends pulumi.ComponentResource {
                 userData,
             },
             // Image names move to newer builds: never rebuild (and wipe) a node because of that.
-            { parent: this, ignoreChanges: ["imageName"] },
+            { parent: this, ignoreChanges: ["imageName"], dependsOn: [args.gateway] },
         );
 
         const waitFor: pulumi.Resource[] = [this.instance];
@@ -119,12 +130,13 @@ export class Host extends pulumi.ComponentResource {
             const fip = new openstack.networking.FloatingIp(
                 `${name}-fip`,
                 { pool: args.publicIp.pool, region: args.region, description: `${name} public address` },
-                { parent: this, dependsOn: args.publicIp.after },
+                { parent: this, dependsOn: [args.gateway] },
             );
+            // Neutron refuses to associate a floating IP with a port whose subnet has no router yet.
             const association = new openstack.networking.FloatingIpAssociate(
                 `${name}-fip-association`,
                 { floatingIp: fip.address, portId: this.port.id, region: args.region },
-                { parent: this },
+                { parent: this, dependsOn: [args.gateway] },
             );
             this.publicIp = fip.address;
             waitFor.push(association);

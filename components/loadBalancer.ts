@@ -10,8 +10,6 @@ import { ACME_PLACEHOLDER_ORGANIZATION } from "../policy/rules";
 import { Host, NodePlacement } from "./host";
 
 export interface LoadBalancerArgs extends NodePlacement {
-    /** The public IP is allocated after the gateway exists (OVH requires it). */
-    gateway: pulumi.Resource;
     /** Static files nginx serves itself (staticUrlPath), packed from staticDir. */
     staticFiles?: AppArchive;
 }
@@ -49,7 +47,8 @@ export class LoadBalancer extends pulumi.ComponentResource {
                 packages: LB_PACKAGES,
                 extraPackages: lbExtraPackages(cfg),
                 kernelFiles: lbKernelFiles(cfg),
-                publicIp: { pool: "Ext-Net", after: [args.gateway] },
+                gateway: args.gateway,
+                publicIp: { pool: "Ext-Net" },
             },
             { parent: this },
         );

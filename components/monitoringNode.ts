@@ -36,6 +36,7 @@ export class MonitoringNode extends pulumi.ComponentResource {
                 image: cfg.platform.image,
                 networkId: args.networkId,
                 subnet: args.subnet,
+                gateway: args.gateway,
                 fixedIp: node.ip,
                 securityGroupIds: [args.securityGroupId],
                 access: args.access,

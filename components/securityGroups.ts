@@ -3,8 +3,10 @@ import * as openstack from "@pulumi/openstack";
 
 export interface ClusterSecurityGroupsArgs {
     region: string;
-    /** Where SSH to the load balancer may come from. */
+    /** Where SSH to the load balancer may come from (normalised, distinct). */
     adminCidrs: string[];
+    /** Where this `up` runs from, when not an admin network (normalised, none of adminCidrs). */
+    deployerCidrs: string[];
     appPort: number;
     /** The LB's private status listener (stub_status). */
     statusPort: number;
@@ -21,6 +23,11 @@ interface Rule {
     port: number;
     from: { cidr: string } | { group: openstack.networking.SecGroup };
     description: string;
+}
+
+/** A CIDR as a resource name part: 203.0.113.0/24 -> 203-0-113-0-24. */
+function cidrLabel(cidr: string): string {
+    return cidr.replace(/[./]/g, "-");
 }
 
 /**
@@ -50,11 +57,17 @@ export class ClusterSecurityGroups extends pulumi.ComponentResource {
         const lbRules: Rule[] = [
             { name: "http", port: 80, from: { cidr: "0.0.0.0/0" }, description: "HTTP (redirects to HTTPS, ACME)" },
             { name: "https", port: 443, from: { cidr: "0.0.0.0/0" }, description: "HTTPS" },
-            ...args.adminCidrs.map((cidr, i) => ({
-                name: `ssh-${i}`,
+            ...args.adminCidrs.map(cidr => ({
+                name: `ssh-${cidrLabel(cidr)}`,
                 port: 22,
                 from: { cidr },
                 description: cidr === "0.0.0.0/0" ? "SSH from anywhere (allowSshFromAnywhere)" : "SSH from an admin network",
+            })),
+            ...args.deployerCidrs.map(cidr => ({
+                name: `ssh-deployer-${cidrLabel(cidr)}`,
+                port: 22,
+                from: { cidr },
+                description: "SSH from where this update runs (deployerCidrs)",
             })),
             { name: "status", port: args.statusPort, from: { cidr: args.privateCidr }, description: "nginx status, private network only" },
         ];
@@ -95,7 +108,11 @@ export class ClusterSecurityGroups extends pulumi.ComponentResource {
                         description: r.description,
                         region: args.region,
                     },
-                    { parent: this },
+                    // Neutron refuses a rule identical to an existing one but for its description (409),
+                    // and Pulumi creates a replacement before deleting the old rule: a new description
+                    // must never replace a rule. Rules are named after what they admit, so a list
+                    // reordered in the stack changes nothing and no two rules ever trade contents.
+                    { parent: this, ignoreChanges: ["description"] },
                 );
             }
         };

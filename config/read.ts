@@ -16,21 +16,25 @@ export const SAMPLE_APP_DIR = path.join(__dirname, "..", "provisioning", "app", 
  */
 export function readStackConfig(): StackConfig {
     const declarations = loadDeclarations();
-    const prefix = `${declarations.project}:`;
-    const values: Record<string, string> = {};
-    const secretKeys = new Set<string>();
     // runtime.allConfig() includes keys nobody declared, so typos are caught too.
-    for (const [fullKey, value] of Object.entries(pulumi.runtime.allConfig())) {
-        if (!fullKey.startsWith(prefix)) continue;
-        const key = fullKey.slice(prefix.length);
-        values[key] = value;
-        if (runtimeConfig.isConfigSecret(fullKey)) secretKeys.add(key);
-    }
-    const raw: RawConfig = { values, secretKeys };
+    const raw = projectValues(declarations.project, pulumi.runtime.allConfig(), key => runtimeConfig.isConfigSecret(key));
     return parseStackConfig(raw, {
         declarations,
         stack: pulumi.getStack(),
         env: process.env,
         sampleAppDir: SAMPLE_APP_DIR,
     });
+}
+
+/** This project's keys (without the "project:" prefix) out of the whole configuration, and which are secret. */
+export function projectValues(project: string, all: Record<string, string>, isSecret: (fullKey: string) => boolean): RawConfig {
+    const prefix = `${project}:`;
+    const values: Record<string, string> = {};
+    const secretKeys = new Set<string>();
+    for (const [fullKey, value] of Object.entries(all)) {
+        if (!fullKey.startsWith(prefix)) continue;
+        values[fullKey.slice(prefix.length)] = value;
+        if (isSecret(fullKey)) secretKeys.add(fullKey.slice(prefix.length));
+    }
+    return { values, secretKeys };
 }

@@ -9,7 +9,8 @@ import * as path from "path";
 import { capacityModel, CapacityModel, RESERVED_FDS } from "./capacity";
 import { compareVersions, defaultWorkerCount, FLAVORS, Platform, PLATFORMS } from "./catalog";
 import { KeyDeclaration, ProjectDeclarations } from "./declarations";
-import { blockSize, nthAddress, overlaps, parseCidr, parseIpv4, isPrivateCidr } from "./ipv4";
+import { blockSize, formatIpv4, nthAddress, overlaps, parseCidr, parseIpv4, isPrivateCidr } from "./ipv4";
+import { defaultEndpoint, endpointMismatch, ENDPOINT_NAMES, ENDPOINTS, isRegionName, OvhEndpoint } from "./regions";
 import { Secret } from "./secret";
 
 export type AppKind = "wsgi" | "asgi";
@@ -44,10 +45,16 @@ export interface StackConfig {
     stack: string;
     production: boolean;
     targetConcurrency: number;
-    ovh: { endpoint: string; serviceName: string; applicationKey: string; applicationSecret: Secret; consumerKey: Secret };
+    ovh: { endpoint: OvhEndpoint; serviceName: string; applicationKey: string; applicationSecret: Secret; consumerKey: Secret };
     openstack: { authUrl: string; region: string; tenantId: string; userName: string; password: Secret };
     network: NetworkPlan;
-    ssh: { user: string; adminCidrs: string[] };
+    ssh: {
+        user: string;
+        /** Normalised, distinct: where SSH to the load balancer may come from. */
+        adminCidrs: string[];
+        /** Where this `up` runs from when that is not an admin network (CI runners); never one of adminCidrs. */
+        deployerCidrs: string[];
+    };
     platform: Platform & { image: string };
     lb: {
         flavor: string;
@@ -189,7 +196,15 @@ export const LB_RESERVED_PORTS = [LB_STATUS_PORT, MONITORING_PORTS.nodeExporter,
 const LOCAL_PORT_RANGE: [number, number] = [1024, 65535];
 const RESERVED_USERS = new Set(["root", "daemon", "bin", "sys", "nobody", "www-data", "nginx", "debian", "ubuntu", "sshd", "systemd-network"]);
 const SECRET_KEYS = ["ovhApplicationSecret", "ovhConsumerKey", "openstackPassword", "appEnv", "tlsPrivateKey"];
-const ENV_FALLBACK: Record<string, string> = {
+/**
+ * The keys that may come from the environment, deliberately only the account's credentials and
+ * where they apply: the variables the ovh and openstack providers document, so a user exports
+ * them once (or CI injects them) and keeps them out of the stack files. An empty stack value
+ * (Pulumi.yaml's default "", which the CLI always passes) means "not set here". Everything that
+ * shapes the cluster (region, network, sizes) is stack configuration only: a sourced openrc's
+ * OS_REGION_NAME must never move a stack to another region.
+ */
+export const ENV_FALLBACK: Record<string, string> = {
     serviceName: "OVH_CLOUD_PROJECT_SERVICE",
     ovhEndpoint: "OVH_ENDPOINT",
     ovhApplicationKey: "OVH_APPLICATION_KEY",
@@ -222,10 +237,10 @@ class Reader {
     private lookup(key: string): string | undefined {
         this.read.add(key);
         const v = this.raw.values[key];
-        if (v !== undefined) return v;
         const envName = ENV_FALLBACK[key];
-        const fromEnv = envName ? this.ctx.env[envName] : undefined;
-        return fromEnv === "" ? undefined : fromEnv;
+        if (envName === undefined || (v !== undefined && v.trim() !== "")) return v;
+        const fromEnv = this.ctx.env[envName];
+        return fromEnv === undefined || fromEnv.trim() === "" ? v : fromEnv;
     }
 
     /** Shows a value in an error message, never a secret one. */
@@ -333,7 +348,6 @@ class Reader {
     }
 }
 
-const REGION = /^(?:[A-Z]{2,5}\d{1,2}|[A-Z]{2}-[A-Z]+-[A-Z]+(?:-[A-Z])?)$/;
 const HOSTNAME = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
 const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
 const VERSION = /^\d+\.\d+(?:\.\d+)?$/;
@@ -368,15 +382,26 @@ export function parseStackConfig(raw: RawConfig, ctx: ParseContext): StackConfig
     if (serviceName && !/^[0-9a-f]{32}$/.test(serviceName)) {
         r.fail("serviceName", serviceName, "must be the Public Cloud project id: 32 lowercase hex characters (OVH Control Panel > Public Cloud > project)");
     }
-    const region = r.string("region");
-    if (!REGION.test(region)) r.fail("region", region, "must be an OpenStack region such as GRA11, SBG5, BHS5, DE1, UK1, WAW1 (not a location like GRA)");
-    const endpoint = r.oneOf("ovhEndpoint", ["ovh-eu", "ovh-ca", "ovh-us"] as const);
+    const region = r.string("region").trim();
+    if (!isRegionName(region)) {
+        const hint = isRegionName(region.toUpperCase()) ? ` (region names are upper case: ${region.toUpperCase()})` : "";
+        r.fail("region", region, `must be an OpenStack region such as GRA11, SBG5, BHS5, DE1, UK1, WAW1, EU-WEST-PAR or US-EAST-VA-1 (not a location like GRA)${hint}`);
+    }
+    // Empty (the default) = the endpoint of the region's accounts; OVH_ENDPOINT when exported.
+    const endpointSetting = r.string("ovhEndpoint").trim();
+    let endpoint: OvhEndpoint = defaultEndpoint(region);
+    if (endpointSetting !== "") {
+        if (!(ENDPOINT_NAMES as string[]).includes(endpointSetting)) r.fail("ovhEndpoint", endpointSetting, `must be one of ${ENDPOINT_NAMES.join(", ")} (or empty: from the region)`);
+        else endpoint = endpointSetting as OvhEndpoint;
+    }
+    const mismatch = isRegionName(region) ? endpointMismatch(region, endpoint) : undefined;
+    if (mismatch) r.fail("ovhEndpoint", endpoint, mismatch);
     const applicationKey = r.required("ovhApplicationKey", "an OVH API application key is required (https://api.ovh.com/createToken)");
     const applicationSecret = r.secret("ovhApplicationSecret", "the OVH API application secret is required") ?? new Secret("");
     const consumerKey = r.secret("ovhConsumerKey", "the OVH API consumer key is required") ?? new Secret("");
-    let authUrl = r.string("openstackAuthUrl");
-    if (authUrl === "") authUrl = endpoint === "ovh-us" ? "https://auth.cloud.ovh.us/v3" : "https://auth.cloud.ovh.net/v3/";
-    else if (!/^https:\/\/[^\s/]+\/.*$/.test(authUrl)) r.fail("openstackAuthUrl", authUrl, "must be an https:// Keystone URL such as https://auth.cloud.ovh.net/v3/");
+    let authUrl = r.string("openstackAuthUrl").trim();
+    if (authUrl === "") authUrl = ENDPOINTS[endpoint].keystone;
+    else if (!/^https:\/\/[^\s/]+\/.*$/.test(authUrl)) r.fail("openstackAuthUrl", authUrl, `must be an https:// Keystone URL such as ${ENDPOINTS[endpoint].keystone}`);
     const userName = r.required("openstackUserName", "an OpenStack user of the project is required (Public Cloud > Users & Roles)");
     const password = r.secret("openstackPassword", "the OpenStack user's password is required") ?? new Secret("");
 
@@ -469,25 +494,43 @@ export function parseStackConfig(raw: RawConfig, ctx: ParseContext): StackConfig
             };
         }
     }
-    const dnsNameservers = r.stringArray("dnsNameservers");
-    for (const ns of dnsNameservers) if (parseIpv4(ns) === undefined) r.fail("dnsNameservers", ns, "each resolver must be an IPv4 address");
+    // Every address and CIDR is normalised once here and only the normalised text is used after:
+    // Neutron answers 400 to " 203.0.113.10/32" or "172.0.0.0/08" in the middle of an `up`.
+    const dnsNameservers: string[] = [];
+    for (const ns of r.stringArray("dnsNameservers")) {
+        const address = parseIpv4(ns);
+        if (address === undefined) r.fail("dnsNameservers", ns, "each resolver must be an IPv4 address");
+        else if (dnsNameservers.includes(formatIpv4(address))) r.fail("dnsNameservers", ns, "is listed twice (Neutron refuses duplicate resolvers): remove one");
+        else dnsNameservers.push(formatIpv4(address));
+    }
     const gatewayModel = r.oneOf("gatewayModel", ["s", "m", "l", "xl", "2xl"] as const);
 
-    const adminCidrs = r.stringArray("adminCidrs", "list where SSH to the load balancer may come from, including the machine running `pulumi up` (e.g. [\"203.0.113.7/32\"])");
     const allowSshFromAnywhere = r.boolean("allowSshFromAnywhere");
-    if (adminCidrs.length === 0 && r.problems.every(p => !p.includes(":adminCidrs is not set"))) {
-        r.fail("adminCidrs", adminCidrs, "must list at least one CIDR: the program provisions the hosts over SSH from where `pulumi up` runs");
-    }
-    for (const text of adminCidrs) {
-        const c = parseCidr(text);
-        if (!c) {
-            r.fail("adminCidrs", text, "each entry must be an IPv4 CIDR with zero host bits, e.g. 203.0.113.7/32");
-        } else if (c.prefixLength === 0 && !allowSshFromAnywhere) {
-            r.fail("adminCidrs", text, "opens SSH to the whole internet: list your own addresses, or set allowSshFromAnywhere to true to accept the risk");
-        } else if (cidr && c.prefixLength > 0 && overlaps(c, cidr)) {
-            r.fail("adminCidrs", text, `overlaps subnetCidr ${cidr.text}: admin access comes from outside, through the load balancer's public address`);
+    const sshSources = (key: "adminCidrs" | "deployerCidrs", entries: string[]): string[] => {
+        const out: string[] = [];
+        for (const text of entries) {
+            const c = parseCidr(text);
+            if (!c) {
+                r.fail(key, text, "each entry must be an IPv4 CIDR with zero host bits, e.g. 203.0.113.7/32");
+            } else if (c.prefixLength === 0 && !allowSshFromAnywhere) {
+                r.fail(key, text, "opens SSH to the whole internet: list your own addresses, or set allowSshFromAnywhere to true to accept the risk");
+            } else if (cidr && c.prefixLength > 0 && overlaps(c, cidr)) {
+                r.fail(key, text, `overlaps subnetCidr ${cidr.text}: admin access comes from outside, through the load balancer's public address`);
+            } else if (out.includes(c.text)) {
+                r.fail(key, text, `lists ${c.text} twice: each entry becomes a security group rule, and Neutron refuses a duplicate rule; remove one`);
+            } else {
+                out.push(c.text);
+            }
         }
+        return out;
+    };
+    const adminCidrs = sshSources("adminCidrs", r.stringArray("adminCidrs", "list where SSH to the load balancer may come from, including the machine running `pulumi up` (e.g. [\"203.0.113.7/32\"])"));
+    if (adminCidrs.length === 0 && r.problems.every(p => !p.includes(":adminCidrs"))) {
+        r.fail("adminCidrs", [], "must list at least one CIDR: the program provisions the hosts over SSH from where `pulumi up` runs");
     }
+    // The machine running this `up` when it is not an admin network (a CI runner): an address
+    // already admitted needs no rule of its own (and a second identical rule would be refused).
+    const deployerCidrs = sshSources("deployerCidrs", r.stringArray("deployerCidrs")).filter(c => !adminCidrs.includes(c));
 
     // --- app ---
     const lbHost = vcpusOf("lbFlavor", "lbVcpus");
@@ -720,7 +763,7 @@ export function parseStackConfig(raw: RawConfig, ctx: ParseContext): StackConfig
         ovh: { endpoint, serviceName, applicationKey, applicationSecret, consumerKey },
         openstack: { authUrl, region, tenantId: serviceName, userName, password },
         network,
-        ssh: { user: platform.sshUser, adminCidrs },
+        ssh: { user: platform.sshUser, adminCidrs, deployerCidrs },
         platform,
         lb: {
             flavor: lbHost.flavor,

@@ -6,6 +6,8 @@
  */
 import { cloudPrefix, localDown, localPreview, localUp, ProgramFailure } from "./stack";
 import { LocalCloud } from "./cloud";
+import { CliConfigError } from "./cliConfig";
+import { ConfigError } from "../config/stackConfig";
 
 function parseArgs(argv: string[]) {
     const [command = "up", ...rest] = argv;
@@ -72,7 +74,9 @@ async function main() {
 main().then(
     () => process.exit(0),
     (e: unknown) => {
-        const message = e instanceof ProgramFailure ? e.message : e instanceof Error ? e.stack ?? e.message : String(e);
+        // What the CLI or the program says about a bad configuration, or a failed step, needs no stack trace.
+        const plain = e instanceof ProgramFailure || e instanceof ConfigError || e instanceof CliConfigError;
+        const message = plain ? (e as Error).message : e instanceof Error ? e.stack ?? e.message : String(e);
         console.error(`\nerror: ${message}`);
         process.exit(1);
     },

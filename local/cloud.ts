@@ -86,6 +86,11 @@ export interface CloudState {
     rootDir: string;
     repoDir: string;
     privateBlocked: boolean;
+    /**
+     * Whether the private network's gateway exists yet (the program's Gateway resource): until
+     * then nothing on the subnet reaches past it, not even the apt repository it serves.
+     */
+    gatewayOpen?: boolean;
     repoServer?: ProcessRef;
     reservedPublicIps: string[];
     hosts: Record<string, HostState>;
@@ -189,6 +194,7 @@ export class LocalCloud {
             rootDir: rootfs.rootDir,
             repoDir: rootfs.repoDir,
             privateBlocked: false,
+            gatewayOpen: false,
             reservedPublicIps: [],
             hosts: {},
             createdAt: new Date().toISOString(),
@@ -220,6 +226,7 @@ export class LocalCloud {
                     address: `${c.ip}/${pub.cidr.prefixLength}`,
                 });
             }
+            await closeGateway(names.gatewayNetns);
             const server = startRepoServer(names, state);
             cloud.update((s) => void (s.repoServer = server));
             const deadline = Date.now() + 10_000;
@@ -266,6 +273,36 @@ export class LocalCloud {
 
     get clients(): { netns: string; ip: string }[] {
         return this.state.clients.map(({ netns, ip }) => ({ netns, ip }));
+    }
+
+    /**
+     * The private network's gateway comes into existence (OVH's Gateway resource): from now on the
+     * subnet's hosts reach the outside (here: the apt repository behind the gateway address).
+     */
+    async openGateway(): Promise<void> {
+        await run(["ip", "netns", "exec", this.names.gatewayNetns, "nft", "delete", "table", "inet", GATEWAY_TABLE], { allowFailure: true });
+        this.update((s) => void (s.gatewayOpen = true));
+    }
+
+    /** The gateway is gone: the subnet is cut off from the outside again. */
+    async closeGateway(): Promise<void> {
+        await closeGateway(this.names.gatewayNetns);
+        this.update((s) => void (s.gatewayOpen = false));
+    }
+
+    /** Whether cloud-init has run to its end on the host (its boot-finished marker is on the host's disk). */
+    cloudInitFinished(name: string): boolean {
+        const instances = path.join(hostPaths(this.hostState(name).dir).upper, "var", "lib", "cloud", "instances");
+        try {
+            return fs.readdirSync(instances).some((id) => fs.existsSync(path.join(instances, id, "boot-finished")));
+        } catch {
+            return false;
+        }
+    }
+
+    /** Clouds made before the gateway was modelled had theirs open from the start. */
+    get gatewayOpen(): boolean {
+        return this.state.gatewayOpen !== false;
     }
 
     /** Boots a host and resolves once its sshd accepts connections (cloud-init may still run). */
@@ -537,6 +574,28 @@ function withLockSync<T>(file: string, fn: () => T, timeoutMs = 10_000): T {
 /** Creates a cloud (see LocalCloud.create). */
 export function createCloud(options: CloudOptions): Promise<LocalCloud> {
     return LocalCloud.create(options);
+}
+
+const GATEWAY_TABLE = "pycluster_gateway";
+
+/**
+ * Before the gateway exists a private host has no way out: what it sends towards the gateway
+ * address (its default route, the apt repository) is answered "network unreachable", as a
+ * subnet without a router answers on OVH. Packets the gateway namespace sends itself are unaffected.
+ */
+async function closeGateway(netns: string): Promise<void> {
+    const rules = [
+        `add table inet ${GATEWAY_TABLE}`,
+        `delete table inet ${GATEWAY_TABLE}`,
+        `table inet ${GATEWAY_TABLE} {`,
+        `  chain input {`,
+        `    type filter hook input priority 0; policy accept;`,
+        `    iifname "eth0" reject with icmpx type no-route`,
+        `  }`,
+        `}`,
+        ``,
+    ].join("\n");
+    await run(["ip", "netns", "exec", netns, "nft", "-f", "-"], { input: rules });
 }
 
 /** Starts the HTTP server of the apt repository in the gateway namespace, in the cloud's cgroup. */

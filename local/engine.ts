@@ -18,6 +18,7 @@ import type { LocalCloud } from "./cloud";
 import { runInNetns } from "./exec";
 import { renderHostFirewall, SecurityRule } from "./firewall";
 import { generatePrivateKey, selfSignedCert } from "./keys";
+import { FakeNeutron, NeutronError } from "./neutron";
 import { ProgramMocks, Registration, unwrapSecrets } from "./program";
 import { copyToRemote, runCommand, SshConnection } from "./ssh";
 
@@ -68,7 +69,15 @@ export interface EngineOptions {
     stateDir: string;
     preview: boolean;
     log: (line: string) => void;
+    /** How long creating the private network's gateway takes at least (OVH: "may take several minutes"). */
+    gatewayCreateMs?: number;
 }
+
+export const DEFAULT_GATEWAY_CREATE_MS = 5000;
+/** The longest an instance created alongside the gateway may take to finish its first boot. */
+const FIRST_BOOT_LIMIT_MS = 240_000;
+const GATEWAY = "ovh:CloudProject/gateway:Gateway";
+const RULE = "openstack:networking/secGroupRule:SecGroupRule";
 
 const sha = (value: unknown) => crypto.createHash("sha256").update(JSON.stringify(value ?? null)).digest("hex");
 
@@ -82,6 +91,10 @@ export class LocalEngine {
     private readonly keysFile: string;
     /** Firewall updates, one after another. */
     private firewall: Promise<void> = Promise.resolve();
+    /** What the networking API accepts (local/neutron.ts), knowing the rules that exist. */
+    private readonly neutron = new FakeNeutron();
+    /** Hosts whose instance creation started in this run: a gateway created alongside finishes after their first boot. */
+    private readonly launched = new Set<string>();
 
     constructor(
         private readonly cloud: LocalCloud | undefined,
@@ -91,6 +104,7 @@ export class LocalEngine {
         this.keysFile = path.join(o.stateDir, `keys-${o.stack}.json`);
         this.state = readJson(this.stateFile) ?? { version: 1, stack: o.stack, seq: 0, resources: {} };
         this.keys = readJson(this.keysFile) ?? {};
+        for (const rule of Object.values(this.state.resources).filter(r => r.type === RULE)) this.neutron.check(RULE, rule.name, rule.outputs);
     }
 
     /** Commands and uploads that ran (created, updated, replaced or deleted) in this engine's runs. */
@@ -194,11 +208,17 @@ export class LocalEngine {
                 return { id: r.name, state: { ...inputs, ...this.keys[key] } };
             }
 
+            case GATEWAY:
+                return this.gateway(key, r, inputs, prev, started);
             case "ovh:CloudProject/networkPrivate:NetworkPrivate": {
                 const outputs = { ...inputs, regionsOpenstackIds: Object.fromEntries((inputs.regions ?? []).map((g: string) => [g, `local-net-${inputs.vlanId}`])) };
                 return this.plain(key, r, inputs, `pn-local_${inputs.vlanId}`, outputs, started);
             }
+            case "ovh:CloudProject/networkPrivateSubnetV2:NetworkPrivateSubnetV2":
+                if (!this.o.preview) this.neutron.check(r.type, r.name, inputs);
+                return this.plain(key, r, inputs, prev?.id ?? `${r.name}-id`, inputs, started);
             case "openstack:networking/port:Port": {
+                if (!this.o.preview) this.neutron.check(r.type, r.name, inputs);
                 const ip = inputs.fixedIps?.[0]?.ipAddress;
                 if (!ip) throw new Error(`local cloud: port ${r.name} needs a fixed address (the program always sets one)`);
                 const res = this.plain(key, r, inputs, `port-${r.name}`, { ...inputs, allFixedIps: [ip] }, started);
@@ -206,7 +226,10 @@ export class LocalEngine {
                 await this.enforceSecurityGroups();
                 return res;
             }
-            case "openstack:networking/secGroupRule:SecGroupRule": {
+            case RULE: {
+                // Every input of a rule forces a replacement (Pulumi creates the new one first).
+                const replacing = prev !== undefined && prev.inputsHash !== sha(withoutIgnored(inputs, r.options.ignoreChanges));
+                if (!this.o.preview) this.neutron.check(r.type, r.name, inputs, { replacing, deleteBeforeReplace: r.options.deleteBeforeReplace });
                 const res = this.plain(key, r, inputs, prev?.id ?? `${r.name}-id`, inputs, started);
                 await this.enforceSecurityGroups();
                 return res;
@@ -227,7 +250,7 @@ export class LocalEngine {
 
     private plain(key: string, r: Registration, inputs: Record<string, any>, id: string, outputs: Record<string, any>, started: number) {
         const prev = this.state.resources[key];
-        const hash = sha(inputs);
+        const hash = sha(withoutIgnored(inputs, r.options.ignoreChanges));
         if (prev?.inputsHash !== hash) {
             this.record(key, { type: r.type, name: r.name, inputsHash: hash, id, outputs: stripSecrets(outputs) });
             if (!r.type.startsWith("pulumi:providers:") && !r.type.startsWith("pycluster:")) this.step(r.type, r.name, prev ? "update" : "create", started);
@@ -335,6 +358,7 @@ export class LocalEngine {
         const keypair = this.find(k => k.type === "openstack:compute/keypair:Keypair" && k.outputs.name === inputs.keyPair);
         const publicKeys = keypair ? [String(keypair.outputs.publicKey).trim()] : [];
         const id = `${r.name}-${crypto.randomUUID().slice(0, 8)}`;
+        this.launched.add(hostName);
         await cloud.bootHost({
             name: hostName,
             privateIp: port.host,
@@ -355,8 +379,41 @@ export class LocalEngine {
         return { id, state: { ...inputs, accessIpV4: port.host } };
     }
 
+    /**
+     * The private network's OVH gateway: created after a while (OVH: minutes), and only then does
+     * the subnet reach the outside. Removed, it cuts the subnet off again.
+     */
+    private async gateway(key: string, r: Registration, inputs: Record<string, any>, prev: ResourceRecord | undefined, started: number) {
+        const hash = sha(inputs);
+        if (prev && prev.inputsHash === hash && (this.o.preview || this.cloud?.gatewayOpen !== false)) {
+            this.step(r.type, r.name, "same", started);
+            return { id: prev.id, state: inputs };
+        }
+        if (!this.o.preview) {
+            // An OVH gateway takes minutes, an instance about one: whatever instance is being created
+            // meanwhile runs its first boot (cloud-init's one package install included) without it.
+            await new Promise(res => setTimeout(res, this.o.gatewayCreateMs ?? DEFAULT_GATEWAY_CREATE_MS));
+            const cloud = this.cloud;
+            const deadline = Date.now() + FIRST_BOOT_LIMIT_MS;
+            while (cloud && Date.now() < deadline && [...this.launched].some(h => cloud.hosts().some(x => x.name === h) && !cloud.cloudInitFinished(h))) {
+                await new Promise(res => setTimeout(res, 500));
+            }
+            await this.cloud?.openGateway();
+            this.record(key, { type: r.type, name: r.name, inputsHash: hash, id: prev?.id ?? `${r.name}-id`, outputs: stripSecrets(inputs) });
+        }
+        this.step(r.type, r.name, prev ? "update" : "create", started);
+        return { id: prev?.id ?? `${r.name}-id`, state: inputs };
+    }
+
     /** A floating IP belongs to a port: attached to its host now if the instance exists, else when it boots. */
     private async associate(key: string, r: Registration, inputs: Record<string, any>, prev: ResourceRecord | undefined, started: number) {
+        // Neutron: a floating IP reaches a port only through a router on its subnet (OVH: the gateway).
+        if (!this.o.preview && !Object.values(this.state.resources).some(g => g.type === GATEWAY) ) {
+            throw new NeutronError(
+                404,
+                `External network Ext-Net is not reachable from the subnet of port ${inputs.portId}. Therefore, cannot associate Port ${inputs.portId} with a Floating IP (${r.name}: create the network's gateway first)`,
+            );
+        }
         const hash = sha([inputs.floatingIp, inputs.portId]);
         const instance = this.instanceOnPort(inputs.portId);
         const attached = !instance || this.cloud?.hosts().find(h => h.name === instance.host)?.publicIp === inputs.floatingIp;
@@ -450,6 +507,10 @@ export class LocalEngine {
                 if (this.cloud?.hosts().some(h => h.name === rec.host && !doomedInstance(this.state, doomed, rec.host))) await this.cloud.detachPublicIp(rec.host);
             } else if (rec.type === "openstack:compute/instance:Instance" && rec.host) {
                 if (this.cloud?.hosts().some(h => h.name === rec.host)) await this.cloud.removeHost(rec.host);
+            } else if (rec.type === GATEWAY) {
+                await this.cloud?.closeGateway();
+            } else if (rec.type === RULE) {
+                this.neutron.forget(rec.name);
             }
             delete this.state.resources[key];
             delete this.keys[key];
@@ -461,6 +522,12 @@ export class LocalEngine {
 
 function doomedInstance(state: EngineState, doomed: Set<string>, host: string): boolean {
     return [...doomed].some(k => state.resources[k]?.type === "openstack:compute/instance:Instance" && state.resources[k]?.host === host);
+}
+
+/** Inputs without the ones the resource's ignoreChanges leaves out (top-level names). */
+function withoutIgnored(inputs: Record<string, any>, ignored: string[] | undefined): Record<string, any> {
+    if (!ignored?.length) return inputs;
+    return Object.fromEntries(Object.entries(inputs).filter(([k]) => !ignored.includes(k)));
 }
 
 /** Outputs that name keys or certificates stay out of the state file. */

@@ -84,6 +84,10 @@ export function renderHostFiles(h: HostIdentity): Record<string, string> {
             `::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n`,
         "/etc/machine-id": `${h.machineId}\n`,
         "/etc/apt/sources.list": `# local apt repository served by the subnet gateway (no internet here)\ndeb [trusted=yes] http://${h.gatewayIp}/ ./\n`,
+        // The local image has the cluster's packages pre-installed (boot speed); OVH's stock image does
+        // not, so there cloud-init's package install fails when nothing can be fetched. An update that
+        // cannot reach its source fails here too, so a first boot without the outside fails alike.
+        "/etc/apt/apt.conf.d/90pycluster-local-stock-image": `APT::Update::Error-Mode "any";\n`,
         "/var/lib/cloud/seed/nocloud/meta-data": metaData,
         "/var/lib/cloud/seed/nocloud/user-data": h.userData,
         ...(h.vendorData ? { "/var/lib/cloud/seed/nocloud/vendor-data": h.vendorData } : {}),

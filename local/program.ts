@@ -8,6 +8,8 @@ import * as fs from "fs";
 import * as path from "path";
 import { parse } from "yaml";
 import * as pulumi from "@pulumi/pulumi";
+import { ENV_FALLBACK } from "../config/stackConfig";
+import type { CliConfig } from "./cliConfig";
 
 // Internal SDK functions the public typings leave out.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -25,6 +27,7 @@ interface RegisterRequest {
     getDependenciesList(): string[];
     getIgnorechangesList(): string[];
     getDeletedwith(): string;
+    getDeletebeforereplace(): boolean;
     getAdditionalsecretoutputsList(): string[];
 }
 interface RegisterResponse {
@@ -42,6 +45,7 @@ export interface ResourceOptionsSeen {
     dependsOn: string[];
     ignoreChanges: string[];
     deletedWith: string;
+    deleteBeforeReplace: boolean;
     additionalSecretOutputs: string[];
 }
 
@@ -106,13 +110,18 @@ export async function resolveDeep(value: unknown): Promise<unknown> {
     return value;
 }
 
-/** Environment variables the program would read credentials from: hidden from a mocked run. */
-const CREDENTIAL_ENV = ["OVH_ENDPOINT", "OVH_APPLICATION_KEY", "OVH_APPLICATION_SECRET", "OVH_CONSUMER_KEY", "OVH_CLOUD_PROJECT_SERVICE", "OS_AUTH_URL", "OS_USERNAME", "OS_PASSWORD"];
+/**
+ * Environment variables the program reads credentials from (config/stackConfig.ts). A mocked run
+ * sees only the ones it is given, never the developer's own.
+ */
+export const CREDENTIAL_ENV: readonly string[] = Object.values(ENV_FALLBACK);
 
 export async function runProgramWithMocks(o: {
     stack: string;
-    config: Record<string, string>;
-    secretKeys: string[];
+    /** The stack's configuration as the CLI builds it (local/cliConfig.ts). */
+    config: CliConfig;
+    /** Credential variables of the environment the program runs in (see CREDENTIAL_ENV). */
+    env?: Record<string, string>;
     preview: boolean;
     mocks: ProgramMocks;
     /** Every registration, as it happens (also those whose mock fails). */
@@ -146,6 +155,7 @@ export async function runProgramWithMocks(o: {
             dependsOn: req.getDependenciesList(),
             ignoreChanges: req.getIgnorechangesList(),
             deletedWith: req.getDeletedwith(),
+            deleteBeforeReplace: req.getDeletebeforereplace(),
             additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
         };
         pending.set(`${req.getType()}::${req.getName()}`, options);
@@ -155,12 +165,13 @@ export async function runProgramWithMocks(o: {
         });
     };
 
-    pulumi.runtime.setAllConfig(
-        Object.fromEntries(Object.entries(o.config).map(([k, v]) => [`${PROJECT}:${k}`, v])),
-        o.secretKeys.map(k => `${PROJECT}:${k}`),
-    );
+    // What the CLI hands over in PULUMI_CONFIG and PULUMI_CONFIG_SECRET_KEYS.
+    pulumi.runtime.setAllConfig(o.config.config, o.config.secretKeys);
     const saved = Object.fromEntries(CREDENTIAL_ENV.map(v => [v, process.env[v]]));
-    for (const v of CREDENTIAL_ENV) delete process.env[v];
+    for (const v of CREDENTIAL_ENV) {
+        if (o.env?.[v] !== undefined) process.env[v] = o.env[v];
+        else delete process.env[v];
+    }
     try {
         // eslint-disable-next-line @typescript-eslint/no-require-imports
         const program = require(path.join(PROJECT_ROOT, "index.ts")) as () => Promise<Record<string, unknown>>;
@@ -193,6 +204,9 @@ export async function runProgramWithMocks(o: {
         }
         return { outputs: resolved, secretOutputs };
     } finally {
-        for (const [k, v] of Object.entries(saved)) if (v !== undefined) process.env[k] = v;
+        for (const [k, v] of Object.entries(saved)) {
+            if (v !== undefined) process.env[k] = v;
+            else delete process.env[k];
+        }
     }
 }

@@ -8,29 +8,32 @@ import * as path from "path";
 import { createCloud, destroyCloud, LocalCloud, stateDirOf } from "./cloud";
 import { LocalEngine, StepRecord } from "./engine";
 import { loadDeclarations } from "../config/declarations";
-import { SAMPLE_APP_DIR } from "../config/read";
+import { projectValues, SAMPLE_APP_DIR } from "../config/read";
 import { parseStackConfig, StackConfig } from "../config/stackConfig";
-import { loadStackFile, ProgramFailure, runProgramWithMocks } from "./program";
+import { CliConfig, cliStackConfig } from "./cliConfig";
+import { ProgramFailure, runProgramWithMocks } from "./program";
 import { localCloudPrerequisites } from "./prerequisites";
 import { ensureRootfs } from "./rootfs";
 
-/** Credentials the program validates; the local cloud never calls an API with them. */
-const LOCAL_CREDENTIALS: Record<string, string> = {
-    serviceName: "10ca1c10ca1c10ca1c10ca1c10ca1c10",
-    ovhApplicationKey: "local",
-    ovhApplicationSecret: "local-not-a-secret",
-    ovhConsumerKey: "local-not-a-secret",
-    openstackUserName: "local",
-    openstackPassword: "local-not-a-secret",
+/**
+ * Credentials the program validates, where the README puts them: exported in the environment of
+ * `up` (the local cloud never calls an API with them).
+ */
+const LOCAL_ENV: Record<string, string> = {
+    OVH_CLOUD_PROJECT_SERVICE: "10ca1c10ca1c10ca1c10ca1c10ca1c10",
+    OVH_APPLICATION_KEY: "local",
+    OVH_APPLICATION_SECRET: "local-not-a-secret",
+    OVH_CONSUMER_KEY: "local-not-a-secret",
+    OS_USERNAME: "local",
+    OS_PASSWORD: "local-not-a-secret",
 };
-const LOCAL_SECRET_KEYS = ["ovhApplicationSecret", "ovhConsumerKey", "openstackPassword"];
 
 export interface LocalStackOptions {
     /** Stack file Pulumi.<stack>.yaml (default "local"). */
     stack?: string;
-    /** Config values over the stack file (keys without the project prefix). */
+    /** `pulumi config set key value` over the stack file (keys without the project prefix). */
     set?: Record<string, string>;
-    /** Secret config values (appEnv, tlsPrivateKey, ...). */
+    /** `pulumi config set --secret` (appEnv, tlsPrivateKey, ...). */
     setSecret?: Record<string, string>;
     /** Internet client namespaces of the cloud (load generators use several). */
     clients?: number;
@@ -79,19 +82,18 @@ async function openOrCreateCloud(stack: string, privateCidr: string, publicCidr:
     return createCloud({ prefix, privateCidr, publicCidr, clients: o.clients ?? 6, rootfs, log: o.log });
 }
 
-function config(stack: string, o: LocalStackOptions) {
-    const values = { ...loadStackFile(stack), ...LOCAL_CREDENTIALS, ...o.set, ...o.setSecret };
-    return { values, secretKeys: [...LOCAL_SECRET_KEYS, ...Object.keys(o.setSecret ?? {})] };
+/** The stack's configuration as `pulumi up` would pass it (the CLI refuses what it would refuse). */
+function config(stack: string, o: LocalStackOptions): CliConfig {
+    return cliStackConfig({ stack, set: o.set, setSecret: o.setSecret });
 }
 
 async function run(stack: string, cloud: LocalCloud | undefined, preview: boolean, o: LocalStackOptions) {
     const log = o.log ?? (() => undefined);
     const engine = new LocalEngine(cloud, { stack, stateDir: stateDirOf(cloudPrefix(stack)), preview, log, vendorData: o.vendorData });
-    const { values, secretKeys } = config(stack, o);
     const result = await runProgramWithMocks({
         stack,
-        config: values,
-        secretKeys,
+        config: config(stack, o),
+        env: LOCAL_ENV,
         preview,
         mocks: engine.mocks(),
         onRegister: r => engine.noteUrn(r.type, r.name, r.urn),
@@ -105,8 +107,10 @@ async function run(stack: string, cloud: LocalCloud | undefined, preview: boolea
 /** The validated settings a local run of the stack uses (what tests compare the hosts against). */
 export function localStackConfig(o: LocalStackOptions = {}): StackConfig {
     const stack = o.stack ?? "local";
-    const { values, secretKeys } = config(stack, o);
-    return parseStackConfig({ values, secretKeys: new Set(secretKeys) }, { declarations: loadDeclarations(), stack, env: {}, sampleAppDir: SAMPLE_APP_DIR });
+    const declarations = loadDeclarations();
+    const cli = config(stack, o);
+    const raw = projectValues(declarations.project, cli.config, key => cli.secretKeys.includes(key));
+    return parseStackConfig(raw, { declarations, stack, env: LOCAL_ENV, sampleAppDir: SAMPLE_APP_DIR });
 }
 
 /** Stands the stack up on local hosts (creating the local cloud on first use). */
@@ -114,10 +118,9 @@ export async function localUp(o: LocalStackOptions = {}): Promise<UpResult> {
     await requirePrerequisites();
     const stack = o.stack ?? "local";
     const started = Date.now();
-    const { values } = config(stack, o);
-    const adminCidrs = JSON.parse(values.adminCidrs ?? "[]") as string[];
-    if (!adminCidrs[0]) throw new Error(`Pulumi.${stack}.yaml needs adminCidrs: its first entry is the local cloud's internet`);
-    const cloud = await openOrCreateCloud(stack, values.subnetCidr, adminCidrs[0], o);
+    // A bad configuration stops here, before the local cloud is created, as it stops a real `up`.
+    const cfg = localStackConfig({ ...o, stack });
+    const cloud = await openOrCreateCloud(stack, cfg.network.cidr, cfg.ssh.adminCidrs[0], o);
     const { engine, result } = await run(stack, cloud, false, o);
     const sshKeyFile = path.join(cloud.stateDir, `${stack}-deployer.key`);
     fs.writeFileSync(sshKeyFile, String(result.outputs.sshPrivateKey), { mode: 0o600 });

@@ -151,10 +151,12 @@ def unit_processes(cgroup_root, unit):
 
 
 def parent_of(pid):
+    """The parent of a running process; None when it is gone or a zombie (dead, waiting to be reaped)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             # "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after the last ")".
-            return int(f.read().rsplit(")", 1)[1].split()[1])
+            state, ppid = f.read().rsplit(")", 1)[1].split()[:2]
+        return None if state in ("Z", "X") else int(ppid)
     except (OSError, IndexError, ValueError):
         return None
 

@@ -1,25 +1,38 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { CliConfigError } from "../../local/cliConfig";
 import { ConfigError } from "../../config/stackConfig";
 import { BAD } from "../config/badConfigs";
-import { loadStackFile, ProgramFailure, runProgram, TEST_CREDENTIALS, TEST_SECRET_KEYS } from "../support/programHarness";
+import { ProgramFailure, runProgram, stackConfig, TEST_CREDENTIALS, TEST_SECRET_KEYS } from "../support/programHarness";
 
 /**
- * The real program with each bad stack configuration of the table: it stops
- * before it registers a single resource, naming the key, the value and the fix.
+ * The real program with each bad stack configuration of the table, as `pulumi up` would run it:
+ * what the CLI refuses never reaches the program; what it passes, the program stops before it
+ * registers a single resource, naming the key, the value and the fix.
  */
 for (const [what, overrides, message, o] of BAD) {
     test(`bad config registers nothing: ${what}`, async () => {
-        const config: Record<string, string> = { ...loadStackFile("staging"), ...TEST_CREDENTIALS };
+        const values: Record<string, string> = { ...TEST_CREDENTIALS };
+        const unset: string[] = [];
         for (const [k, v] of Object.entries(overrides)) {
-            if (v === undefined) delete config[k];
-            else config[k] = v;
+            if (v === undefined) {
+                delete values[k];
+                unset.push(k);
+            } else values[k] = v;
         }
-        const secretKeys = o?.secretKeys ?? [
-            ...TEST_SECRET_KEYS.filter(k => !(k in overrides) || overrides[k] === undefined),
-            ...Object.keys(overrides).filter(k => ["appEnv", "tlsPrivateKey"].includes(k)),
-        ];
-        await assert.rejects(runProgram({ stack: o?.stack ?? "staging", config, secretKeys }), (e: unknown) => {
+        const secretKeys = o?.secretKeys ?? [...TEST_SECRET_KEYS, "appEnv", "tlsPrivateKey"];
+        const set = Object.fromEntries(Object.entries(values).filter(([k]) => !secretKeys.includes(k)));
+        const setSecret = Object.fromEntries(Object.entries(values).filter(([k]) => secretKeys.includes(k)));
+        const stack = o?.stack ?? "staging";
+        if (o?.cli) {
+            assert.throws(() => stackConfig(stack, { set, setSecret, unset }), (e: unknown) => {
+                assert.ok(e instanceof CliConfigError, String(e));
+                assert.match(e.message, message);
+                return true;
+            });
+            return;
+        }
+        await assert.rejects(runProgram({ stack, config: stackConfig(stack, { set, setSecret, unset }), env: {} }), (e: unknown) => {
             assert.ok(e instanceof ProgramFailure, String(e));
             assert.ok(e.cause instanceof ConfigError, String(e.cause));
             assert.match(e.message, message);
@@ -30,5 +43,5 @@ for (const [what, overrides, message, o] of BAD) {
 }
 
 test("at least 25 invalid configurations are exercised through the program", () => {
-    assert.ok(BAD.length >= 25, `${BAD.length}`);
+    assert.ok(BAD.filter(([, , , o]) => !o?.cli).length >= 25, `${BAD.length}`);
 });

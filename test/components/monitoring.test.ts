@@ -18,7 +18,7 @@ import {
     ResourceDescription,
 } from "../../policy/rules";
 import { bundleFiles } from "../support/bundle";
-import { COMMAND, fakeState, loadStackFile, ProgramRun, RecordedResource, runProgram, TEST_CREDENTIALS } from "../support/programHarness";
+import { COMMAND, fakeState, ProgramRun, RecordedResource, runProgram } from "../support/programHarness";
 
 const INSTANCE = "openstack:compute/instance:Instance";
 const PORT = "openstack:networking/port:Port";
@@ -30,7 +30,7 @@ function stack(name: string, monitoring: boolean): Promise<ProgramRun> {
     const key = `${name}:${monitoring}`;
     if (!runs.has(key)) {
         const set: Record<string, string> = monitoring ? { monitoringNode: "true" } : {};
-        runs.set(key, runProgram({ stack: name, config: { ...loadStackFile(name), ...TEST_CREDENTIALS, ...set } }));
+        runs.set(key, runProgram({ stack: name, set }));
     }
     return runs.get(key)!;
 }
@@ -98,7 +98,7 @@ test("the monitoring node: private, its own group, a fixed address that scaling 
         assert.equal(c.inputs.connection.proxy?.host, run.outputs.lbPublicIp, `${c.name} goes through the LB`);
         assert.match(c.inputs.connection.proxy?.hostKey, /AAAAFAKEpyclusterstaginglbhostkey/);
     }
-    const scaled = await runProgram({ stack: "staging", config: { ...loadStackFile("staging"), ...TEST_CREDENTIALS, monitoringNode: "true", appNodeCount: "6" } });
+    const scaled = await runProgram({ stack: "staging", set: { monitoringNode: "true", appNodeCount: "6" } });
     assert.equal(find(scaled, PORT, "pycluster-staging-mon-port").inputs.fixedIps[0].ipAddress, "10.120.0.127");
 });
 

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { COMMAND, COPY, isWrappedSecret, loadStackFile, ProgramRun, RecordedResource, runProgram, TEST_CREDENTIALS, TEST_SECRET_KEYS } from "../support/programHarness";
+import { COMMAND, CONFIG_CREDENTIALS, COPY, isWrappedSecret, loadStackFile, ProgramRun, RecordedResource, runProgram, TEST_CREDENTIALS, TEST_ENV } from "../support/programHarness";
 
 const INSTANCE = "openstack:compute/instance:Instance";
 const PORT = "openstack:networking/port:Port";
@@ -10,7 +10,7 @@ const FIP_ASSOC = "openstack:networking/floatingIpAssociate:FloatingIpAssociate"
 
 const runs = new Map<string, ProgramRun>();
 async function stack(name: string): Promise<ProgramRun> {
-    if (!runs.has(name)) runs.set(name, await runProgram({ stack: name, config: { ...loadStackFile(name), ...TEST_CREDENTIALS, ...(name === "prod" ? {} : {}) } }));
+    if (!runs.has(name)) runs.set(name, await runProgram({ stack: name }));
     return runs.get(name)!;
 }
 
@@ -78,7 +78,7 @@ test("no rule opens SSH or the app port to the world, and none leaves its source
 });
 
 test("SSH opened to the world only with the explicit opt-in, and labelled so", async () => {
-    const run = await runProgram({ stack: "staging", config: { ...loadStackFile("staging"), ...TEST_CREDENTIALS, adminCidrs: '["0.0.0.0/0"]', allowSshFromAnywhere: "true" } });
+    const run = await runProgram({ stack: "staging", set: { adminCidrs: '["0.0.0.0/0"]', allowSshFromAnywhere: "true" } });
     const [ssh] = run.byType(RULE).filter(r => r.inputs.portRangeMin === 22 && r.name.includes("-lb-"));
     assert.equal(ssh.inputs.remoteIpPrefix, "0.0.0.0/0");
     assert.match(ssh.inputs.description, /allowSshFromAnywhere/);
@@ -169,7 +169,7 @@ test("app nodes are reached through the load balancer; every connection pins its
 
 test("the LB's upstream lists exactly the app nodes, and grows with appNodeCount", async () => {
     for (const count of [2, 4]) {
-        const run = await runProgram({ stack: "staging", config: { ...loadStackFile("staging"), ...TEST_CREDENTIALS, appNodeCount: String(count) } });
+        const run = await runProgram({ stack: "staging", set: { appNodeCount: String(count) } });
         const nginx = find(run, COMMAND, "pycluster-staging-lb-nginx");
         assert.ok(isWrappedSecret(nginx.rawInputs.stdin), "the bundle carries the TLS key");
         const stdin: string = nginx.inputs.stdin;
@@ -199,7 +199,7 @@ test("each app node's commands carry its rendered files, bound to its own addres
 });
 
 test("changes roll through app nodes in order: a batch starts when the previous one is back in rotation", async () => {
-    const run = await runProgram({ stack: "staging", config: { ...loadStackFile("staging"), ...TEST_CREDENTIALS, appNodeCount: "4", rolloutBatchSize: "2" } });
+    const run = await runProgram({ stack: "staging", set: { appNodeCount: "4", rolloutBatchSize: "2" } });
     const urn = (name: string) => find(run, COMMAND, name).urn;
     const deps = (name: string) => find(run, COMMAND, name).options.dependsOn;
     const admitted = (i: number) => urn(`pycluster-staging-app-${i}-lb-admit`);
@@ -226,10 +226,12 @@ test("changes roll through app nodes in order: a batch starts when the previous 
 
 test("no secret reaches a command line, a plain input or a plain output", async () => {
     const env = { DB_PASSWORD: "db-secret-value-0192", API_TOKEN: "tok-secret-8841" };
+    // Credentials in the stack's config (secrets with --secret), not the environment: they must stay secret from there too.
     const run = await runProgram({
         stack: "staging",
-        config: { ...loadStackFile("staging"), ...TEST_CREDENTIALS, appEnv: JSON.stringify(env) },
-        secretKeys: ["ovhApplicationSecret", "ovhConsumerKey", "openstackPassword", "appEnv"],
+        set: CONFIG_CREDENTIALS.set,
+        setSecret: { ...CONFIG_CREDENTIALS.setSecret, appEnv: JSON.stringify(env) },
+        env: {},
     });
     const secrets = [
         TEST_CREDENTIALS.ovhApplicationSecret,
@@ -293,7 +295,7 @@ test("a replaced VM is provisioned again: every step on it is triggered by its i
 });
 
 test("static files: packed from staticDir, uploaded to the LB and switched before nginx serves them", async () => {
-    const run = await runProgram({ stack: "staging", config: { ...loadStackFile("staging"), ...TEST_CREDENTIALS, staticUrlPath: "/static/", staticDir: "static" } });
+    const run = await runProgram({ stack: "staging", set: { staticUrlPath: "/static/", staticDir: "static" } });
     const upload = find(run, COPY, "pycluster-staging-lb-static-upload");
     assert.match(upload.inputs.remotePath, /^\/var\/tmp\/pycluster-static-webapp-[0-9a-f]{12}\.tar\.gz$/);
     const step = find(run, COMMAND, "pycluster-staging-lb-static");
@@ -327,11 +329,7 @@ test("each node is admitted on the LB after its gate; drains on the LB are lease
 
 test("the admit step moves with anything its node receives, and only then", async () => {
     const fp = async (set: Record<string, string>, secret: Record<string, string> = {}) => {
-        const run = await runProgram({
-            stack: "staging",
-            config: { ...loadStackFile("staging"), ...TEST_CREDENTIALS, ...set, ...secret },
-            secretKeys: [...TEST_SECRET_KEYS, ...Object.keys(secret)],
-        });
+        const run = await runProgram({ stack: "staging", set, setSecret: secret });
         return find(run, COMMAND, "pycluster-staging-app-0-lb-admit").inputs.create.split("# change ")[1];
     };
     const base = await fp({});
@@ -343,11 +341,8 @@ test("the admit step moves with anything its node receives, and only then", asyn
 
 test("no setting of the app or the TLS mode changes user data (OpenStack would rebuild the VMs)", async () => {
     const userData = async (set: Record<string, string>) => {
-        const run = await runProgram({
-            stack: "prod",
-            config: { ...loadStackFile("prod"), ...TEST_CREDENTIALS, ...set },
-            secretKeys: [...TEST_SECRET_KEYS, ...("tlsPrivateKey" in set ? ["tlsPrivateKey"] : [])],
-        });
+        const { tlsPrivateKey, ...plain } = set;
+        const run = await runProgram({ stack: "prod", set: plain, setSecret: tlsPrivateKey ? { tlsPrivateKey } : {} });
         return run.byType(INSTANCE).map(i => [i.name, i.inputs.userData]);
     };
     const base = await userData({});
@@ -361,4 +356,46 @@ test("no setting of the app or the TLS mode changes user data (OpenStack would r
         find(run, COMMAND, "pycluster-prod-lb-packages").inputs.create,
         "sudo python3 /usr/local/lib/pycluster/hostctl.py packages nginx certbot prometheus-node-exporter prometheus-nginx-exporter mtail",
     );
+});
+
+test("the README's path: credentials only exported in the environment, and `preview` and `up` of every stack file work", async () => {
+    for (const stackName of ["dev", "staging", "prod"]) {
+        for (const preview of [true, false]) {
+            const run = await runProgram({ stack: stackName, preview, env: TEST_ENV });
+            const ovhProvider = run.byType("pulumi:providers:ovh")[0];
+            assert.equal(ovhProvider.inputs.applicationKey, TEST_ENV.OVH_APPLICATION_KEY);
+            assert.equal(ovhProvider.inputs.consumerKey, TEST_ENV.OVH_CONSUMER_KEY);
+            assert.equal(ovhProvider.inputs.endpoint, "ovh-eu");
+            assert.ok(isWrappedSecret(ovhProvider.rawInputs.applicationSecret));
+            const os = run.byType("pulumi:providers:openstack")[0];
+            assert.equal(os.inputs.userName, TEST_ENV.OS_USERNAME);
+            assert.equal(os.inputs.tenantId, TEST_ENV.OVH_CLOUD_PROJECT_SERVICE);
+            assert.equal(os.inputs.authUrl, "https://auth.cloud.ovh.net/v3/");
+        }
+    }
+});
+
+test("what reaches the cloud is the normalised, validated text: no whitespace, no leading zeros, no duplicate rule", async () => {
+    // The fake cloud answers 400/409 as Neutron does (local/neutron.ts): these would fail mid-`up` if sent raw.
+    const run = await runProgram({ stack: "staging", set: { adminCidrs: '[" 203.0.113.10/32", "11.0.0.0/08"]', deployerCidrs: '["203.0.113.10/32", "192.0.2.7/32"]', dnsNameservers: '[" 213.186.33.99"]' } });
+    const ssh = run.byType(RULE).filter(r => r.inputs.portRangeMin === 22 && r.name.includes("-lb-"));
+    assert.deepEqual(ssh.map(r => r.inputs.remoteIpPrefix).sort(), ["11.0.0.0/8", "192.0.2.7/32", "203.0.113.10/32"]);
+    assert.deepEqual(ssh.map(r => r.name).sort(), ["pycluster-staging-lb-ssh-11-0-0-0-8", "pycluster-staging-lb-ssh-203-0-113-10-32", "pycluster-staging-lb-ssh-deployer-192-0-2-7-32"]);
+    assert.deepEqual(run.byType("ovh:CloudProject/networkPrivateSubnetV2:NetworkPrivateSubnetV2")[0].inputs.dnsNameservers, ["213.186.33.99"]);
+    // A rule's description never replaces it (Neutron would refuse the replacement as a duplicate of the old rule).
+    for (const r of run.byType(RULE)) assert.deepEqual(r.options.ignoreChanges, ["description"], r.name);
+});
+
+test("nothing leaves the private network before the gateway: every instance, the floating IP and its association wait for it", async () => {
+    const run = await stack("staging");
+    const gateway = run.byType("ovh:CloudProject/gateway:Gateway")[0];
+    for (const r of [...run.byType(INSTANCE), ...run.byType(FIP), ...run.byType(FIP_ASSOC)]) {
+        assert.ok(r.options.dependsOn.includes(gateway.urn), `${r.name} waits for the gateway`);
+    }
+});
+
+test("every port enforces its security groups explicitly (a network without port security fails loudly)", async () => {
+    for (const name of ["dev", "prod"]) {
+        for (const port of (await stack(name)).byType(PORT)) assert.equal(port.inputs.portSecurityEnabled, true, port.name);
+    }
 });

@@ -10,7 +10,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "fs";
 import * as path from "path";
-import { loadStackFile, runProgram, TEST_CREDENTIALS } from "../support/programHarness";
+import { runProgram } from "../support/programHarness";
 import { recordPushes } from "../support/pushRecording";
 
 const ROOT = path.join(__dirname, "..", "..");
@@ -29,7 +29,7 @@ test("there is a recording for every stack file, and no other", () => {
 
 for (const stack of STACKS) {
     test(`${stack}: what the program pushes equals the golden recording`, async () => {
-        const run = await runProgram({ stack, config: { ...loadStackFile(stack), ...TEST_CREDENTIALS } });
+        const run = await runProgram({ stack });
         const text = await recordPushes(run);
         const file = path.join(GOLDEN, `${stack}.txt`);
         if (process.env.PYCLUSTER_UPDATE_GOLDEN === "1") {

@@ -2,25 +2,42 @@ import { SAMPLE_APP } from "./configFixtures";
 
 /**
  * Bad configurations: each fails before anything is created, with a message
- * naming the key, the value and what to do.
+ * naming the key, the value and what to do. `undefined` removes a key from the
+ * stack. `cli: true`: the Pulumi CLI itself refuses it, with its own message,
+ * before the program runs (a missing key without default, a value of the wrong
+ * type: local/cliConfig.ts).
  */
-export const BAD: [string, Record<string, string | undefined>, RegExp, { stack?: string; secretKeys?: string[] }?][] = [
+export interface BadOptions {
+    stack?: string;
+    secretKeys?: string[];
+    cli?: true;
+}
+export const BAD: [string, Record<string, string | undefined>, RegExp, BadOptions?][] = [
     ["vlanId below range", { vlanId: "1" }, /pycluster:vlanId = 1: must be from 2 to 4000 \(each stack sharing the vRack needs its own\)/],
     ["vlanId above range", { vlanId: "4001" }, /pycluster:vlanId = 4001: must be from 2 to 4000/],
-    ["vlanId not an integer", { vlanId: "12x" }, /pycluster:vlanId = "12x": must be an integer from 2 to 4000/],
-    ["vlanId missing", { vlanId: undefined }, /pycluster:vlanId is not set: an integer from 2 to 4000 is required.*Set it in Pulumi.staging.yaml/],
+    ["vlanId not an integer", { vlanId: "12x" }, /^Stack 'staging' with configuration key 'vlanId' must be of type 'integer'$/, { cli: true }],
+    ["vlanId missing", { vlanId: undefined }, /^Stack 'staging' is missing configuration value 'vlanId'$/, { cli: true }],
+    ["vlanId and adminCidrs missing", { vlanId: undefined, adminCidrs: undefined }, /^Stack 'staging' is missing configuration values 'adminCidrs' and 'vlanId'$/, { cli: true }],
     ["appNodeCount zero", { appNodeCount: "0" }, /pycluster:appNodeCount = 0: must be from 1 to 200/],
-    ["appNodeCount not a number", { appNodeCount: "two" }, /pycluster:appNodeCount = "two": must be an integer from 1 to 200/],
+    ["appNodeCount not a number", { appNodeCount: "two" }, /^Stack 'staging' with configuration key 'appNodeCount' must be of type 'integer'$/, { cli: true }],
+    ["appNodeCount a fraction", { appNodeCount: "2.5" }, /must be of type 'integer'/, { cli: true }],
     ["subnet syntax", { subnetCidr: "10.0.0.0/33" }, /pycluster:subnetCidr = "10.0.0.0\/33": must be an IPv4 network in CIDR notation .* e.g. 10.10.0.0\/24/],
     ["subnet host bits", { subnetCidr: "10.0.0.7/24" }, /pycluster:subnetCidr = "10.0.0.7\/24": must be an IPv4 network in CIDR notation with zero host bits/],
     ["subnet public", { subnetCidr: "8.8.8.0/24" }, /pycluster:subnetCidr = "8.8.8.0\/24": must be a private \(RFC 1918\) range/],
     ["subnet too small", { subnetCidr: "10.0.0.0/28", appNodeCount: "8" }, /pycluster:subnetCidr = "10.0.0.0\/28": has room for 6 fixed node addresses .* but the stack needs 9 \(1 load balancer \+ 8 app nodes\): use a larger subnet/],
     ["region format", { region: "GRA" }, /pycluster:region = "GRA": must be an OpenStack region such as GRA11/],
-    ["admin CIDR missing", { adminCidrs: undefined }, /pycluster:adminCidrs is not set: list where SSH to the load balancer may come from/],
+    ["admin CIDR missing", { adminCidrs: undefined }, /^Stack 'staging' is missing configuration value 'adminCidrs'$/, { cli: true }],
     ["admin CIDR empty", { adminCidrs: "[]" }, /pycluster:adminCidrs = \[\]: must list at least one CIDR/],
     ["admin CIDR whole internet", { adminCidrs: '["0.0.0.0/0"]' }, /pycluster:adminCidrs = "0.0.0.0\/0": opens SSH to the whole internet: .* set allowSshFromAnywhere to true/],
     ["admin CIDR syntax", { adminCidrs: '["203.0.113.7"]' }, /pycluster:adminCidrs = "203.0.113.7": each entry must be an IPv4 CIDR/],
-    ["admin CIDR not a list", { adminCidrs: "203.0.113.7/32" }, /pycluster:adminCidrs = "203.0.113.7\/32": must be a list of strings/],
+    ["admin CIDR not a list", { adminCidrs: "203.0.113.7/32" }, /^Stack 'staging' with configuration key 'adminCidrs' must be of type 'array<string>'$/, { cli: true }],
+    ["admin CIDR listed twice", { adminCidrs: '["203.0.113.7/32", " 203.0.113.7/32"]' }, /pycluster:adminCidrs = " 203.0.113.7\/32": lists 203.0.113.7\/32 twice: .*Neutron refuses a duplicate rule; remove one/],
+    ["deployer CIDR open to the world", { deployerCidrs: '["0.0.0.0/0"]' }, /pycluster:deployerCidrs = "0.0.0.0\/0": opens SSH to the whole internet/],
+    ["DNS resolver listed twice", { dnsNameservers: '["213.186.33.99", "213.186.33.99"]' }, /pycluster:dnsNameservers = "213.186.33.99": is listed twice/],
+    ["US region with the EU endpoint", { region: "US-EAST-VA-1", ovhEndpoint: "ovh-eu" }, /pycluster:ovhEndpoint = "ovh-eu": region US-EAST-VA-1 belongs to OVHcloud US: set ovhEndpoint to ovh-us/],
+    ["EU region with the US endpoint", { ovhEndpoint: "ovh-us" }, /pycluster:ovhEndpoint = "ovh-us": ovh-us accounts have only the US-… regions .* GRA11 needs ovh-eu or ovh-ca/],
+    ["endpoint unknown", { ovhEndpoint: "ovh-asia" }, /pycluster:ovhEndpoint = "ovh-asia": must be one of ovh-eu, ovh-ca, ovh-us/],
+    ["region in lower case", { region: "gra11" }, /pycluster:region = "gra11": must be an OpenStack region .*\(region names are upper case: GRA11\)/],
     ["admin CIDR overlaps the subnet", { adminCidrs: '["10.120.0.0/16"]' }, /pycluster:adminCidrs = "10.120.0.0\/16": overlaps subnetCidr 10.120.0.0\/24/],
     ["lbMethod unknown", { lbMethod: "random" }, /pycluster:lbMethod = "random": must be one of least_conn, round_robin, ip_hash/],
     ["appKind unknown", { appKind: "rsgi" }, /pycluster:appKind = "rsgi": must be one of wsgi, asgi/],
@@ -54,13 +71,13 @@ export const BAD: [string, Record<string, string | undefined>, RegExp, { stack?:
     ["release pin syntax", { appRelease: "v1.2" }, /pycluster:appRelease = "v1.2": must be a release id \(12 hex characters\)/],
     ["health path", { healthPath: "healthz" }, /pycluster:healthPath = "healthz": must be a URL path starting with \//],
     ["body size syntax", { clientMaxBodySize: "10 MB" }, /pycluster:clientMaxBodySize = "10 MB": must be an nginx size such as 10m/],
-    ["boolean syntax", { allowSshFromAnywhere: "yes" }, /pycluster:allowSshFromAnywhere = "yes": must be true or false/],
+    ["boolean syntax", { allowSshFromAnywhere: "yes" }, /^Stack 'staging' with configuration key 'allowSshFromAnywhere' must be of type 'boolean'$/, { cli: true }],
     ["static path without dir", { staticUrlPath: "/static/" }, /pycluster:staticDir = "": must be a directory inside appDir/],
     ["static dir outside the app", { staticUrlPath: "/static/", staticDir: "../etc" }, /pycluster:staticDir = "..\/etc": must be a directory inside appDir/],
     ["app name", { appName: "My App" }, /pycluster:appName = "My App": must be 1-31 characters/],
     ["app name is a system account", { appName: "www-data" }, /pycluster:appName = "www-data": is a system account name/],
     ["appPort on an exporter's port", { appPort: "9100" }, /pycluster:appPort = 9100: is where the monitoring listens \(nodeExporter\); choose another port/],
-    ["monitoringNode not a boolean", { monitoringNode: "yes" }, /pycluster:monitoringNode = "yes": must be true or false/],
+    ["monitoringNode not a boolean", { monitoringNode: "yes" }, /^Stack 'staging' with configuration key 'monitoringNode' must be of type 'boolean'$/, { cli: true }],
     ["monitoring flavor syntax", { monitoringNode: "true", monitoringFlavor: "D2 4" }, /pycluster:monitoringFlavor = "D2 4": must be an OVH flavor name such as d2-4/],
     ["subnet too small for the monitoring node", { subnetCidr: "10.0.0.0/28", appNodeCount: "5", monitoringNode: "true" }, /pycluster:subnetCidr = "10.0.0.0\/28": has room for 6 fixed node addresses .* needs 7 \(1 load balancer \+ 5 app nodes \+ 1 monitoring node\)/],
     ["retention below a day", { monitoringRetentionDays: "0" }, /pycluster:monitoringRetentionDays = 0: must be from 1 to 3650/],

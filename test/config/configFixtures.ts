@@ -1,6 +1,8 @@
 import * as path from "path";
 import { loadDeclarations } from "../../config/declarations";
+import { projectValues } from "../../config/read";
 import { parseStackConfig, RawConfig, StackConfig } from "../../config/stackConfig";
+import { stackConfig } from "../support/programHarness";
 
 export const SAMPLE_APP = path.join(__dirname, "..", "..", "provisioning", "app", "sample");
 export const declarations = loadDeclarations();
@@ -19,6 +21,11 @@ export const VALID: Record<string, string> = {
 };
 export const VALID_SECRETS = ["ovhApplicationSecret", "ovhConsumerKey", "openstackPassword"];
 
+/**
+ * The settings of a stack whose file holds VALID plus `overrides` (undefined = not in the stack),
+ * passed through the CLI stand-in as `pulumi up` would (so project defaults arrive as values, and
+ * what the CLI refuses throws its CliConfigError), then parsed.
+ */
 export function parse(
     overrides: Record<string, string | undefined> = {},
     o: { stack?: string; secretKeys?: string[]; env?: Record<string, string> } = {},
@@ -28,6 +35,21 @@ export function parse(
         if (v === undefined) delete values[k];
         else values[k] = v;
     }
-    const raw: RawConfig = { values, secretKeys: new Set(o.secretKeys ?? [...VALID_SECRETS, ...Object.keys(overrides).filter(k => ["appEnv", "tlsPrivateKey"].includes(k))]) };
-    return parseStackConfig(raw, { declarations, stack: o.stack ?? "staging", env: o.env ?? {}, sampleAppDir: SAMPLE_APP });
+    const secretKeys = o.secretKeys ?? [...VALID_SECRETS, "appEnv", "tlsPrivateKey"];
+    const stack = o.stack ?? "staging";
+    const set = Object.fromEntries(Object.entries(values).filter(([k]) => !secretKeys.includes(k)));
+    const setSecret = Object.fromEntries(Object.entries(values).filter(([k]) => secretKeys.includes(k)));
+    const cli = stackConfig(stack, { set, setSecret, emptyStackFile: true });
+    return parseStackConfig(projectValues(declarations.project, cli.config, k => cli.secretKeys.includes(k)), {
+        declarations,
+        stack,
+        env: o.env ?? {},
+        sampleAppDir: SAMPLE_APP,
+    });
+}
+
+/** The program's parser on raw values, without the CLI in front (what a run outside the CLI would see). */
+export function parseRaw(values: Record<string, string>, secretKeys: string[] = VALID_SECRETS, env: Record<string, string> = {}): StackConfig {
+    const raw: RawConfig = { values, secretKeys: new Set(secretKeys) };
+    return parseStackConfig(raw, { declarations, stack: "staging", env, sampleAppDir: SAMPLE_APP });
 }

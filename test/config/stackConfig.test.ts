@@ -5,7 +5,8 @@ import * as os from "os";
 import * as path from "path";
 import { ConfigError } from "../../config/stackConfig";
 import { BAD } from "./badConfigs";
-import { parse } from "./configFixtures";
+import { CliConfigError } from "../../local/cliConfig";
+import { parse, parseRaw, VALID } from "./configFixtures";
 
 test("defaults come from Pulumi.yaml and derived sizes follow the flavor and the target", () => {
     const c = parse();
@@ -59,25 +60,57 @@ test("workers far above (2 x vCPU) + 1 warn about memory but are allowed", () =>
     assert.match(c.warnings.join("\n"), /gunicornWorkers = 100 is far above .* = 5/);
 });
 
-test("credentials can come from the environment", () => {
-    const c = parse(
-        { serviceName: undefined, ovhApplicationKey: undefined, ovhApplicationSecret: undefined, ovhConsumerKey: undefined, openstackUserName: undefined, openstackPassword: undefined },
-        {
-            env: {
-                OVH_CLOUD_PROJECT_SERVICE: "fedcba9876543210fedcba9876543210",
-                OVH_APPLICATION_KEY: "k",
-                OVH_APPLICATION_SECRET: "s",
-                OVH_CONSUMER_KEY: "c",
-                OS_USERNAME: "u",
-                OS_PASSWORD: "p",
-                OVH_ENDPOINT: "ovh-us",
-            },
-        },
-    );
+const CREDENTIALS_UNSET = { serviceName: undefined, ovhApplicationKey: undefined, ovhApplicationSecret: undefined, ovhConsumerKey: undefined, openstackUserName: undefined, openstackPassword: undefined };
+const CREDENTIAL_ENV = {
+    OVH_CLOUD_PROJECT_SERVICE: "fedcba9876543210fedcba9876543210",
+    OVH_APPLICATION_KEY: "k",
+    OVH_APPLICATION_SECRET: "s",
+    OVH_CONSUMER_KEY: "c",
+    OS_USERNAME: "u",
+    OS_PASSWORD: "p",
+};
+
+test("credentials only in the environment (the README's path): the CLI passes Pulumi.yaml's empty defaults, the program reads the variables", () => {
+    const c = parse(CREDENTIALS_UNSET, { env: CREDENTIAL_ENV });
     assert.equal(c.ovh.serviceName, "fedcba9876543210fedcba9876543210");
-    assert.equal(c.ovh.endpoint, "ovh-us");
-    assert.equal(c.openstack.authUrl, "https://auth.cloud.ovh.us/v3");
+    assert.equal(c.ovh.applicationKey, "k");
+    assert.equal(c.ovh.consumerKey.reveal(), "c");
+    assert.equal(c.openstack.userName, "u");
     assert.equal(c.openstack.password.reveal(), "p");
+    assert.equal(c.ovh.endpoint, "ovh-eu", "the region's endpoint when OVH_ENDPOINT is not exported");
+    assert.equal(c.openstack.authUrl, "https://auth.cloud.ovh.net/v3/");
+});
+
+test("OVH_ENDPOINT and OS_AUTH_URL from the environment are not shadowed by Pulumi.yaml's defaults", () => {
+    const c = parse({ ...CREDENTIALS_UNSET, region: "US-EAST-VA-1" }, { env: { ...CREDENTIAL_ENV, OVH_ENDPOINT: "ovh-us" } });
+    assert.equal(c.ovh.endpoint, "ovh-us");
+    assert.equal(c.openstack.authUrl, "https://auth.cloud.ovh.us/v3/");
+    const custom = parse(CREDENTIALS_UNSET, { env: { ...CREDENTIAL_ENV, OVH_ENDPOINT: "ovh-ca", OS_AUTH_URL: "https://keystone.example.net/v3/" } });
+    assert.equal(custom.ovh.endpoint, "ovh-ca");
+    assert.equal(custom.openstack.authUrl, "https://keystone.example.net/v3/");
+});
+
+test("a value set in the stack wins over the environment; an empty one does not", () => {
+    const c = parse({ ovhApplicationKey: "from-stack", ovhConsumerKey: "" }, { env: { OVH_APPLICATION_KEY: "from-env", OVH_CONSUMER_KEY: "ck-env" } });
+    assert.equal(c.ovh.applicationKey, "from-stack");
+    assert.equal(c.ovh.consumerKey.reveal(), "ck-env");
+});
+
+test("the region is never taken from the environment (a sourced openrc must not move a stack)", () => {
+    const c = parse({}, { env: { OS_REGION_NAME: "SBG5" } });
+    assert.equal(c.openstack.region, "GRA11");
+});
+
+test("CIDRs and resolvers reach the cloud normalised: what was validated is what is sent", () => {
+    const c = parse({ adminCidrs: '[" 203.0.113.10/32", "11.0.0.0/08"]', subnetCidr: " 172.16.5.0/24", dnsNameservers: '["213.186.33.99 "]' });
+    assert.deepEqual(c.ssh.adminCidrs, ["203.0.113.10/32", "11.0.0.0/8"]);
+    assert.equal(c.network.cidr, "172.16.5.0/24");
+    assert.deepEqual(c.network.dnsNameservers, ["213.186.33.99"]);
+});
+
+test("deployerCidrs: normalised, and an address already in adminCidrs gets no second rule", () => {
+    const c = parse({ deployerCidrs: '["203.0.113.10/32", "192.0.2.44/32"]' });
+    assert.deepEqual(c.ssh.deployerCidrs, ["192.0.2.44/32"]);
 });
 
 test("secrets print as [secret] in messages, JSON and string conversion", () => {
@@ -120,13 +153,27 @@ test("every problem is reported at once, and nothing secret is printed", () => {
 for (const [what, overrides, message, o] of BAD) {
     test(`rejects: ${what}`, () => {
         assert.throws(() => parse(overrides, o), (e: unknown) => {
-            assert.ok(e instanceof ConfigError, String(e));
+            if (o?.cli) {
+                assert.ok(e instanceof CliConfigError, String(e));
+            } else {
+                assert.ok(e instanceof ConfigError, String(e));
+                assert.match(e.message, /nothing was created/);
+            }
             assert.match(e.message, message);
-            assert.match(e.message, /nothing was created/);
             return true;
         });
     });
 }
+
+test("outside the CLI (no type check in front), the program still refuses what is not an integer or a boolean", () => {
+    const values = { ...VALID, vlanId: "12x", allowSshFromAnywhere: "yes" };
+    assert.throws(() => parseRaw(values), (e: unknown) => {
+        assert.ok(e instanceof ConfigError);
+        assert.match(e.message, /pycluster:vlanId = "12x": must be an integer from 2 to 4000/);
+        assert.match(e.message, /pycluster:allowSshFromAnywhere = "yes": must be true or false/);
+        return true;
+    });
+});
 
 test("the bad-configuration table covers at least 25 cases", () => {
     assert.ok(BAD.length >= 25, `${BAD.length}`);

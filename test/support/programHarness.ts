@@ -3,10 +3,16 @@
  * that answers the way OVH/OpenStack would (ids, OpenStack UUIDs, addresses),
  * and records every resource with its inputs and options.
  */
+import * as fs from "fs";
+import * as path from "path";
+import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
+import { CliConfig, cliStackConfig } from "../../local/cliConfig";
+import { FakeNeutron } from "../../local/neutron";
 import {
     isSecretValue,
     loadStackFile,
     PROJECT,
+    PROJECT_ROOT,
     ProgramFailure as RunFailure,
     ResourceOptionsSeen,
     runProgramWithMocks,
@@ -35,7 +41,7 @@ export interface ProgramRun {
     byType(type: string): RecordedResource[];
 }
 
-/** Credentials that satisfy validation; none of them reaches a real API. */
+/** Credentials that satisfy validation, as stack config keys; none of them reaches a real API. */
 export const TEST_CREDENTIALS: Record<string, string> = {
     serviceName: "0123456789abcdef0123456789abcdef",
     ovhApplicationKey: "test-app-key",
@@ -45,6 +51,55 @@ export const TEST_CREDENTIALS: Record<string, string> = {
     openstackPassword: "test-openstack-password-41d7",
 };
 export const TEST_SECRET_KEYS = ["ovhApplicationSecret", "ovhConsumerKey", "openstackPassword"];
+
+/** The credentials as stack configuration, the secret ones set with --secret (the other path the README gives). */
+export const CONFIG_CREDENTIALS = {
+    set: Object.fromEntries(Object.entries(TEST_CREDENTIALS).filter(([k]) => !TEST_SECRET_KEYS.includes(k))),
+    setSecret: Object.fromEntries(Object.entries(TEST_CREDENTIALS).filter(([k]) => TEST_SECRET_KEYS.includes(k))),
+};
+
+/** The same credentials where the README puts them first: in the environment of `pulumi up`. */
+export const TEST_ENV: Record<string, string> = {
+    OVH_CLOUD_PROJECT_SERVICE: TEST_CREDENTIALS.serviceName,
+    OVH_APPLICATION_KEY: TEST_CREDENTIALS.ovhApplicationKey,
+    OVH_APPLICATION_SECRET: TEST_CREDENTIALS.ovhApplicationSecret,
+    OVH_CONSUMER_KEY: TEST_CREDENTIALS.ovhConsumerKey,
+    OS_USERNAME: TEST_CREDENTIALS.openstackUserName,
+    OS_PASSWORD: TEST_CREDENTIALS.openstackPassword,
+};
+
+/**
+ * A stack's configuration as `pulumi up` passes it: Pulumi.<stack>.yaml (or an empty stack file),
+ * keys removed from it (`unset`), then `pulumi config set` as a user would type it: values that
+ * are JSON lists with --path (structured), the rest as plain strings, the `secret` ones with --secret.
+ */
+export function stackConfig(
+    stack: string,
+    o: { set?: Record<string, string>; setSecret?: Record<string, string>; unset?: string[]; emptyStackFile?: boolean } = {},
+): CliConfig {
+    const file = path.join(PROJECT_ROOT, `Pulumi.${stack}.yaml`);
+    const doc = (o.emptyStackFile || !fs.existsSync(file) ? { config: {} } : parseYaml(fs.readFileSync(file, "utf8"))) as { config?: Record<string, unknown> };
+    for (const key of o.unset ?? []) {
+        delete doc.config?.[key];
+        delete doc.config?.[`${PROJECT}:${key}`];
+    }
+    const set: Record<string, string> = {};
+    const setObject: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(o.set ?? {})) {
+        const list = v.startsWith("[") ? tryJson(v) : undefined;
+        if (Array.isArray(list)) setObject[k] = list;
+        else set[k] = v;
+    }
+    return cliStackConfig({ stack, stackFileText: stringifyYaml(doc), set, setObject, setSecret: o.setSecret });
+}
+
+function tryJson(text: string): unknown {
+    try {
+        return JSON.parse(text);
+    } catch {
+        return undefined;
+    }
+}
 
 /** A documentation address (203.0.113.0/24) derived from the resource name: the same in every run. */
 function fakePublicAddress(name: string): string {
@@ -87,9 +142,16 @@ export function fakeState(type: string, name: string, inputs: Record<string, any
 
 export interface RunOptions {
     stack: string;
-    /** Raw config values (keys without the project prefix); defaults to Pulumi.<stack>.yaml + TEST_CREDENTIALS. */
-    config?: Record<string, string>;
-    secretKeys?: string[];
+    /** `pulumi config set` over Pulumi.<stack>.yaml (keys without the project prefix). */
+    set?: Record<string, string>;
+    /** `pulumi config set --secret`. */
+    setSecret?: Record<string, string>;
+    /** Keys removed from the stack file. */
+    unset?: string[];
+    /** The whole configuration, instead of the stack file with `set`. */
+    config?: CliConfig;
+    /** Credential variables in the environment (default TEST_ENV: the README's path). */
+    env?: Record<string, string>;
     preview?: boolean;
 }
 
@@ -105,18 +167,34 @@ export class ProgramFailure extends Error {
 
 export async function runProgram(o: RunOptions): Promise<ProgramRun> {
     const resources: RecordedResource[] = [];
+    // The fake cloud refuses what Neutron refuses (local/neutron.ts).
+    const neutron = new FakeNeutron();
+    const failures: Error[] = [];
+    let lastActivity = Date.now();
     try {
         const { outputs, secretOutputs } = await runProgramWithMocks({
             stack: o.stack,
-            config: o.config ?? { ...loadStackFile(o.stack), ...TEST_CREDENTIALS },
-            secretKeys: o.secretKeys ?? TEST_SECRET_KEYS,
+            config: o.config ?? stackConfig(o.stack, { set: o.set, setSecret: o.setSecret, unset: o.unset }),
+            env: o.env ?? TEST_ENV,
             preview: o.preview ?? false,
             mocks: {
                 newResource: r => {
                     const inputs = unwrapSecrets(r.rawInputs);
                     resources.push({ type: r.type, name: r.name, urn: "", inputs, rawInputs: r.rawInputs, options: r.options });
+                    lastActivity = Date.now();
+                    try {
+                        neutron.check(r.type, r.name, inputs);
+                    } catch (e) {
+                        // As in a real update: the failed resource and what depends on it never complete.
+                        failures.push(e as Error);
+                        return new Promise(() => undefined);
+                    }
                     return fakeState(r.type, r.name, inputs);
                 },
+            },
+            failures: () => failures,
+            settledAfterFailure: async stop => {
+                while (!stop.aborted && !(failures.length > 0 && Date.now() - lastActivity > 300)) await new Promise(res => setTimeout(res, 50));
             },
             onRegister: r => {
                 const found = resources.find(x => x.type === r.type && x.name === r.name);
