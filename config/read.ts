@@ -3,7 +3,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { loadDeclarations } from "./declarations";
 import { parseStackConfig, RawConfig, StackConfig } from "./stackConfig";
 
-// The SDK knows which keys were set with --secret but keeps the function out of its typings.
+// The SDK knows which keys were set with --secret but has no public API for it. Internal modules
+// can change in any minor release: package.json pins @pulumi/pulumi with ~ for this one.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const runtimeConfig = require("@pulumi/pulumi/runtime/config") as { isConfigSecret(fullKey: string): boolean };
 

@@ -11,7 +11,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { ENV_FALLBACK } from "../config/stackConfig";
 import type { CliConfig } from "./cliConfig";
 
-// Internal SDK functions the public typings leave out.
+// Internal SDK modules (waitForRPCs and leakedPromises have no public equivalent). They can change
+// in any minor release: package.json pins @pulumi/pulumi with ~ for them.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const debuggable = require("@pulumi/pulumi/runtime/debuggable") as { leakedPromises(): [Set<unknown>, string] };
 // eslint-disable-next-line @typescript-eslint/no-require-imports

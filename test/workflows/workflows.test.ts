@@ -1,7 +1,9 @@
 /**
  * The CI workflows: valid for GitHub (action-validator, GitHub's own schema) and saying what the
- * project needs: previews of every stack on pull requests, ordered and gated deployments on main,
- * the policy pack on every Pulumi command, credentials only from repository secrets.
+ * project needs: previews of dev and staging on pull requests, ordered deployments on main with
+ * prod previewed before its approval, an SSH window for the hosted runner that is always closed,
+ * the policy pack on every Pulumi command, credentials only from GitHub environments' secrets, and
+ * the toolchain pinned (action majors, the Pulumi CLI of package.json, Node from .nvmrc).
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -17,6 +19,24 @@ const PREVIEW = path.join(workflowsDir, "preview.yml");
 const DEPLOY = path.join(workflowsDir, "deploy.yml");
 
 const STACKS = ["dev", "staging", "prod"];
+/** The stacks previewed on pull requests: never one whose credentials reach production. */
+const PR_STACKS = ["dev", "staging"];
+/** The environment whose secrets each stack's `up` receives. */
+const UP_ENVIRONMENT: Record<string, string> = { dev: "dev", staging: "staging", prod: "production" };
+
+/** The latest major of each action used (their repositories' tags, summer 2026). */
+const CURRENT_ACTIONS: Record<string, string> = {
+    "actions/checkout": "v7",
+    "actions/setup-node": "v7",
+    "pulumi/actions": "v7",
+};
+
+/** Upper bounds for a job's timeout-minutes, by what it does. */
+const TIMEOUT_LIMIT = { test: 30, preview: 20, up: 60 };
+
+/** The Pulumi CLI version: the `pulumi` launcher in package.json installs that CLI. */
+const packageJson = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8"));
+const PULUMI_CLI: string = packageJson.devDependencies.pulumi;
 
 /** Every secret a Pulumi step needs, passed under its own name. */
 const CLOUD_SECRETS = [
@@ -34,15 +54,19 @@ const CLOUD_SECRETS = [
 ];
 
 interface Step {
+    id?: string;
     name?: string;
+    if?: string;
     uses?: string;
     run?: string;
     with?: Record<string, unknown>;
     env?: Record<string, unknown>;
+    "timeout-minutes"?: number;
 }
 
 interface Job {
     needs?: string | string[];
+    "timeout-minutes"?: number;
     environment?: string | { name: string };
     concurrency?: string | { group: string; "cancel-in-progress"?: boolean | string };
     permissions?: unknown;
@@ -83,13 +107,34 @@ function ancestors(workflow: Workflow, name: string, seen = new Set<string>()): 
     return seen;
 }
 
-/** The one job of `workflow` whose Pulumi step targets `stack` (deploy.yml: one job per stack). */
-function jobForStack(workflow: Workflow, stack: string): [string, Job] {
+/** The one job of `workflow` that runs `command` (up, preview) on `stack`. */
+function jobFor(workflow: Workflow, stack: string, command = "up"): [string, Job] {
     const found = Object.entries(workflow.jobs).filter(([, job]) =>
-        pulumiSteps(job).some(s => s.with?.["stack-name"] === stack));
-    assert.equal(found.length, 1, `exactly one job deploys ${stack}`);
+        pulumiSteps(job).some(s => s.with?.["stack-name"] === stack && s.with?.command === command));
+    assert.equal(found.length, 1, `exactly one job runs ${command} on ${stack}`);
     return found[0];
 }
+
+/** The environments a job names, one per matrix value when the name is a matrix expression. */
+function environmentsOf(job: Job): string[] {
+    const name = typeof job.environment === "object" ? job.environment.name : job.environment;
+    if (name === undefined) return [];
+    const m = /^\$\{\{\s*matrix\.(\w+)\s*\}\}$/.exec(name);
+    if (!m) return [name];
+    const values = job.strategy?.matrix?.[m[1]];
+    assert.ok(Array.isArray(values), `matrix.${m[1]} is a list`);
+    return values.map(String);
+}
+
+/** What a job does, for its timeout: the heaviest Pulumi command it runs, else tests. */
+function jobKind(job: Job): keyof typeof TIMEOUT_LIMIT {
+    const commands = pulumiSteps(job).map(s => s.with?.command);
+    if (commands.includes("up")) return "up";
+    if (commands.includes("preview")) return "preview";
+    return "test";
+}
+
+const triggeredBy = (workflow: Workflow, event: string) => Object.keys(workflow.on).includes(event);
 
 /** Every string in a parsed YAML document, with its path. */
 function strings(value: unknown, at = ""): [string, string][] {
@@ -135,16 +180,21 @@ describe("preview.yml", () => {
         for (const [name, job] of Object.entries(workflow.jobs)) assert.equal(job.permissions, undefined, name);
     });
 
-    it("previews exactly dev, staging and prod", () => {
+    it("previews dev and staging, never prod", () => {
         const matrixJobs = Object.values(workflow.jobs).filter(job => pulumiSteps(job).length > 0);
         assert.equal(matrixJobs.length, 1);
-        assert.deepEqual(matrixJobs[0].strategy?.matrix?.stack, STACKS);
+        assert.deepEqual(matrixJobs[0].strategy?.matrix?.stack, PR_STACKS);
+    });
+
+    it("gives each preview the environment of its stack", () => {
+        const [job] = Object.values(workflow.jobs).filter(j => pulumiSteps(j).length > 0);
+        assert.deepEqual(environmentsOf(job), PR_STACKS);
     });
 
     it("uses pulumi/actions preview with the policy pack and a PR comment", () => {
         for (const job of Object.values(workflow.jobs)) {
             for (const step of pulumiSteps(job)) {
-                assert.equal(step.uses, "pulumi/actions@v6");
+                assert.equal(step.uses, "pulumi/actions@v7");
                 assert.equal(step.with?.command, "preview");
                 assert.equal(step.with?.["stack-name"], "${{ matrix.stack }}");
                 assert.equal(step.with?.policyPacks, "policy");
@@ -167,35 +217,75 @@ describe("deploy.yml", () => {
 
     it("uses pulumi/actions up with the policy pack for each stack", () => {
         for (const stack of STACKS) {
-            const [, job] = jobForStack(workflow, stack);
+            const [, job] = jobFor(workflow, stack);
             const steps = pulumiSteps(job);
-            assert.equal(steps.length, 1);
-            assert.equal(steps[0].uses, "pulumi/actions@v6");
-            assert.equal(steps[0].with?.command, "up");
-            assert.equal(steps[0].with?.policyPacks, "policy");
-            assert.equal(steps[0].with?.["work-dir"], ".");
+            assert.equal(steps.length, 2, `${stack}: the up, and the up that closes the SSH window`);
+            for (const step of steps) {
+                assert.equal(step.uses, "pulumi/actions@v7");
+                assert.equal(step.with?.command, "up");
+                assert.equal(step.with?.["stack-name"], stack);
+                assert.equal(step.with?.policyPacks, "policy");
+                assert.equal(step.with?.["work-dir"], ".");
+            }
         }
     });
 
     it("deploys dev, then staging, then prod", () => {
-        const [dev] = jobForStack(workflow, "dev");
-        const [staging, stagingJob] = jobForStack(workflow, "staging");
-        const [, prodJob] = jobForStack(workflow, "prod");
+        const [dev] = jobFor(workflow, "dev");
+        const [staging, stagingJob] = jobFor(workflow, "staging");
+        const [, prodJob] = jobFor(workflow, "prod");
         assert.ok(needsOf(stagingJob).includes(dev), "staging needs dev");
         assert.ok(needsOf(prodJob).includes(staging), "prod needs staging");
     });
 
-    it("gates prod behind the production environment, and only prod", () => {
+    it("gives each stack's up the environment of its secrets, production for prod only", () => {
         for (const stack of STACKS) {
-            const [, job] = jobForStack(workflow, stack);
-            const environment = typeof job.environment === "object" ? job.environment.name : job.environment;
-            assert.equal(environment, stack === "prod" ? "production" : undefined, stack);
+            const [, job] = jobFor(workflow, stack);
+            assert.deepEqual(environmentsOf(job), [UP_ENVIRONMENT[stack]], stack);
+        }
+        const production = Object.entries(workflow.jobs).filter(([, job]) => environmentsOf(job).includes("production"));
+        assert.deepEqual(production.map(([name]) => name), [jobFor(workflow, "prod")[0]], "only the prod up is gated by production");
+    });
+
+    it("previews prod, on the run's summary, in a job the prod up needs, with other credentials", () => {
+        const [previewName, previewJob] = jobFor(workflow, "prod", "preview");
+        const [, upJob] = jobFor(workflow, "prod");
+        assert.ok(needsOf(upJob).includes(previewName), "the prod up needs the prod preview");
+        const [step] = pulumiSteps(previewJob);
+        assert.equal(step.uses, "pulumi/actions@v7");
+        assert.equal(step.with?.policyPacks, "policy");
+        assert.equal(step.with?.["comment-on-summary"], true, "the preview is written to the job summary");
+        const [previewEnvironment] = environmentsOf(previewJob);
+        assert.ok(previewEnvironment, "the preview names an environment (for prod's read-only credentials)");
+        assert.notEqual(previewEnvironment, "production", "the preview is not itself waiting for approval");
+        assert.deepEqual(environmentsOf(upJob), ["production"]);
+    });
+
+    it("opens an SSH window for the runner before each up, and always closes it with a second up", () => {
+        for (const stack of STACKS) {
+            const [name, job] = jobFor(workflow, stack);
+            const steps = job.steps ?? [];
+            const at = (predicate: (s: Step) => boolean) => steps.findIndex(predicate);
+            const open = at(s => s.run?.trim() === `npx tsx .github/scripts/ssh-window.ts open ${stack}`);
+            const up = at(s => s.with?.command === "up");
+            const close = at(s => s.run?.trim() === `npx tsx .github/scripts/ssh-window.ts close ${stack}`);
+            const last = steps.length - 1;
+            assert.ok(open >= 0 && open < up, `${name}: the window opens before the up`);
+            assert.equal(steps[open].if, undefined, `${name}: the window opens unconditionally`);
+            assert.equal(steps[up].if, undefined, `${name}: the first up runs whenever the window opened`);
+            assert.ok(close > up, `${name}: the window closes after the up`);
+            assert.ok(steps[close].id, `${name}: the close step has an id`);
+            assert.match(steps[close].if ?? "", /^always\(\) && steps\.([\w-]+)\.outcome == 'success'$/, `${name}: close runs even after a failure`);
+            assert.ok(steps[close].if?.includes(`steps.${steps[open].id}.`), `${name}: close runs when the window was opened`);
+            assert.ok(last > close && steps[last].with?.command === "up", `${name}: an up after the close is the last step`);
+            assert.equal(steps[last].if, `always() && steps.${steps[close].id}.outcome == 'success'`, `${name}: the last up runs even after a failure, once the window is closed`);
+            assert.equal(steps[last].with?.["continue-on-error"], true, `${name}: the last up removes the rule even if a host step fails`);
         }
     });
 
-    it("serialises each stack in its own never-cancelled concurrency group", () => {
+    it("serialises each stack's up in its own never-cancelled concurrency group", () => {
         for (const stack of STACKS) {
-            const [, job] = jobForStack(workflow, stack);
+            const [, job] = jobFor(workflow, stack);
             assert.ok(typeof job.concurrency === "object", `${stack} has a concurrency block`);
             assert.equal(job.concurrency.group, `pulumi-${stack}`);
             assert.equal(job.concurrency["cancel-in-progress"], false);
@@ -204,7 +294,7 @@ describe("deploy.yml", () => {
 
     it("runs npm ci and npm test before any up", () => {
         for (const stack of STACKS) {
-            const [name] = jobForStack(workflow, stack);
+            const [name] = jobFor(workflow, stack);
             const tested = [...ancestors(workflow, name)].some(parent => {
                 const commands = runs(workflow.jobs[parent]);
                 const ci = commands.indexOf("npm ci");
@@ -219,12 +309,13 @@ describe("both workflows", () => {
     for (const { text, workflow } of [preview, deploy]) {
         const file = workflow === preview.workflow ? "preview.yml" : "deploy.yml";
 
-        it(`${file}: install with npm ci on Node 20 (npm cache) before running Pulumi`, () => {
+        it(`${file}: install with npm ci on the Node of .nvmrc (npm cache) before running Pulumi`, () => {
             for (const [name, job] of Object.entries(workflow.jobs)) {
                 const steps = job.steps ?? [];
                 const setup = steps.find(s => s.uses?.startsWith("actions/setup-node"));
                 assert.ok(setup, `${name} sets up node`);
-                assert.equal(String(setup.with?.["node-version"]), "20", name);
+                assert.equal(setup.with?.["node-version-file"], ".nvmrc", name);
+                assert.equal(setup.with?.["node-version"], undefined, name);
                 assert.equal(setup.with?.cache, "npm", name);
                 const ci = steps.findIndex(s => s.run?.trim() === "npm ci");
                 const pulumi = steps.findIndex(s => s.uses?.startsWith("pulumi/actions"));
@@ -239,12 +330,55 @@ describe("both workflows", () => {
             }
         });
 
-        it(`${file}: pass every credential from repository secrets, under its own name`, () => {
-            for (const job of Object.values(workflow.jobs)) {
+        it(`${file}: pass every credential from secrets, under its own name, in jobs that name an environment`, () => {
+            for (const [name, job] of Object.entries(workflow.jobs)) {
                 for (const step of pulumiSteps(job)) {
                     for (const secret of CLOUD_SECRETS) {
                         assert.equal(step.env?.[secret], `\${{ secrets.${secret} }}`, `${step.name}: ${secret}`);
                     }
+                }
+                const usesSecrets = strings(job).some(([, value]) => /secrets\./.test(value));
+                if (usesSecrets) assert.ok(environmentsOf(job).length > 0, `${name} reads secrets, so it names the environment holding them`);
+            }
+        });
+
+        it(`${file}: jobs that a pull request triggers name no production environment`, () => {
+            if (!triggeredBy(workflow, "pull_request") && !triggeredBy(workflow, "pull_request_target")) {
+                assert.ok(triggeredBy(workflow, "push"), `${file} runs on push only`);
+                return;
+            }
+            for (const [name, job] of Object.entries(workflow.jobs)) {
+                for (const environment of environmentsOf(job)) {
+                    assert.doesNotMatch(environment, /prod/i, `${name} names ${environment}`);
+                }
+            }
+        });
+
+        it(`${file}: bound every job with timeout-minutes, and every step's within it`, () => {
+            for (const [name, job] of Object.entries(workflow.jobs)) {
+                const limit = TIMEOUT_LIMIT[jobKind(job)];
+                const minutes = job["timeout-minutes"];
+                assert.ok(typeof minutes === "number" && minutes > 0 && minutes <= limit, `${name}: timeout-minutes ${minutes} (at most ${limit})`);
+                const stepMinutes = (job.steps ?? []).map(s => s["timeout-minutes"] ?? 0);
+                assert.ok(stepMinutes.reduce((a, b) => a + b, 0) < minutes, `${name}: the steps' own timeouts fit in the job's`);
+            }
+        });
+
+        it(`${file}: use the current major of each action`, () => {
+            for (const [name, job] of Object.entries(workflow.jobs)) {
+                for (const step of job.steps ?? []) {
+                    if (step.uses === undefined) continue;
+                    const [action, ref] = step.uses.split("@");
+                    assert.ok(action in CURRENT_ACTIONS, `${name}: ${action} is a known action`);
+                    assert.equal(ref, CURRENT_ACTIONS[action], `${name}: ${step.uses}`);
+                }
+            }
+        });
+
+        it(`${file}: pin the Pulumi CLI of package.json in every Pulumi step`, () => {
+            for (const job of Object.values(workflow.jobs)) {
+                for (const step of pulumiSteps(job)) {
+                    assert.equal(String(step.with?.["pulumi-version"]), PULUMI_CLI, `${step.name}`);
                 }
             }
         });
@@ -262,6 +396,12 @@ describe("both workflows", () => {
             assert.doesNotMatch(text, /AKIA[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KEY-----|s3:\/\/[a-z0-9]/);
         });
     }
+
+    it("pin the pulumi launcher exactly in package.json, at the version installed", () => {
+        assert.match(PULUMI_CLI, /^\d+\.\d+\.\d+$/, `"pulumi": "${PULUMI_CLI}" is one version`);
+        const installed = JSON.parse(fs.readFileSync(path.join(root, "node_modules", "pulumi", "package.json"), "utf8"));
+        assert.equal(installed.version, PULUMI_CLI);
+    });
 
     it("name only stacks that have a Pulumi.<stack>.yaml at the repository top", () => {
         const named = new Set<string>();
