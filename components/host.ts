@@ -65,6 +65,8 @@ export interface HostArgs {
  * (hostctl, cloud-init done, packages, kernel settings).
  */
 export class Host extends pulumi.ComponentResource {
+    /** The instance's name, also its hostname. */
+    readonly name: string;
     readonly instance: openstack.compute.Instance;
     readonly port: openstack.networking.Port;
     readonly privateIp: string;
@@ -80,6 +82,7 @@ export class Host extends pulumi.ComponentResource {
 
     constructor(name: string, args: HostArgs, opts?: pulumi.ComponentResourceOptions) {
         super("pycluster:host:Host", name, {}, opts);
+        this.name = name;
         this.privateIp = args.fixedIp;
 
         const hostKey = new tls.PrivateKey(`${name}-hostkey`, { algorithm: "ED25519" }, { parent: this });

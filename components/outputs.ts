@@ -1,25 +1,56 @@
 import * as pulumi from "@pulumi/pulumi";
 import { StackConfig } from "../config/stackConfig";
 import { Cluster } from "./cluster";
+import { Host } from "./host";
 import { scrapeTargets } from "../provisioning/monitoringFiles";
+import { renderKnownHosts, renderSshConfig, SshAccessOptions, sshCommand, sshSetupCommand, sshTunnelCommand } from "../provisioning/render/sshConfig";
+
+/** Where sshKeySetup writes the stack's SSH files, named after project and stack. */
+export function sshFiles(cfg: StackConfig) {
+    const base = `~/.ssh/${cfg.project}-${cfg.stack}`;
+    return { key: base, config: `${base}.config`, knownHosts: `${base}.known_hosts` };
+}
+
+/** The nodes as ssh reaches them, with the host keys every connection of the program pins. */
+function sshAccess(cfg: StackConfig, cluster: Cluster): pulumi.Output<SshAccessOptions> {
+    const files = sshFiles(cfg);
+    const node = (host: Host, address: pulumi.Input<string>) =>
+        pulumi.all([address, host.hostPublicKey]).apply(([a, hostPublicKey]) => ({ alias: host.name, address: a, hostPublicKey }));
+    const privateHosts = [...cluster.apps.nodes.map(n => n.host), ...(cluster.monitoring ? [cluster.monitoring.host] : [])];
+    return pulumi.all([node(cluster.lb.host, cluster.lbPublicIp), ...privateHosts.map(h => node(h, h.privateIp))]).apply(([lb, ...privateNodes]) => ({
+        stack: `${cfg.project}-${cfg.stack}`,
+        user: cfg.ssh.user,
+        keyFile: files.key,
+        knownHostsFile: files.knownHosts,
+        lb,
+        privateNodes,
+    }));
+}
 
 /** What `pulumi stack output` shows: addresses, ready-to-paste SSH commands, and the effective settings. */
 export function stackOutputs(cfg: StackConfig, cluster: Cluster) {
-    const user = cfg.ssh.user;
-    const keyFile = `~/.ssh/${cfg.project}-${cfg.stack}`;
+    const files = sshFiles(cfg);
+    const access = sshAccess(cfg, cluster);
     return {
         url: cluster.url,
         lbPublicIp: cluster.lbPublicIp,
         lbPrivateIp: cluster.lbPrivateIp,
         appPrivateIps: cluster.appPrivateIps,
         release: cluster.release.id,
-        sshKeySetup: pulumi.interpolate`pulumi stack output --show-secrets sshPrivateKey > ${keyFile} && chmod 600 ${keyFile}`,
-        sshLb: pulumi.interpolate`ssh -i ${keyFile} ${user}@${cluster.lbPublicIp}`,
-        sshApps: cluster.appPrivateIps.map(
-            ip => pulumi.interpolate`ssh -i ${keyFile} -J ${user}@${cluster.lbPublicIp} ${user}@${ip}`,
-        ),
+        // Public keys and addresses only: not secret, so `pulumi stack output` prints them as they are.
+        sshConfig: access.apply(renderSshConfig),
+        sshKnownHosts: access.apply(renderKnownHosts),
+        sshKeySetup: sshSetupCommand({
+            pulumiStack: cfg.stack,
+            keyFile: files.key,
+            configFile: files.config,
+            knownHostsFile: files.knownHosts,
+            outputs: { privateKey: "sshPrivateKey", config: "sshConfig", knownHosts: "sshKnownHosts" },
+        }),
+        sshLb: sshCommand(files.config, cluster.lb.host.name),
+        sshApps: cluster.apps.nodes.map(n => sshCommand(files.config, n.host.name)),
         sshPrivateKey: cluster.sshPrivateKey,
-        monitoring: monitoringOutputs(cfg, cluster, keyFile),
+        monitoring: monitoringOutputs(cfg, cluster, files.config),
         capacity: {
             ceiling: cfg.capacity.ceiling,
             bindingLimit: `${cfg.capacity.binding.name}: ${cfg.capacity.binding.formula}`,
@@ -57,20 +88,20 @@ export function stackOutputs(cfg: StackConfig, cluster: Cluster) {
  * Where the metrics are: every exporter by job (private addresses), and Prometheus with the SSH
  * tunnel through the load balancer that reaches it (null without the monitoring node).
  */
-function monitoringOutputs(cfg: StackConfig, cluster: Cluster, keyFile: string) {
+function monitoringOutputs(cfg: StackConfig, cluster: Cluster, sshConfigFile: string) {
     const exporters: Record<string, string[]> = {};
     for (const t of scrapeTargets(cfg)) (exporters[t.job] ??= []).push(`http://${t.address}:${t.port}/metrics`);
     const mon = cluster.monitoring;
-    const user = cfg.ssh.user;
     const port = cfg.monitoring.ports.prometheus;
     return {
         exporters,
         prometheus: mon
             ? {
                   url: mon.prometheusUrl,
-                  tunnel: pulumi.interpolate`ssh -i ${keyFile} -N -L ${port}:${mon.privateIp}:${port} ${user}@${cluster.lbPublicIp}`,
+                  // One hop: the LB's security group is the one Prometheus admits.
+                  tunnel: sshTunnelCommand(sshConfigFile, cluster.lb.host.name, mon.privateIp, port),
                   tunnelUrl: `http://localhost:${port}/`,
-                  ssh: pulumi.interpolate`ssh -i ${keyFile} -J ${user}@${cluster.lbPublicIp} ${user}@${mon.privateIp}`,
+                  ssh: sshCommand(sshConfigFile, mon.host.name),
               }
             : null,
     };

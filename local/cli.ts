@@ -8,6 +8,7 @@ import { cloudPrefix, localDown, localPreview, localUp, ProgramFailure } from ".
 import { LocalCloud } from "./cloud";
 import { CliConfigError } from "./cliConfig";
 import { ConfigError } from "../config/stackConfig";
+import { sshCommand, sshTunnelCommand } from "../provisioning/render/sshConfig";
 
 function parseArgs(argv: string[]) {
     const [command = "up", ...rest] = argv;
@@ -37,6 +38,7 @@ async function main() {
             apps: o.appPrivateIps,
             sshUser: "debian",
             sshKey: r.sshKeyFile,
+            sshConfig: r.sshConfigFile,
             url: o.url,
         };
         if (args.json) {
@@ -46,13 +48,16 @@ async function main() {
         console.log(`\nstack ${args.stack} is up on local hosts in ${(r.wallMs / 1000).toFixed(1)} s (${r.remoteExecutions.length} remote steps ran)`);
         console.log(`  URL          ${o.url}   (self-signed: curl -k ${o.url})`);
         console.log(`  from a client namespace: ip netns exec ${r.cloud.publicNetns} curl -k ${o.url}`);
-        console.log(`  load balancer ssh -i ${r.sshKeyFile} debian@${o.lbPublicIp}`);
-        for (const ip of o.appPrivateIps as string[]) console.log(`  app node     ssh -i ${r.sshKeyFile} -J debian@${o.lbPublicIp} debian@${ip}`);
+        // The stack's commands, with this machine's copy of its ssh_config (sshKeySetup's files, under the state directory).
+        const alias = (ip: string) => r.cloud.hosts().find(h => h.privateIp === ip)!.name;
+        const lbAlias = r.cloud.hosts().find(h => h.publicIp === o.lbPublicIp)!.name;
+        console.log(`  load balancer ${sshCommand(r.sshConfigFile, lbAlias)}`);
+        for (const ip of o.appPrivateIps as string[]) console.log(`  app node     ${sshCommand(r.sshConfigFile, alias(ip))}`);
         const prometheus = o.monitoring?.prometheus;
         if (prometheus) {
-            const ip = /http:\/\/([\d.]+):/.exec(prometheus.url)![1];
-            console.log(`  monitoring   ssh -i ${r.sshKeyFile} -J debian@${o.lbPublicIp} debian@${ip}`);
-            console.log(`  Prometheus   ssh -i ${r.sshKeyFile} -N -L 9090:${ip}:9090 debian@${o.lbPublicIp}   then ${prometheus.tunnelUrl}`);
+            const ip = /http:\/\/([\d.]+):(\d+)/.exec(prometheus.url)!;
+            console.log(`  monitoring   ${sshCommand(r.sshConfigFile, alias(ip[1]))}`);
+            console.log(`  Prometheus   ${sshTunnelCommand(r.sshConfigFile, lbAlias, ip[1], Number(ip[2]))}   then ${prometheus.tunnelUrl}`);
         }
         console.log(`  capacity     ${o.capacity.ceiling} concurrent requests (bound by ${o.capacity.bindingLimit})`);
         console.log(`remove it with: npm run local -- down${args.stack === "local" ? "" : ` --stack ${args.stack}`}`);

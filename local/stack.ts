@@ -11,7 +11,8 @@ import { loadDeclarations } from "../config/declarations";
 import { projectValues, SAMPLE_APP_DIR } from "../config/read";
 import { parseStackConfig, StackConfig } from "../config/stackConfig";
 import { CliConfig, cliStackConfig } from "./cliConfig";
-import { ProgramFailure, runProgramWithMocks } from "./program";
+import { ProgramFailure, PROJECT, runProgramWithMocks } from "./program";
+import { renderSshConfig } from "../provisioning/render/sshConfig";
 import { localCloudPrerequisites } from "./prerequisites";
 import { ensureRootfs } from "./rootfs";
 
@@ -53,6 +54,8 @@ export interface UpResult {
     cloud: LocalCloud;
     /** The deployer's key, written for ssh (0600). */
     sshKeyFile: string;
+    /** An ssh_config for `ssh -F` with a Host block per host (aliased by name), beside the key. */
+    sshConfigFile: string;
 }
 
 export function cloudPrefix(stack: string): string {
@@ -124,6 +127,7 @@ export async function localUp(o: LocalStackOptions = {}): Promise<UpResult> {
     const { engine, result } = await run(stack, cloud, false, o);
     const sshKeyFile = path.join(cloud.stateDir, `${stack}-deployer.key`);
     fs.writeFileSync(sshKeyFile, String(result.outputs.sshPrivateKey), { mode: 0o600 });
+    const sshConfigFile = writeSshFiles(cloud, stack, cfg.ssh.user, sshKeyFile, String(result.outputs.sshKnownHosts));
     return {
         outputs: result.outputs as Record<string, any>,
         secretOutputs: result.secretOutputs,
@@ -132,7 +136,32 @@ export async function localUp(o: LocalStackOptions = {}): Promise<UpResult> {
         wallMs: Date.now() - started,
         cloud,
         sshKeyFile,
+        sshConfigFile,
     };
+}
+
+/**
+ * What sshKeySetup writes under ~/.ssh for a real stack, in the local cloud's
+ * state directory instead: the stack's known_hosts as output, and an
+ * ssh_config naming the files here. Returns the config's path.
+ */
+function writeSshFiles(cloud: LocalCloud, stack: string, user: string, keyFile: string, knownHosts: string): string {
+    const knownHostsFile = path.join(cloud.stateDir, `${stack}.known_hosts`);
+    fs.writeFileSync(knownHostsFile, knownHosts);
+    const hosts = cloud.hosts().sort((a, b) => a.name.localeCompare(b.name, "en", { numeric: true }));
+    const lb = hosts.find(h => h.publicIp);
+    if (!lb) throw new Error(`no host of the local cloud ${cloud.prefix} has a public address`);
+    const configFile = path.join(cloud.stateDir, `${stack}.ssh_config`);
+    const config = renderSshConfig({
+        stack: `${PROJECT}-${stack}`,
+        user,
+        keyFile,
+        knownHostsFile,
+        lb: { alias: lb.name, address: lb.publicIp! },
+        privateNodes: hosts.filter(h => h !== lb).map(h => ({ alias: h.name, address: h.privateIp })),
+    });
+    fs.writeFileSync(configFile, config);
+    return configFile;
 }
 
 /** What `up` would do, executing nothing. */

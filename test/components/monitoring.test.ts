@@ -148,9 +148,9 @@ test("outputs: Prometheus's private URL and the SSH tunnel through the load bala
     const o = run.outputs as any;
     assert.deepEqual(o.monitoring.prometheus, {
         url: "http://10.120.0.127:9090/",
-        tunnel: `ssh -i ~/.ssh/pycluster-staging -N -L 9090:10.120.0.127:9090 debian@${o.lbPublicIp}`,
+        tunnel: "ssh -F ~/.ssh/pycluster-staging.config -N -L 9090:10.120.0.127:9090 pycluster-staging-lb",
         tunnelUrl: "http://localhost:9090/",
-        ssh: `ssh -i ~/.ssh/pycluster-staging -J debian@${o.lbPublicIp} debian@10.120.0.127`,
+        ssh: "ssh -F ~/.ssh/pycluster-staging.config pycluster-staging-mon",
     });
     assert.deepEqual(o.monitoring.exporters.prometheus, ["http://10.120.0.127:9090/metrics"]);
 });

@@ -265,19 +265,72 @@ test("a preview (unknown outputs) builds the same plan without running anything"
     assert.equal(run.byType(COMMAND).length, 4 * 3 + 1 + 4 * 2);
 });
 
-test("outputs: URL, addresses, SSH commands with ProxyJump, capacity and effective settings", async () => {
+test("outputs: URL, addresses, SSH commands through the stack's ssh_config, capacity and effective settings", async () => {
     const run = await stack("staging");
     const o = run.outputs as Record<string, any>;
     assert.equal(o.lbPrivateIp, "10.120.0.2");
-    assert.equal(o.sshLb, `ssh -i ~/.ssh/pycluster-staging debian@${o.lbPublicIp}`);
-    assert.deepEqual(o.sshApps, [
-        `ssh -i ~/.ssh/pycluster-staging -J debian@${o.lbPublicIp} debian@10.120.0.3`,
-        `ssh -i ~/.ssh/pycluster-staging -J debian@${o.lbPublicIp} debian@10.120.0.4`,
-    ]);
+    assert.equal(o.sshLb, "ssh -F ~/.ssh/pycluster-staging.config pycluster-staging-lb");
+    assert.deepEqual(o.sshApps, ["ssh -F ~/.ssh/pycluster-staging.config pycluster-staging-app-0", "ssh -F ~/.ssh/pycluster-staging.config pycluster-staging-app-1"]);
+    assert.equal(
+        o.sshKeySetup,
+        "(umask 077 && mkdir -p ~/.ssh && rm -f ~/.ssh/pycluster-staging && pulumi stack output --stack staging --show-secrets sshPrivateKey > ~/.ssh/pycluster-staging" +
+            " && chmod 600 ~/.ssh/pycluster-staging && pulumi stack output --stack staging sshConfig > ~/.ssh/pycluster-staging.config" +
+            " && pulumi stack output --stack staging sshKnownHosts > ~/.ssh/pycluster-staging.known_hosts)",
+    );
     assert.ok(o.capacity.ceiling >= 50000);
     assert.match(o.capacity.bindingLimit, /worker_connections/);
     assert.equal(o.settings.gunicorn.workers, 5);
     assert.match(o.release, /^[0-9a-f]{12}$/);
+});
+
+/** known_hosts text as address -> "type key", checking each line's shape. */
+function knownHosts(text: string): Map<string, string> {
+    const lines = text.split("\n").filter(l => l && !l.startsWith("#"));
+    const map = new Map(lines.map(l => {
+        const [address, type, key, ...rest] = l.split(" ");
+        assert.equal(rest.length, 1, `one comment (the alias): ${l}`);
+        return [address, `${type} ${key}`];
+    }));
+    assert.equal(map.size, lines.length, "one line per address");
+    return map;
+}
+
+test("SSH outputs: the config and known_hosts hold every node, in files named after the stack; no key inlined", async () => {
+    for (const monitoring of [false, true]) {
+        const run = await runProgram({ stack: "staging", set: { appNodeCount: "3", monitoringNode: String(monitoring) } });
+        const o = run.outputs as Record<string, any>;
+        const instances = run.byType(INSTANCE).map(i => i.name);
+        assert.equal(instances.length, monitoring ? 5 : 4);
+        const hosts = [...(o.sshConfig as string).matchAll(/^Host (\S+)$/gm)].map(m => m[1]);
+        assert.deepEqual(hosts.sort(), [...instances].sort(), "a Host block per instance, aliased by its name");
+        assert.equal((o.sshConfig.match(/^    ProxyJump pycluster-staging-lb$/gm) ?? []).length, instances.length - 1, "every node but the LB through it");
+        assert.match(o.sshConfig, new RegExp(`^Host pycluster-staging-lb\n    HostName ${o.lbPublicIp.replace(/\./g, "\\.")}\n`, "m"));
+        assert.deepEqual(new Set(o.sshConfig.match(/^    IdentityFile .*$/gm)), new Set(["    IdentityFile ~/.ssh/pycluster-staging"]));
+        assert.deepEqual(new Set(o.sshConfig.match(/^    UserKnownHostsFile .*$/gm)), new Set(["    UserKnownHostsFile ~/.ssh/pycluster-staging.known_hosts"]));
+        assert.deepEqual([...knownHosts(o.sshKnownHosts).keys()].sort(), [o.lbPublicIp, "10.120.0.3", "10.120.0.4", "10.120.0.5", ...(monitoring ? ["10.120.0.127"] : [])].sort());
+        // Every alias a command names has its block.
+        const commands = [o.sshLb, ...o.sshApps, ...(monitoring ? [o.monitoring.prometheus.ssh, o.monitoring.prometheus.tunnel] : [])];
+        for (const c of commands) assert.ok(hosts.includes(c.split(" ").pop()), c);
+        assert.equal(o.sshApps.length, 3);
+        for (const text of [o.sshConfig, o.sshKnownHosts, o.sshKeySetup, ...commands]) assert.doesNotMatch(text, /PRIVATE KEY|FAKE-/, "no key material but public keys");
+        assert.deepEqual(run.secretOutputs, ["sshPrivateKey"], "the config and known hosts are plain outputs");
+    }
+});
+
+test("the known hosts are exactly the host keys the program's own connections pin", async () => {
+    const run = await runProgram({ stack: "staging", set: { monitoringNode: "true" } });
+    const pinned = new Map<string, string>();
+    const pin = (host: string, key: string) => {
+        assert.ok(!pinned.has(host) || pinned.get(host) === key, `${host} pinned with two keys`);
+        pinned.set(host, key);
+    };
+    for (const c of [...run.byType(COMMAND), ...run.byType(COPY)]) {
+        const conn = c.inputs.connection;
+        pin(conn.host, conn.hostKey);
+        if (conn.proxy) pin(conn.proxy.host, conn.proxy.hostKey);
+    }
+    assert.equal(pinned.size, 4, "the LB, 2 app nodes, the monitoring node");
+    assert.deepEqual(knownHosts((run.outputs as any).sshKnownHosts), pinned);
 });
 
 test("a replaced VM is provisioned again: every step on it is triggered by its instance id", async () => {

@@ -7,6 +7,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "child_process";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import { appNodeFiles } from "../../provisioning/appFiles";
 import { knownMetricNames } from "../../provisioning/render/prometheus";
@@ -14,7 +15,8 @@ import { metricNames } from "../support/promql";
 import { localDown, localStackConfig, localUp, LocalStackOptions, UpResult } from "../../local/stack";
 import { leftoversOf } from "../../local/cloud";
 import { runCommand } from "../../local/ssh";
-import { connectionTo, curl, e2eSkipReason, onHost, seconds, tcpOpens, tcpOpensAsync } from "./support";
+import { connectionTo, curl, e2eSkipReason, onHost, runPasted, seconds, startPasted, tcpOpens, tcpOpensAsync } from "./support";
+import { pulumiOutputStub } from "../support/pulumiOutputStub";
 
 const STACK = "e2e";
 const keep = process.env.PYCLUSTER_E2E_KEEP === "1";
@@ -65,7 +67,7 @@ e2e("1. up from scratch on 1 load balancer + 3 app hosts + the monitoring host",
     if (keep) {
         fs.writeFileSync(
             "/run/pycluster-e2e.json",
-            JSON.stringify({ lb: up.outputs.lbPublicIp, publicNetns: up.cloud.publicNetns, apps: appIps, sshUser: "debian", sshKey: up.sshKeyFile }),
+            JSON.stringify({ lb: up.outputs.lbPublicIp, publicNetns: up.cloud.publicNetns, apps: appIps, sshUser: "debian", sshKey: up.sshKeyFile, sshConfig: up.sshConfigFile }),
         );
     }
 });
@@ -298,6 +300,88 @@ e2e("4h. Prometheus on the monitoring node: every target up, the alert rules loa
     const alerts = (await api("alerts")).alerts.map((a: any) => `${a.labels.alertname} ${a.state} ${a.labels.node ?? ""}`);
     assert.deepEqual(alerts, [], "a healthy cluster has no alert pending or firing");
     console.log(`Prometheus: ${targets.length} targets up, ${rules.length} alert rules, ${wanted.length} dashboard metrics present, gunicorn_workers ${JSON.stringify(workers)}`);
+});
+
+e2e("4i. the SSH commands the stack outputs work as pasted: no agent, no ~/.ssh/config, every host key pinned", async () => {
+    const o = up.outputs;
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), "pyc-e2e-home-"));
+    const stub = pulumiOutputStub(STACK, { sshPrivateKey: o.sshPrivateKey, sshConfig: o.sshConfig, sshKnownHosts: o.sshKnownHosts }, up.secretOutputs);
+    try {
+        // sshKeySetup as printed, with a stand-in `pulumi stack output` first on PATH (no Pulumi CLI or backend here).
+        const setup = await runPasted(home, o.sshKeySetup, { PATH: `${stub.binDir}:${process.env.PATH}` });
+        assert.equal(setup.code, 0, setup.stderr);
+        const file = (name: string) => path.join(home, ".ssh", `pycluster-e2e${name}`);
+        assert.equal((fs.statSync(file("")).mode & 0o777).toString(8), "600");
+        assert.equal(fs.readFileSync(file(".known_hosts"), "utf8"), `${o.sshKnownHosts}\n`);
+
+        // Each command verbatim, a remote command appended.
+        const onPasted = async (command: string) => {
+            const r = await runPasted(home, `${command} hostname`);
+            assert.equal(r.code, 0, `${command}: ${r.stderr}`);
+            return r.stdout.trim();
+        };
+        const commands: [string, string][] = [
+            [o.sshLb, "pycluster-e2e-lb"],
+            ...(o.sshApps as string[]).map((c, i): [string, string] => [c, `pycluster-e2e-app-${i}`]),
+            [o.monitoring.prometheus.ssh, "pycluster-e2e-mon"],
+        ];
+        assert.equal(commands.length, 5);
+        for (const [command, host] of commands) assert.equal(await onPasted(command), host, command);
+
+        // The Prometheus tunnel, as printed (-N: it forwards until stopped).
+        const ready = () => spawnSync("curl", ["-sS", "--max-time", "3", "http://localhost:9090/-/ready"], { encoding: "utf8" });
+        assert.notEqual(ready().status, 0, "something already answers on localhost:9090: the test would prove nothing");
+        const tunnel = startPasted(home, o.monitoring.prometheus.tunnel);
+        const closed = new Promise(resolve => tunnel.once("close", resolve));
+        let answer = ready();
+        try {
+            for (const started = Date.now(); answer.status !== 0 && Date.now() - started < 20_000; answer = ready()) await new Promise(r => setTimeout(r, 500));
+            assert.equal(answer.status, 0, answer.stderr);
+            assert.match(answer.stdout, /Prometheus (Server )?is Ready/);
+        } finally {
+            process.kill(tunnel.pid!, "SIGTERM");
+            await closed;
+        }
+        assert.notEqual(ready().status, 0, "the tunnel ends with its process");
+
+        // Only the pinned keys are accepted: a changed key or an unknown host is refused, never asked about.
+        const original = fs.readFileSync(file(".known_hosts"), "utf8");
+        const lines = original.split("\n");
+        const lineOf = (alias: string) => lines.findIndex(l => l.endsWith(` ${alias}`));
+        const swapKeys = (a: string, b: string) => {
+            const [la, lb] = [lines[lineOf(a)].split(" "), lines[lineOf(b)].split(" ")];
+            const copy = [...lines];
+            copy[lineOf(a)] = [la[0], lb[1], lb[2], la[3]].join(" ");
+            copy[lineOf(b)] = [lb[0], la[1], la[2], lb[3]].join(" ");
+            return copy.join("\n");
+        };
+        const refused = async (command: string, knownHosts: string, message: RegExp) => {
+            fs.writeFileSync(file(".known_hosts"), knownHosts);
+            const r = await runPasted(home, `${command} hostname`);
+            assert.notEqual(r.code, 0, `${command} ran with known_hosts:\n${knownHosts}`);
+            assert.equal(r.stdout, "", "nothing ran on the host");
+            assert.match(r.stderr, message, r.stderr);
+            assert.match(r.stderr, /Host key verification failed/);
+        };
+        const changed = /REMOTE HOST IDENTIFICATION HAS CHANGED/;
+        await refused(o.sshApps[0], swapKeys("pycluster-e2e-app-0", "pycluster-e2e-app-1"), changed);
+        // The LB's key wrong: the jump is refused, so no node behind it is reached either.
+        const lbSwapped = swapKeys("pycluster-e2e-lb", "pycluster-e2e-mon");
+        await refused(o.sshLb, lbSwapped, changed);
+        await refused(o.sshApps[2], lbSwapped, changed);
+        const app2 = lines[lineOf("pycluster-e2e-app-2")].split(" ")[0];
+        await refused(o.sshApps[2], lines.filter((_, i) => i !== lineOf("pycluster-e2e-app-2")).join("\n"), new RegExp(`No ED25519 host key is known for ${app2.replace(/\./g, "\\.")}`));
+        fs.writeFileSync(file(".known_hosts"), original);
+        assert.equal(await onPasted(o.sshApps[2]), "pycluster-e2e-app-2", "back with the stack's known_hosts");
+
+        // What `npm run local -- up` prints: the same form, with the rehearsal's copy of the files.
+        const local = spawnSync("ssh", ["-F", up.sshConfigFile, "pycluster-e2e-app-1", "hostname"], { encoding: "utf8", env: { ...process.env, SSH_AUTH_SOCK: "" }, timeout: 60_000 });
+        assert.equal(local.stdout.trim(), "pycluster-e2e-app-1", local.stderr);
+        console.log(`pasted: sshKeySetup, ${commands.length} ssh commands, the Prometheus tunnel (${answer.stdout.trim()}); 4 wrong or missing host keys refused`);
+    } finally {
+        stub.remove();
+        fs.rmSync(home, { recursive: true, force: true });
+    }
 });
 
 e2e("5. a second up with no change executes 0 remote commands", async () => {

@@ -3,7 +3,8 @@
  * prerequisite check, SSH to the hosts as the program does, and curl from
  * the local internet.
  */
-import { spawn, spawnSync } from "child_process";
+import { ChildProcess, spawn, spawnSync } from "child_process";
+import * as os from "os";
 import { localCloudPrerequisites } from "../../local/prerequisites";
 import { ClusterAccess, hostConnection, onClusterHost } from "../../local/clusterSsh";
 import type { SshConnection } from "../../local/ssh";
@@ -56,4 +57,38 @@ export function tcpOpensAsync(netns: string | undefined, host: string, port: num
     const probe = ["timeout", "3", "bash", "-c", `exec 3<>/dev/tcp/${host}/${port}`];
     const argv = netns ? ["ip", "netns", "exec", netns, ...probe] : probe;
     return new Promise(resolve => spawn(argv[0], argv.slice(1), { stdio: "ignore" }).once("exit", code => resolve(code === 0)));
+}
+
+/**
+ * A command line as a user pastes it into a shell whose home is `home`: bash -c, in a private
+ * mount namespace where `home` is mounted over this user's home directory, in the root network
+ * namespace (the deployer's side). Setting HOME alone would not do: OpenSSH expands ~ in ssh_config
+ * from the passwd entry, not from $HOME (OpenSSH 9.2: with HOME elsewhere, `ssh -G` still names
+ * the passwd home's .ssh). No agent (SSH_AUTH_SOCK empty) and no terminal (its own session), so nothing
+ * but the files the command names can authenticate or answer a prompt.
+ */
+export function startPasted(home: string, command: string, env: NodeJS.ProcessEnv = {}): ChildProcess {
+    const realHome = os.userInfo().homedir;
+    const argv = ["unshare", "--mount", "--propagation", "private", "bash", "-c", 'mount --bind "$1" "$2" && exec bash -c "$3"', "pasted", home, realHome, command];
+    return spawn(argv[0], argv.slice(1), {
+        detached: true,
+        stdio: ["ignore", "pipe", "pipe"],
+        env: { PATH: process.env.PATH, HOME: realHome, SSH_AUTH_SOCK: "", ...env },
+    });
+}
+
+/** startPasted to its end: exit code and output (killed after timeoutMs). */
+export function runPasted(home: string, command: string, env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    const p = startPasted(home, command, env);
+    let stdout = "";
+    let stderr = "";
+    p.stdout!.on("data", d => (stdout += d));
+    p.stderr!.on("data", d => (stderr += d));
+    const timer = setTimeout(() => p.kill("SIGKILL"), timeoutMs);
+    return new Promise(resolve =>
+        p.once("close", code => {
+            clearTimeout(timer);
+            resolve({ code, stdout, stderr });
+        }),
+    );
 }
