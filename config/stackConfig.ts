@@ -9,7 +9,7 @@ import * as path from "path";
 import { capacityModel, CapacityModel, RESERVED_FDS } from "./capacity";
 import { compareVersions, defaultWorkerCount, FLAVORS, Platform, PLATFORMS } from "./catalog";
 import { KeyDeclaration, ProjectDeclarations } from "./declarations";
-import { blockSize, formatIpv4, nthAddress, overlaps, parseCidr, parseIpv4, isPrivateCidr } from "./ipv4";
+import { addressAt, blockSize, formatIpv4, isPrivateCidr, overlaps, parseCidr, parseIpv4 } from "../lib/ipv4";
 import { defaultEndpoint, endpointMismatch, ENDPOINT_NAMES, ENDPOINTS, isRegionName, OvhEndpoint } from "./regions";
 import { Secret } from "./secret";
 
@@ -484,13 +484,13 @@ export function parseStackConfig(raw: RawConfig, ctx: ParseContext): StackConfig
                 vlanId,
                 cidr: cidr.text,
                 prefixLength: cidr.prefixLength,
-                gatewayIp: nthAddress(cidr, 1),
+                gatewayIp: addressAt(cidr, 1),
                 gatewayModel: "",
                 dnsNameservers: [],
-                allocationPool: { start: nthAddress(cidr, half), end: nthAddress(cidr, size - 2) },
-                lbIp: nthAddress(cidr, 2),
-                appIps: Array.from({ length: nodeCount }, (_, i) => nthAddress(cidr, 3 + i)),
-                monitoringIp: monitoringNode ? nthAddress(cidr, half - 1) : undefined,
+                allocationPool: { start: addressAt(cidr, half), end: addressAt(cidr, size - 2) },
+                lbIp: addressAt(cidr, 2),
+                appIps: Array.from({ length: nodeCount }, (_, i) => addressAt(cidr, 3 + i)),
+                monitoringIp: monitoringNode ? addressAt(cidr, half - 1) : undefined,
             };
         }
     }

@@ -34,7 +34,8 @@ import {
     waitForSsh,
     writeHostFiles,
 } from "./host";
-import { cidrsOverlap, cloudNames, CloudNames, hostUuid, isUsableAddress, MAX_HOSTS, nthAddress, parseCidr, privatePlan, publicPlan, validateHostName } from "./names";
+import { isUsableAddress, overlaps } from "../lib/ipv4";
+import { cloudCidr, cloudNames, CloudNames, hostAddress, hostUuid, MAX_HOSTS, privatePlan, publicPlan, validateHostName } from "./names";
 import {
     addVeth,
     blockFromRoot,
@@ -162,7 +163,7 @@ export class LocalCloud {
         const names = cloudNames(options.prefix);
         const priv = privatePlan(options.privateCidr);
         const pub = publicPlan(options.publicCidr ?? DEFAULT_PUBLIC_CIDR, options.clients ?? 1);
-        if (cidrsOverlap(priv.cidr, pub.cidr)) {
+        if (overlaps(priv.cidr, pub.cidr)) {
             throw new Error(`privateCidr ${priv.cidr.text} and publicCidr ${pub.cidr.text} overlap: use disjoint networks`);
         }
         const stateDir = stateDirOf(options.prefix, options.stateRoot);
@@ -308,7 +309,7 @@ export class LocalCloud {
     /** Boots a host and resolves once its sshd accepts connections (cloud-init may still run). */
     async bootHost(o: BootHostOptions): Promise<HostInfo> {
         validateHostName(o.name);
-        const priv = parseCidr(this.state.privateCidr);
+        const priv = cloudCidr(this.state.privateCidr);
         let host!: HostState;
         this.update((s) => {
             if (s.hosts[o.name]) throw new Error(`host ${o.name} already exists in local cloud ${this.prefix}`);
@@ -434,7 +435,7 @@ export class LocalCloud {
     async attachPublicIp(name: string, ip: string): Promise<HostInfo> {
         const host = this.hostState(name);
         const s = this.state;
-        const pub = parseCidr(s.publicCidr);
+        const pub = cloudCidr(s.publicCidr);
         const taken = [s.rootPublicIp, ...s.clients.map((c) => c.ip)];
         const owner = Object.values(s.hosts).find((h) => h.publicIp === ip && h.name !== name);
         if (!isUsableAddress(pub, ip) || taken.includes(ip) || owner) {
@@ -468,7 +469,7 @@ export class LocalCloud {
             const pub = publicPlan(s.publicCidr, s.clients.length);
             const used = new Set([...s.reservedPublicIps, ...Object.values(s.hosts).map((h) => h.publicIp)]);
             for (let n = pub.firstFloatingIndex; ; n++) {
-                const candidate = nthAddress(pub.cidr, n); // throws when the network is exhausted
+                const candidate = hostAddress(pub.cidr, n); // throws when the network is exhausted
                 if (!used.has(candidate)) {
                     ip = candidate;
                     break;
@@ -520,7 +521,7 @@ export class LocalCloud {
     }
 
     private async plugHost(host: HostState, s: CloudState): Promise<void> {
-        const priv = parseCidr(s.privateCidr);
+        const priv = cloudCidr(s.privateCidr);
         if (netnsExists(host.netns) && linkExists(host.privateVeth)) return;
         await ensureNetns(host.netns);
         await addVeth({
@@ -532,7 +533,7 @@ export class LocalCloud {
             defaultVia: s.gatewayIp,
         });
         if (host.publicIp && host.publicVeth) {
-            const pub = parseCidr(s.publicCidr);
+            const pub = cloudCidr(s.publicCidr);
             await addVeth({ netns: host.netns, rootName: host.publicVeth, bridge: this.names.publicBridge, innerName: "eth1", address: `${host.publicIp}/${pub.prefixLength}` });
         }
     }

@@ -5,6 +5,7 @@
  * through `run`, so a failure always names the command line and what it printed.
  */
 import { spawn } from "node:child_process";
+import { shellLine, shellQuote } from "../lib/shell";
 
 export interface RunOptions {
     /** Written to the child's stdin, which is then closed. */
@@ -31,19 +32,11 @@ export class CommandFailedError extends Error {
         public readonly result: RunResult,
     ) {
         const out = (result.stderr.trim() || result.stdout.trim()).slice(-2000);
-        super(`command failed (exit ${result.code}): ${formatArgv(argv)}${out ? `\n${out}` : ""}`);
+        super(`command failed (exit ${result.code}): ${shellLine(argv)}${out ? `\n${out}` : ""}`);
         this.name = "CommandFailedError";
     }
 }
 
-/** Quotes one word for a POSIX shell. */
-export function shellQuote(word: string): string {
-    return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
-}
-
-export function formatArgv(argv: readonly string[]): string {
-    return argv.map(shellQuote).join(" ");
-}
 
 /** Runs `argv[0]` with the remaining words as arguments (no shell) and collects its output. */
 export function run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
@@ -63,7 +56,7 @@ export function run(argv: readonly string[], options: RunOptions = {}): Promise<
         child.stderr.on("data", (d: Buffer) => stderr.push(d));
         child.on("error", (err) => {
             if (timer) clearTimeout(timer);
-            reject(new Error(`cannot run ${formatArgv(argv)}: ${err.message}`));
+            reject(new Error(`cannot run ${shellLine(argv)}: ${err.message}`));
         });
         child.on("close", (code, signal) => {
             if (timer) clearTimeout(timer);

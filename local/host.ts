@@ -9,7 +9,8 @@
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { run, runInNetns, shellQuote, sleep } from "./exec";
+import { shellQuote } from "../lib/shell";
+import { run, runInNetns, sleep } from "./exec";
 import { canConnect } from "./network";
 import { cgroupDirs, cgroupPids, childPids, ensureCgroup, isRunning, killCgroup, ProcessRef, refOf, signalRef, waitGone } from "./procs";
 

@@ -8,6 +8,8 @@
  * 999, the longest one, `<prefix>-h999p`, has 14.
  */
 
+import { addressAt, blockSize, Cidr, parseCidr } from "../lib/ipv4";
+
 export const MAX_PREFIX_LENGTH = 8;
 export const MAX_HOSTS = 999;
 export const MAX_CLIENTS = 50;
@@ -69,54 +71,22 @@ export function cloudNames(prefix: string): CloudNames {
     };
 }
 
-/** An IPv4 network such as 10.77.0.0/24. */
-export interface Ipv4Cidr {
-    /** Network address as an unsigned 32-bit integer. */
-    network: number;
-    prefixLength: number;
-    /** The CIDR as given, normalised to the network address. */
-    text: string;
-}
-
-export function parseIpv4(ip: string): number {
-    const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
-    if (!m || m.slice(1).some((o) => Number(o) > 255)) throw new Error(`invalid IPv4 address ${JSON.stringify(ip)}`);
-    return m.slice(1).reduce((acc, o) => acc * 256 + Number(o), 0);
-}
-
-export function formatIpv4(n: number): string {
-    return [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join(".");
-}
-
-export function parseCidr(cidr: string, o: { allowHost?: boolean } = {}): Ipv4Cidr {
-    const m = /^([\d.]+)\/(\d{1,2})$/.exec(cidr);
-    const prefixLength = m ? Number(m[2]) : NaN;
-    const max = o.allowHost ? 32 : 30;
-    if (!m || prefixLength < (o.allowHost ? 0 : 8) || prefixLength > max) {
-        throw new Error(`invalid IPv4 CIDR ${JSON.stringify(cidr)}: expected e.g. 10.77.0.0/24 (prefix length 8-30)`);
+/**
+ * A local cloud's network (its private subnet or its "internet"), parsed with lib/ipv4 and held to
+ * what a cloud of namespaces can use: a prefix length of 8 to 30. Throws with the reason.
+ */
+export function cloudCidr(text: string): Cidr {
+    const cidr = parseCidr(text, { hostBits: "clear" });
+    if (!cidr || cidr.prefixLength < 8 || cidr.prefixLength > 30) {
+        throw new Error(`invalid IPv4 CIDR ${JSON.stringify(text)} for a local cloud: expected e.g. 10.77.0.0/24 (prefix length 8-30)`);
     }
-    const size = 2 ** (32 - prefixLength);
-    const network = Math.floor(parseIpv4(m[1]) / size) * size;
-    return { network, prefixLength, text: `${formatIpv4(network)}/${prefixLength}` };
+    return cidr;
 }
 
-/** Whether two networks share any address. */
-export function cidrsOverlap(a: Ipv4Cidr, b: Ipv4Cidr): boolean {
-    const size = (c: Ipv4Cidr) => 2 ** (32 - c.prefixLength);
-    return a.network < b.network + size(b) && b.network < a.network + size(a);
-}
-
-/** The n-th address of the network (1 = first usable). Throws when outside the usable range. */
-export function nthAddress(cidr: Ipv4Cidr, n: number): string {
-    const size = 2 ** (32 - cidr.prefixLength);
-    if (n < 1 || n > size - 2) throw new Error(`address #${n} is outside ${cidr.text}`);
-    return formatIpv4(cidr.network + n);
-}
-
-/** Whether `ip` is a usable host address (not network, not broadcast) of `cidr`. */
-export function isUsableAddress(cidr: Ipv4Cidr, ip: string): boolean {
-    const n = parseIpv4(ip) - cidr.network;
-    return n >= 1 && n <= 2 ** (32 - cidr.prefixLength) - 2;
+/** The `n`-th host address of a network (1 = the first after the network address); throws past the last one. */
+export function hostAddress(cidr: Cidr, n: number): string {
+    if (n < 1 || n > blockSize(cidr) - 2) throw new Error(`host address #${n} is outside ${cidr.text}`);
+    return addressAt(cidr, n);
 }
 
 /**
@@ -125,20 +95,20 @@ export function isUsableAddress(cidr: Ipv4Cidr, ip: string): boolean {
  * the clients, whichever is later).
  */
 export function publicPlan(publicCidr: string, clients: number) {
-    const cidr = parseCidr(publicCidr);
+    const cidr = cloudCidr(publicCidr);
     if (clients < 1 || clients > MAX_CLIENTS) throw new Error(`clients must be 1-${MAX_CLIENTS}, got ${clients}`);
     return {
         cidr,
-        rootIp: nthAddress(cidr, 1),
-        clientIps: Array.from({ length: clients }, (_, i) => nthAddress(cidr, 2 + i)),
+        rootIp: hostAddress(cidr, 1),
+        clientIps: Array.from({ length: clients }, (_, i) => hostAddress(cidr, 2 + i)),
         firstFloatingIndex: Math.max(10, clients + 2),
     };
 }
 
 /** The gateway takes the first address of the private subnet, as on OVH. */
 export function privatePlan(privateCidr: string) {
-    const cidr = parseCidr(privateCidr);
-    return { cidr, gatewayIp: nthAddress(cidr, 1) };
+    const cidr = cloudCidr(privateCidr);
+    return { cidr, gatewayIp: hostAddress(cidr, 1) };
 }
 
 /** A stable UUID for a host (its machine-id), derived from the cloud prefix and host name. */

@@ -6,7 +6,7 @@
  */
 import * as fs from "node:fs";
 import { run, runInNetns } from "./exec";
-import { cidrsOverlap, Ipv4Cidr, parseCidr } from "./names";
+import { Cidr, overlaps, parseCidr } from "../lib/ipv4";
 
 /** Creates a bridge (if missing), without IPv6, optionally with an IPv4 address in the root namespace. */
 export async function ensureBridge(name: string, address?: string): Promise<void> {
@@ -119,11 +119,14 @@ export async function canConnect(o: { netns?: string; host: string; port: number
 }
 
 /** Routes of the root namespace's main table whose destination overlaps `cidr` (as "dst dev/type"). */
-export async function overlappingRoutes(cidr: Ipv4Cidr): Promise<string[]> {
+export async function overlappingRoutes(cidr: Cidr): Promise<string[]> {
     const r = await run(["ip", "-j", "-4", "route", "show"]);
     const routes = JSON.parse(r.stdout || "[]") as { dst: string; dev?: string; type?: string }[];
     return routes
         .filter((route) => route.dst !== "default")
-        .filter((route) => cidrsOverlap(cidr, parseCidr(route.dst.includes("/") ? route.dst : `${route.dst}/32`, { allowHost: true })))
+        .filter((route) => {
+            const dst = parseCidr(route.dst.includes("/") ? route.dst : `${route.dst}/32`, { hostBits: "clear" });
+            return dst !== undefined && overlaps(cidr, dst);
+        })
         .map((route) => `${route.dst} ${route.dev ?? route.type ?? ""}`.trim());
 }

@@ -16,7 +16,7 @@
  *   replaces a changed rule by creating the new one before deleting the old
  *   one unless deleteBeforeReplace is set, so that counts too.
  */
-import { formatIpv4, parseIpv4 } from "../config/ipv4";
+import { formatIpv4, parseIpv4 } from "../lib/ipv4";
 
 export class NeutronError extends Error {
     constructor(

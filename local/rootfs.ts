@@ -8,6 +8,7 @@
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { shellQuote } from "../lib/shell";
 import { run } from "./exec";
 
 /** Bump when the customisation below changes, so cached root filesystems are rebuilt. */
@@ -110,8 +111,8 @@ export function customizeCommands(repoOnlyPackages: readonly string[]): string[]
         `: > "$1/etc/machine-id" && rm -f "$1/var/lib/dbus/machine-id"`,
         `rm -f "$1/etc/hostname"`,
         `mkdir -p "$1/etc/systemd/system/ssh.service.d"`,
-        `printf '%s' ${shellSingle(SSH_DROPIN)} > "$1/etc/systemd/system/ssh.service.d/10-pycluster-local.conf"`,
-        `printf '%s' ${shellSingle(CLOUD_INIT_LOCAL_CFG)} > "$1/etc/cloud/cloud.cfg.d/90-pycluster-local.cfg"`,
+        `printf '%s' ${shellQuote(SSH_DROPIN)} > "$1/etc/systemd/system/ssh.service.d/10-pycluster-local.conf"`,
+        `printf '%s' ${shellQuote(CLOUD_INIT_LOCAL_CFG)} > "$1/etc/cloud/cloud.cfg.d/90-pycluster-local.cfg"`,
         // apt sources are per cloud (the gateway address), written into each host's overlay
         `rm -f "$1/etc/apt/sources.list" "$1"/etc/apt/sources.list.d/*`,
         `chroot "$1" systemctl disable --quiet ${DISABLED_SERVICES.join(" ")}`,
@@ -120,10 +121,6 @@ export function customizeCommands(repoOnlyPackages: readonly string[]): string[]
         cmds.unshift(`chroot "$1" apt-get install --download-only -y ${repoOnlyPackages.join(" ")}`);
     }
     return cmds;
-}
-
-function shellSingle(text: string): string {
-    return `'${text.replace(/'/g, `'\\''`)}'`;
 }
 
 /** The default apt sources of this machine (its Debian mirror). */

@@ -17,6 +17,8 @@
  * `up` with the value known.
  */
 
+import { isEverywhere, isPublicAddress } from "../lib/ipv4";
+
 /** Stands for a value Pulumi does not know yet (preview of a resource not created yet). */
 export const UNKNOWN: unique symbol = Symbol("unknown until the update runs");
 
@@ -120,53 +122,6 @@ function record(value: unknown): Record<string, unknown> {
 
 function quote(value: string): string {
     return JSON.stringify(value);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Addresses.
-// ---------------------------------------------------------------------------------------------
-
-function ipv4ToNumber(text: string): number | undefined {
-    const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text.trim());
-    if (!m) return undefined;
-    const octets = m.slice(1).map(Number);
-    if (octets.some(o => o > 255)) return undefined;
-    return ((octets[0] << 24) | (octets[1] << 16) | (octets[2] << 8) | octets[3]) >>> 0;
-}
-
-/** IPv4 blocks that are never reachable from the internet. */
-const NON_PUBLIC_IPV4: readonly [string, number][] = [
-    ["0.0.0.0", 8],
-    ["10.0.0.0", 8],
-    ["100.64.0.0", 10],
-    ["127.0.0.0", 8],
-    ["169.254.0.0", 16],
-    ["172.16.0.0", 12],
-    ["192.168.0.0", 16],
-];
-
-function inIpv4Block(address: number, network: string, prefixLength: number): boolean {
-    const mask = prefixLength === 0 ? 0 : (0xffffffff << (32 - prefixLength)) >>> 0;
-    return ((address & mask) >>> 0) === ipv4ToNumber(network);
-}
-
-/**
- * True for an address routed on the internet: IPv4 outside RFC 1918, CGNAT, loopback and
- * link-local; IPv6 in 2000::/3 (global unicast). Text that is not an address is not public.
- */
-export function isPublicAddress(text: string): boolean {
-    const v4 = ipv4ToNumber(text);
-    if (v4 !== undefined) return !NON_PUBLIC_IPV4.some(([net, len]) => inIpv4Block(v4, net, len));
-    const v6 = text.trim().toLowerCase();
-    if (!v6.includes(":") || !/^[0-9a-f:.]+$/.test(v6)) return false;
-    const firstGroup = v6.startsWith(":") ? 0 : parseInt(v6.split(":")[0], 16);
-    return (firstGroup & 0xe000) === 0x2000;
-}
-
-/** A CIDR whose prefix length is 0 ("0.0.0.0/0", "::/0"): every address. */
-function isEverywhere(cidr: string): boolean {
-    const parts = cidr.trim().split("/");
-    return parts.length === 2 && Number(parts[1]) === 0 && parts[1].trim() !== "";
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
 import { parse, parseDocument } from "yaml";
-import { containsAddress, formatIpv4, parseCidr, parseIpv4 } from "../../config/ipv4";
+import { containsAddress, formatIpv4, parseCidr, parseIpv4 } from "../../lib/ipv4";
 
 /** Answers with the caller's public IPv4 address as plain text. */
 export const ADDRESS_SOURCE = "https://api.ipify.org";

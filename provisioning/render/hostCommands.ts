@@ -1,4 +1,4 @@
-import { shellQuote } from "./quote";
+import { shellQuote } from "../../lib/shell";
 
 /**
  * The command lines the program runs on hosts, as values (the program decides

@@ -1,10 +1,4 @@
-/** Quoting for the languages our renderers emit. */
-
-/** A POSIX shell word: single-quoted, with embedded quotes closed and escaped. */
-export function shellQuote(value: string): string {
-    if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(value)) return value;
-    return `'${value.replace(/'/g, `'"'"'`)}'`;
-}
+/** Quoting for the other languages our renderers emit (shell words: lib/shell.ts). */
 
 /** A Python string literal (JSON's escaping is valid Python for str). */
 export function pyString(value: string): string {

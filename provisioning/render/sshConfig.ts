@@ -1,4 +1,4 @@
-import { shellQuote } from "./quote";
+import { shellQuote } from "../../lib/shell";
 
 /**
  * The operator's SSH access to a stack's hosts: an ssh_config with a Host

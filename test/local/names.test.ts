@@ -5,14 +5,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { nspawnArgv, renderHostFiles, renderSupervisor } from "../../local/host";
+import { isUsableAddress, overlaps } from "../../lib/ipv4";
 import {
-    cidrsOverlap,
+    cloudCidr,
     cloudNames,
-    isUsableAddress,
+    hostAddress,
     MAX_HOSTS,
     MAX_PREFIX_LENGTH,
-    nthAddress,
-    parseCidr,
     privatePlan,
     publicPlan,
     validateHostName,
@@ -49,19 +48,20 @@ test("prefixes and host names are validated with a message that says what is all
     validateHostName("app-0");
 });
 
-test("CIDRs are normalised, and addresses are counted from the network address", () => {
-    const c = parseCidr("10.77.0.9/24");
+test("a cloud's networks: normalised, /8 to /30, host addresses counted from the network address", () => {
+    const c = cloudCidr("10.77.0.9/24");
     assert.equal(c.text, "10.77.0.0/24");
-    assert.equal(nthAddress(c, 1), "10.77.0.1");
-    assert.equal(nthAddress(c, 254), "10.77.0.254");
-    assert.throws(() => nthAddress(c, 255), /outside/);
+    assert.equal(hostAddress(c, 1), "10.77.0.1");
+    assert.equal(hostAddress(c, 254), "10.77.0.254");
+    assert.throws(() => hostAddress(c, 255), /outside/);
+    assert.throws(() => hostAddress(c, 0), /outside/);
     assert.equal(isUsableAddress(c, "10.77.0.0"), false);
     assert.equal(isUsableAddress(c, "10.77.0.255"), false);
     assert.equal(isUsableAddress(c, "10.77.1.1"), false);
     assert.equal(isUsableAddress(c, "10.77.0.11"), true);
-    assert.throws(() => parseCidr("10.77.0.0"), /invalid IPv4 CIDR/);
-    assert.throws(() => parseCidr("10.77.0.256/24"), /invalid IPv4 address/);
-    assert.equal(parseCidr("192.0.2.7/32", { allowHost: true }).text, "192.0.2.7/32");
+    assert.throws(() => cloudCidr("10.77.0.0"), /invalid IPv4 CIDR/);
+    assert.throws(() => cloudCidr("10.77.0.256/24"), /invalid IPv4 CIDR/);
+    assert.throws(() => cloudCidr("192.0.2.7/32"), /prefix length 8-30/);
 });
 
 test("the gateway takes the first private address; the deployer, then the clients, the first public ones", () => {
@@ -74,8 +74,8 @@ test("the gateway takes the first private address; the deployer, then the client
 });
 
 test("overlapping networks are detected", () => {
-    assert.equal(cidrsOverlap(parseCidr("10.0.0.0/8"), parseCidr("10.79.0.0/24")), true);
-    assert.equal(cidrsOverlap(parseCidr("10.79.0.0/24"), parseCidr("10.79.1.0/24")), false);
+    assert.equal(overlaps(cloudCidr("10.0.0.0/8"), cloudCidr("10.79.0.0/24")), true);
+    assert.equal(overlaps(cloudCidr("10.79.0.0/24"), cloudCidr("10.79.1.0/24")), false);
 });
 
 test("host files: hostname in /etc/hosts, apt only from the gateway, NoCloud seed with the user-data verbatim", () => {

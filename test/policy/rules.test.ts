@@ -10,11 +10,11 @@ import {
     checkSecurityGroupsManaged,
     checkWorldIngressOnlyOnLb,
     checkWorldOpenIngress,
-    isPublicAddress,
     ResourceDescription,
     TYPES,
     UNKNOWN,
 } from "../../policy/rules";
+import { isPublicAddress } from "../../lib/ipv4";
 
 const STACK = "urn:pulumi:dev::pycluster::";
 
