@@ -4,6 +4,7 @@ import * as ovh from "@ovhcloud/pulumi-ovh";
 import { readStackConfig } from "./config/read";
 import { Cluster, DEFAULT_BUILD_DIR } from "./components/cluster";
 import { stackOutputs } from "./components/outputs";
+import { names } from "./lib/conventions";
 
 /**
  * The program: read and validate the stack configuration (nothing is created
@@ -31,6 +32,6 @@ export = async () => {
         projectDomainName: "Default",
     });
 
-    const cluster = new Cluster(`${config.project}-${config.stack}`, { config, buildDir: DEFAULT_BUILD_DIR }, { providers: [ovhProvider, openstackProvider] });
+    const cluster = new Cluster(names.cluster(config.project, config.stack), { config, buildDir: DEFAULT_BUILD_DIR }, { providers: [ovhProvider, openstackProvider] });
     return stackOutputs(config, cluster);
 };

@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { names } from "../lib/conventions";
 import { AppNode, AppRelease, LbHandle } from "./appNode";
 import { Bastion, NodePlacement } from "./host";
 
@@ -21,7 +22,7 @@ export class AppTier extends pulumi.ComponentResource {
     constructor(name: string, args: AppTierArgs, opts?: pulumi.ComponentResourceOptions) {
         super("pycluster:app:AppTier", name, {}, opts);
         const batch = args.config.app.rolloutBatchSize;
-        this.nodes = Array.from({ length: args.config.app.nodeCount }, (_, i) => new AppNode(`${name}-${i}`, { ...args, index: i }, { parent: this }));
+        this.nodes = Array.from({ length: args.config.app.nodeCount }, (_, i) => new AppNode(names.appNode(name, i), { ...args, index: i }, { parent: this }));
         // A change is validated on every node before the first one is drained; then batch by batch.
         const checks = this.nodes.map(n => n.check);
         this.nodes.forEach((node, i) => {

@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as openstack from "@pulumi/openstack";
 import * as tls from "@pulumi/tls";
 import { StackConfig } from "../config/stackConfig";
+import { names } from "../lib/conventions";
 import { buildAppArchive } from "../provisioning/archive";
 import { AppRelease } from "./appNode";
 import { AppTier } from "./appTier";
@@ -83,7 +84,7 @@ export class Cluster extends pulumi.ComponentResource {
         });
 
         this.lb = new LoadBalancer(
-            `${name}-lb`,
+            names.loadBalancer(name),
             {
                 ...placement(groups.lb.id),
                 staticFiles: cfg.lb.staticFiles ? buildAppArchive(`${cfg.app.name}-static`, cfg.lb.staticFiles.dir, args.buildDir) : undefined,
@@ -101,7 +102,7 @@ export class Cluster extends pulumi.ComponentResource {
         // Private nodes are reached through the load balancer once it relays SSH.
         const bastion: Bastion = { connection: this.lb.host.connection, ready: this.lb.host.booted };
         this.apps = new AppTier(
-            `${name}-app`,
+            names.appTier(name),
             {
                 ...placement(groups.app.id),
                 bastion,
@@ -114,7 +115,7 @@ export class Cluster extends pulumi.ComponentResource {
 
         if (cfg.monitoring.node && groups.monitoring) {
             this.monitoring = new MonitoringNode(
-                `${name}-mon`,
+                names.monitoring(name),
                 { ...placement(groups.monitoring.id), bastion },
                 { parent: this },
             );

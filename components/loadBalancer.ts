@@ -6,7 +6,7 @@ import { LB_PACKAGES, lbExtraPackages, lbKernelFiles, lbNginxFiles } from "../pr
 import { AppArchive } from "../provisioning/archive";
 import { lbMonitoring } from "../provisioning/monitoringFiles";
 import { obtainCertificate, pushMonitoring, pushNginx, pushStaticFiles } from "../provisioning/push";
-import { ACME_PLACEHOLDER_ORGANIZATION } from "../policy/rules";
+import { ACME_PLACEHOLDER_ORGANIZATION, PUBLIC_NETWORK, SELF_SIGNED_ORGANIZATION } from "../lib/conventions";
 import { Host, NodePlacement } from "./host";
 
 export interface LoadBalancerArgs extends NodePlacement {
@@ -48,7 +48,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
                 extraPackages: lbExtraPackages(cfg),
                 kernelFiles: lbKernelFiles(cfg),
                 gateway: args.gateway,
-                publicIp: { pool: "Ext-Net" },
+                publicIp: { pool: PUBLIC_NETWORK },
             },
             { parent: this },
         );
@@ -84,7 +84,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
                 subject: {
                     commonName: cfg.lb.domain ?? `${cfg.project}-${cfg.stack}`,
                     // The policy pack tells the placeholder from a self-signed site by this.
-                    organization: cfg.lb.tls.mode === "letsencrypt" ? ACME_PLACEHOLDER_ORGANIZATION : "pycluster self-signed",
+                    organization: cfg.lb.tls.mode === "letsencrypt" ? ACME_PLACEHOLDER_ORGANIZATION : SELF_SIGNED_ORGANIZATION,
                 },
                 dnsNames: cfg.lb.domain ? [cfg.lb.domain] : [],
                 ipAddresses: this.publicIp.apply(ip => [ip]),

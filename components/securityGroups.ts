@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as openstack from "@pulumi/openstack";
+import { names, Role, ROLE, SSH_FROM_ANYWHERE_DESCRIPTION, WEB_PORTS } from "../lib/conventions";
 
 export interface ClusterSecurityGroupsArgs {
     region: string;
@@ -47,21 +48,21 @@ export class ClusterSecurityGroups extends pulumi.ComponentResource {
 
     constructor(name: string, args: ClusterSecurityGroupsArgs, opts?: pulumi.ComponentResourceOptions) {
         super("pycluster:network:ClusterSecurityGroups", name, {}, opts);
-        const group = (role: string, description: string) =>
-            new openstack.networking.SecGroup(`${name}-${role}`, { name: `${name}-${role}`, description, region: args.region }, { parent: this });
-        this.lb = group("lb", "pycluster load balancer: HTTP(S) from anywhere, SSH from admin networks");
-        this.app = group("app", "pycluster app nodes: app port and SSH from the load balancer only");
-        this.monitoring = args.monitoring.node ? group("mon", "pycluster monitoring node: Prometheus and SSH from the load balancer only") : undefined;
+        const group = (role: Role, description: string) =>
+            new openstack.networking.SecGroup(names.securityGroup(name, role), { name: names.securityGroup(name, role), description, region: args.region }, { parent: this });
+        this.lb = group(ROLE.loadBalancer, "pycluster load balancer: HTTP(S) from anywhere, SSH from admin networks");
+        this.app = group(ROLE.app, "pycluster app nodes: app port and SSH from the load balancer only");
+        this.monitoring = args.monitoring.node ? group(ROLE.monitoring, "pycluster monitoring node: Prometheus and SSH from the load balancer only") : undefined;
 
         const ports = args.monitoring.ports;
         const lbRules: Rule[] = [
-            { name: "http", port: 80, from: { cidr: "0.0.0.0/0" }, description: "HTTP (redirects to HTTPS, ACME)" },
-            { name: "https", port: 443, from: { cidr: "0.0.0.0/0" }, description: "HTTPS" },
+            { name: "http", port: WEB_PORTS[0], from: { cidr: "0.0.0.0/0" }, description: "HTTP (redirects to HTTPS, ACME)" },
+            { name: "https", port: WEB_PORTS[1], from: { cidr: "0.0.0.0/0" }, description: "HTTPS" },
             ...args.adminCidrs.map(cidr => ({
                 name: `ssh-${cidrLabel(cidr)}`,
                 port: 22,
                 from: { cidr },
-                description: cidr === "0.0.0.0/0" ? "SSH from anywhere (allowSshFromAnywhere)" : "SSH from an admin network",
+                description: cidr === "0.0.0.0/0" ? SSH_FROM_ANYWHERE_DESCRIPTION : "SSH from an admin network",
             })),
             ...args.deployerCidrs.map(cidr => ({
                 name: `ssh-deployer-${cidrLabel(cidr)}`,

@@ -9,6 +9,7 @@ import * as path from "path";
 import { capacityModel, CapacityModel, RESERVED_FDS } from "./capacity";
 import { compareVersions, defaultWorkerCount, FLAVORS, Platform, PLATFORMS } from "./catalog";
 import { KeyDeclaration, ProjectDeclarations } from "./declarations";
+import { isProductionStack, MIN_PRODUCTION_APP_NODES, stackNameClash } from "../lib/conventions";
 import { addressAt, blockSize, formatIpv4, isPrivateCidr, overlaps, parseCidr, parseIpv4 } from "../lib/ipv4";
 import { defaultEndpoint, endpointMismatch, ENDPOINT_NAMES, ENDPOINTS, isRegionName, OvhEndpoint } from "./regions";
 import { Secret } from "./secret";
@@ -377,6 +378,12 @@ export function parseStackConfig(raw: RawConfig, ctx: ParseContext): StackConfig
         }
     }
 
+    // Resource names carry the stack and the role as dash-separated words (lib/conventions.ts).
+    const clash = stackNameClash(ctx.stack);
+    if (clash) {
+        r.problems.push(`the stack name "${ctx.stack}" contains the word "${clash}", which marks a role in every resource name (the policy pack reads roles from names): choose another stack name`);
+    }
+
     // --- access ---
     const serviceName = r.required("serviceName", "the Public Cloud project id (32 hex characters) is required");
     if (serviceName && !/^[0-9a-f]{32}$/.test(serviceName)) {
@@ -449,10 +456,10 @@ export function parseStackConfig(raw: RawConfig, ctx: ParseContext): StackConfig
     };
 
     // --- the production rules and the app tier size ---
-    const production = r.boolean("production") || ["prod", "production"].includes(ctx.stack);
+    const production = isProductionStack(ctx.stack, r.boolean("production"));
     const nodeCount = r.integer("appNodeCount", 1, 200);
-    if (production && nodeCount < 2) {
-        r.fail("appNodeCount", nodeCount, "a production stack needs at least 2 app nodes, so one can fail or be updated while the other serves");
+    if (production && nodeCount < MIN_PRODUCTION_APP_NODES) {
+        r.fail("appNodeCount", nodeCount, `a production stack needs at least ${MIN_PRODUCTION_APP_NODES} app nodes, so one can fail or be updated while the other serves`);
     }
 
     const monitoringNode = r.boolean("monitoringNode");

@@ -17,6 +17,17 @@
  * `up` with the value known.
  */
 
+import {
+    ACME_PLACEHOLDER_ORGANIZATION,
+    hasRole,
+    isProductionStack,
+    isRoleGroup,
+    MIN_PRODUCTION_APP_NODES,
+    PUBLIC_NETWORK,
+    ROLE,
+    SSH_OPT_IN_MARKER,
+    WEB_PORTS,
+} from "../lib/conventions";
 import { isEverywhere, isPublicAddress } from "../lib/ipv4";
 
 /** Stands for a value Pulumi does not know yet (preview of a resource not created yet). */
@@ -55,40 +66,16 @@ export const TYPES = {
     selfSignedCert: "tls:index/selfSignedCert:SelfSignedCert",
 } as const;
 
-/** OVH's public network; the program never attaches anything but the LB's floating IP to it. */
-export const PUBLIC_NETWORK = "Ext-Net";
-
-/** Written into a world-open SSH rule's description by the program when the stack opted in. */
-export const SSH_OPT_IN_MARKER = "allowSshFromAnywhere";
-
-/** The only ports that may be open to the world, and only on the load balancer's group. */
-export const WEB_PORTS: readonly number[] = [80, 443];
-
 const SSH_PORT = 22;
 
 // ---------------------------------------------------------------------------------------------
-// Naming conventions of the program (components/ name everything "<project>-<stack>-<role>...").
+// Names: the program's conventions (lib/conventions.ts) say which role a resource belongs to.
 // ---------------------------------------------------------------------------------------------
 
 /** The resource's cloud-side name (`props.name`), falling back to its Pulumi name. */
 export function displayName(r: ResourceDescription): string {
     const name = r.props.name;
     return typeof name === "string" && name !== "" ? name : r.name;
-}
-
-/** "pycluster-dev-app-0", "pycluster-dev-app-0-port": an app node or one of its parts. */
-export function isAppName(name: string): boolean {
-    return /(^|-)app(-|$)/.test(name);
-}
-
-/** The load balancer's security group: its name ends with "-lb" ("pycluster-dev-lb"). */
-export function isLbGroupName(name: string): boolean {
-    return name.endsWith("-lb");
-}
-
-/** The load balancer's port: "-lb" as a whole dash-separated word ("pycluster-dev-lb-port"). */
-export function isLbPortName(name: string): boolean {
-    return /(^|-)lb(-|$)/.test(name);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -247,7 +234,7 @@ export function checkWorldIngressOnlyOnLb(resources: readonly ResourceDescriptio
         if (source === undefined || exposure === undefined || exposure.kind === "other") continue;
         const group = resolveReference(rule, "securityGroupId", TYPES.secGroup, resources);
         if (group.kind === "unknown") continue;
-        if (group.kind === "found" && isLbGroupName(displayName(group.target))) continue;
+        if (group.kind === "found" && isRoleGroup(displayName(group.target), ROLE.loadBalancer)) continue;
         const where = group.kind === "found"
             ? `group ${quote(displayName(group.target))}`
             : `security group ${group.id}, which this stack does not manage`;
@@ -271,7 +258,7 @@ export function checkWorldIngressOnlyOnLb(resources: readonly ResourceDescriptio
  */
 export function checkAppNodesPrivate(r: ResourceDescription): string[] {
     const name = displayName(r);
-    if (!isAppName(name)) return [];
+    if (!hasRole(name, ROLE.app)) return [];
     const violations: string[] = [];
     if (r.type === TYPES.port) {
         if (str(r.props.networkId)?.toLowerCase() === PUBLIC_NETWORK.toLowerCase()) {
@@ -321,7 +308,7 @@ export function checkPublicAddressesOnlyOnLb(resources: readonly ResourceDescrip
         if (association.type !== TYPES.floatingIpAssociate) continue;
         const port = resolveReference(association, "portId", TYPES.port, resources);
         if (port.kind === "unknown") continue;
-        if (port.kind === "found" && isLbPortName(displayName(port.target))) continue;
+        if (port.kind === "found" && hasRole(displayName(port.target), ROLE.loadBalancer)) continue;
         const target = port.kind === "found"
             ? `port ${quote(displayName(port.target))}`
             : `port ${port.id}, which this stack does not manage`;
@@ -334,7 +321,7 @@ export function checkPublicAddressesOnlyOnLb(resources: readonly ResourceDescrip
     }
     for (const r of resources) {
         const name = displayName(r);
-        if (!isAppName(name)) continue;
+        if (!hasRole(name, ROLE.app)) continue;
         let addresses: unknown[] = [];
         if (r.type === TYPES.port) addresses = list(r.props.allFixedIps);
         if (r.type === TYPES.instance) {
@@ -470,26 +457,12 @@ function unmanagedIds(
 // Rule 4: production stacks.
 // ---------------------------------------------------------------------------------------------
 
-/** Stack names that are production whatever their config says. */
-export const PRODUCTION_STACK_NAMES: readonly string[] = ["prod", "production"];
-
-export function isProductionStack(stackName: string, productionConfig: boolean): boolean {
-    return productionConfig || PRODUCTION_STACK_NAMES.includes(stackName.trim().toLowerCase());
-}
-
-export const MIN_PRODUCTION_APP_NODES = 2;
-
 /**
  * Stack check. A production stack (named prod/production, or pycluster:production true) runs at
  * least two app instances and no self-signed certificate (the program creates one only in
- * tlsMode selfSigned).
+ * tlsMode selfSigned; the placeholder nginx starts with in letsencrypt mode, until certbot's
+ * replaces it on the host, is not what the site serves).
  */
-/**
- * Subject organization of the certificate nginx starts with in letsencrypt mode, until certbot's
- * replaces it on the host (components/loadBalancer.ts uses the same value): not what the site serves.
- */
-export const ACME_PLACEHOLDER_ORGANIZATION = "pycluster placeholder until Let's Encrypt";
-
 export function checkProductionStack(
     resources: readonly ResourceDescription[],
     stackName: string,
@@ -497,7 +470,7 @@ export function checkProductionStack(
 ): Violation[] {
     if (!isProductionStack(stackName, productionConfig)) return [];
     const violations: Violation[] = [];
-    const appNodes = resources.filter(r => r.type === TYPES.instance && isAppName(displayName(r)));
+    const appNodes = resources.filter(r => r.type === TYPES.instance && hasRole(displayName(r), ROLE.app));
     if (appNodes.length < MIN_PRODUCTION_APP_NODES) {
         violations.push({
             message:

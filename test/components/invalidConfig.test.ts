@@ -25,14 +25,14 @@ for (const [what, overrides, message, o] of BAD) {
         const setSecret = Object.fromEntries(Object.entries(values).filter(([k]) => secretKeys.includes(k)));
         const stack = o?.stack ?? "staging";
         if (o?.cli) {
-            assert.throws(() => stackConfig(stack, { set, setSecret, unset }), (e: unknown) => {
+            assert.throws(() => stackConfig(stack, { set, setSecret, unset, fileOf: "staging" }), (e: unknown) => {
                 assert.ok(e instanceof CliConfigError, String(e));
                 assert.match(e.message, message);
                 return true;
             });
             return;
         }
-        await assert.rejects(runProgram({ stack, config: stackConfig(stack, { set, setSecret, unset }), env: {} }), (e: unknown) => {
+        await assert.rejects(runProgram({ stack, config: stackConfig(stack, { set, setSecret, unset, fileOf: "staging" }), env: {} }), (e: unknown) => {
             assert.ok(e instanceof ProgramFailure, String(e));
             assert.ok(e.cause instanceof ConfigError, String(e.cause));
             assert.match(e.message, message);

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
-    ACME_PLACEHOLDER_ORGANIZATION,
     checkAppNodesPrivate,
     checkExplicitSecurityGroups,
     checkImagePinned,
@@ -15,6 +14,7 @@ import {
     UNKNOWN,
 } from "../../policy/rules";
 import { isPublicAddress } from "../../lib/ipv4";
+import { ACME_PLACEHOLDER_ORGANIZATION } from "../../lib/conventions";
 
 const STACK = "urn:pulumi:dev::pycluster::";
 

@@ -75,9 +75,10 @@ export const TEST_ENV: Record<string, string> = {
  */
 export function stackConfig(
     stack: string,
-    o: { set?: Record<string, string>; setSecret?: Record<string, string>; unset?: string[]; emptyStackFile?: boolean } = {},
+    o: { set?: Record<string, string>; setSecret?: Record<string, string>; unset?: string[]; emptyStackFile?: boolean; fileOf?: string } = {},
 ): CliConfig {
-    const file = path.join(PROJECT_ROOT, `Pulumi.${stack}.yaml`);
+    // `fileOf`: another stack's file under this stack's name (a copy of it, e.g. staging's as "eu-app").
+    const file = path.join(PROJECT_ROOT, `Pulumi.${o.fileOf ?? stack}.yaml`);
     const doc = (o.emptyStackFile || !fs.existsSync(file) ? { config: {} } : parseYaml(fs.readFileSync(file, "utf8"))) as { config?: Record<string, unknown> };
     for (const key of o.unset ?? []) {
         delete doc.config?.[key];
