@@ -73,11 +73,6 @@ export function run(argv: readonly string[], options: RunOptions = {}): Promise<
     });
 }
 
-/** Runs a shell script with bash (`set -euo pipefail` is prepended). */
-export function runScript(script: string, options: RunOptions = {}): Promise<RunResult> {
-    return run(["bash", "-c", `set -euo pipefail\n${script}`], options);
-}
-
 /** Runs argv inside the named network namespace. */
 export function runInNetns(netns: string, argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
     return run(["ip", "netns", "exec", netns, ...argv], options);

@@ -10,7 +10,7 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { shellQuote } from "../lib/shell";
-import { run, runInNetns, sleep } from "./exec";
+import { run, sleep } from "./exec";
 import { canConnect } from "./network";
 import { cgroupDirs, cgroupPids, childPids, ensureCgroup, isRunning, killCgroup, ProcessRef, refOf, signalRef, waitGone } from "./procs";
 
@@ -286,9 +286,4 @@ export async function killHostProcesses(host: HostState): Promise<void> {
     if (!(await killCgroup(host.cgroup))) {
         throw new Error(`processes of host ${host.name} survive SIGKILL in ${cgroupDirs(host.cgroup).join(", ")}`);
     }
-}
-
-/** Runs a command in the host's network namespace (outer machine's binaries). */
-export function runInHostNetns(host: HostState, argv: string[]) {
-    return runInNetns(host.netns, argv, { allowFailure: true });
 }

@@ -39,7 +39,6 @@ export const PROJECT_ROOT = path.join(__dirname, "..");
 export const PROJECT = "pycluster";
 export const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 const SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270";
-export const ASSET_SIG = "c44067f5952c0a294b673a41bacd8c17";
 
 export interface ResourceOptionsSeen {
     parent: string;

@@ -71,15 +71,8 @@ export function appCommand(o: AppCommandOptions): string {
     return hostctl("app", flags, [...(o.checkOnly ? ["--check-only"] : []), ...(o.noDrain ? ["--no-drain"] : [])]);
 }
 
-/**
- * Take a node out of rotation (on a lease: if its admit step never runs, the LB returns it once the
- * lease expired and it is healthy) or back in.
- */
-export function upstreamCommand(action: "drain" | "undrain", server: string, lease?: { seconds: number; healthUrl: string }): string {
-    return action === "drain"
-        ? hostctl("upstream", { server, lease: lease?.seconds, health: lease?.healthUrl }, [action])
-        : hostctl("upstream", { server }, [action]);
-}
+/** Put a node back into the load balancer's rotation (and drop its drain lease). */
+const undrainCommand = (server: string) => hostctl("upstream", { server }, ["undrain"]);
 
 export interface GateOptions {
     /** Host header to send (checking the site through nginx by its server name). */
@@ -98,15 +91,13 @@ export function gateCommand(url: string, timeoutSeconds: number, o: GateOptions 
  */
 export function admitCommand(o: { server: string; nodeHealthUrl: string; siteHost: string; healthPath: string; failTimeout: number }): string {
     return [
-        upstreamCommand("undrain", o.server),
+        undrainCommand(o.server),
         gateCommand(o.nodeHealthUrl, 60),
         gateCommand(`https://127.0.0.1${o.healthPath}`, 60, { hostHeader: o.siteHost, insecure: true }),
         // Then until nginx itself counts the node as alive again (it skips a node for fail_timeout after errors).
         hostctl("upstream", { server: o.server, "fail-timeout": o.failTimeout }, ["settle"]),
     ].join(" && ");
 }
-
-export const statusCommand = (app: string) => hostctl("status", { app });
 
 /** Install the monitoring bundle (stdin); each `service=url` must answer 200 afterwards, or the change is undone. */
 export const monitoringCommand = (endpoints: { service: string; url: string }[]) =>

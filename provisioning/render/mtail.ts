@@ -26,11 +26,6 @@ export interface AccessLogProgramOptions {
     buckets?: number[];
 }
 
-/** Names of histogram series mtail derives (what Prometheus sees). */
-export function histogramSeries(name: string): string[] {
-    return [`${name}_bucket`, `${name}_sum`, `${name}_count`];
-}
-
 /**
  * nginx logs times in milliseconds; "0.000" means under 1 ms. mtail 3.0.0-rc50 leaves an observation
  * of exactly 0 out of every bucket, so it is recorded as half a millisecond.
