@@ -17,7 +17,8 @@ import * as path from "path";
 import type { LocalCloud } from "./cloud";
 import { runInNetns } from "./exec";
 import { renderHostFirewall, SecurityRule } from "./firewall";
-import { generatePrivateKey, selfSignedCert } from "./keys";
+import { CloudMakers, created } from "./fakeCloud";
+import { generatePrivateKey, selfSignedCert, SelfSignedCertInputs } from "./keys";
 import { FakeNeutron, NeutronError } from "./neutron";
 import { ProgramMocks, Registration, unwrapSecrets } from "./program";
 import { copyToRemote, runCommand, SshConnection } from "./ssh";
@@ -188,40 +189,29 @@ export class LocalEngine {
             case COPY:
                 return this.copy(key, r, inputs, prev, started, deletedWith);
 
-            case "tls:index/privateKey:PrivateKey": {
-                const hash = sha([inputs.algorithm, inputs.ecdsaCurve]);
-                if (!this.keys[key] || prev?.inputsHash !== hash) {
-                    this.keys[key] = { ...generatePrivateKey(inputs.algorithm, inputs.ecdsaCurve) };
-                    this.record(key, { type: r.type, name: r.name, inputsHash: hash, id: r.name, outputs: {} });
-                    this.step(r.type, r.name, prev ? "replace" : "create", started);
-                }
-                return { id: r.name, state: { ...inputs, ...this.keys[key] } };
-            }
+            case "tls:index/privateKey:PrivateKey":
             case "tls:index/selfSignedCert:SelfSignedCert": {
-                const hash = sha(inputs);
-                if (!this.keys[key]?.certPem || prev?.inputsHash !== hash) {
-                    const certPem = this.o.preview ? "" : selfSignedCert(inputs as any);
-                    this.keys[key] = { certPem };
-                    this.record(key, { type: r.type, name: r.name, inputsHash: hash, id: r.name, outputs: {} });
+                // Real keys and certificates, kept in the root-only key file (Pulumi keeps them encrypted in its state).
+                const hash = sha(r.type === "tls:index/privateKey:PrivateKey" ? [inputs.algorithm, inputs.ecdsaCurve] : inputs);
+                const made = this.keys[key] && prev?.inputsHash === hash ? undefined : created(r.type, r.name, inputs, this.makers(prev));
+                if (made) {
+                    const { algorithm: _a, ecdsaCurve: _c, ...computed } = made.outputs;
+                    this.keys[key] = r.type === "tls:index/privateKey:PrivateKey" ? computed : { certPem: made.outputs.certPem };
+                    this.record(key, { type: r.type, name: r.name, inputsHash: hash, id: made.id, outputs: {} });
                     this.step(r.type, r.name, prev ? "replace" : "create", started);
                 }
                 return { id: r.name, state: { ...inputs, ...this.keys[key] } };
             }
-
             case GATEWAY:
                 return this.gateway(key, r, inputs, prev, started);
-            case "ovh:CloudProject/networkPrivate:NetworkPrivate": {
-                const outputs = { ...inputs, regionsOpenstackIds: Object.fromEntries((inputs.regions ?? []).map((g: string) => [g, `local-net-${inputs.vlanId}`])) };
-                return this.plain(key, r, inputs, `pn-local_${inputs.vlanId}`, outputs, started);
-            }
             case "ovh:CloudProject/networkPrivateSubnetV2:NetworkPrivateSubnetV2":
                 if (!this.o.preview) this.neutron.check(r.type, r.name, inputs);
-                return this.plain(key, r, inputs, prev?.id ?? `${r.name}-id`, inputs, started);
+                return this.plain(key, r, inputs, prev, started);
             case "openstack:networking/port:Port": {
                 if (!this.o.preview) this.neutron.check(r.type, r.name, inputs);
                 const ip = inputs.fixedIps?.[0]?.ipAddress;
                 if (!ip) throw new Error(`local cloud: port ${r.name} needs a fixed address (the program always sets one)`);
-                const res = this.plain(key, r, inputs, `port-${r.name}`, { ...inputs, allFixedIps: [ip] }, started);
+                const res = this.plain(key, r, inputs, prev, started);
                 this.state.resources[key].host = ip;
                 await this.enforceSecurityGroups();
                 return res;
@@ -230,32 +220,39 @@ export class LocalEngine {
                 // Every input of a rule forces a replacement (Pulumi creates the new one first).
                 const replacing = prev !== undefined && prev.inputsHash !== sha(withoutIgnored(inputs, r.options.ignoreChanges));
                 if (!this.o.preview) this.neutron.check(r.type, r.name, inputs, { replacing, deleteBeforeReplace: r.options.deleteBeforeReplace });
-                const res = this.plain(key, r, inputs, prev?.id ?? `${r.name}-id`, inputs, started);
+                const res = this.plain(key, r, inputs, prev, started);
                 await this.enforceSecurityGroups();
                 return res;
             }
             case "openstack:compute/instance:Instance":
                 return this.instance(key, r, inputs, prev, started);
-            case "openstack:networking/floatingIp:FloatingIp": {
-                const address = prev?.outputs.address ?? (this.cloud && !this.o.preview ? this.cloud.allocatePublicIp() : "198.51.100.250");
-                return this.plain(key, r, inputs, address, { ...inputs, address }, started);
-            }
             case "openstack:networking/floatingIpAssociate:FloatingIpAssociate":
                 return this.associate(key, r, inputs, prev, started);
             default:
-                // Providers, components, keypairs, networks, security groups: bookkeeping only.
-                return this.plain(key, r, inputs, prev?.id ?? `${r.name}-id`, inputs, started);
+                // Providers, components, keypairs, networks, floating IPs, security groups: bookkeeping
+                // only, with the ids and outputs of the shared table (local/fakeCloud.ts).
+                return this.plain(key, r, inputs, prev, started);
         }
     }
 
-    private plain(key: string, r: Registration, inputs: Record<string, any>, id: string, outputs: Record<string, any>, started: number) {
-        const prev = this.state.resources[key];
+    /** How this cloud makes keys, certificates and public addresses; a floating IP keeps the address it has. */
+    private makers(prev: ResourceRecord | undefined): CloudMakers {
+        return {
+            publicAddress: () => prev?.outputs.address ?? (this.cloud && !this.o.preview ? this.cloud.allocatePublicIp() : "198.51.100.250"),
+            privateKey: (algorithm, curve) => generatePrivateKey(algorithm, curve),
+            selfSignedCert: i => (this.o.preview ? "" : selfSignedCert(i as SelfSignedCertInputs)),
+        };
+    }
+
+    /** A resource the cloud only keeps a record of: created or updated when its inputs change. */
+    private plain(key: string, r: Registration, inputs: Record<string, any>, prev: ResourceRecord | undefined, started: number) {
         const hash = sha(withoutIgnored(inputs, r.options.ignoreChanges));
-        if (prev?.inputsHash !== hash) {
-            this.record(key, { type: r.type, name: r.name, inputsHash: hash, id, outputs: stripSecrets(outputs) });
-            if (!r.type.startsWith("pulumi:providers:") && !r.type.startsWith("pycluster:")) this.step(r.type, r.name, prev ? "update" : "create", started);
-        }
-        return { id, state: outputs };
+        if (prev && prev.inputsHash === hash) return { id: prev.id, state: { ...inputs, ...prev.outputs } };
+        const made = created(r.type, r.name, inputs, this.makers(prev));
+        const id = prev?.id ?? made.id;
+        this.record(key, { type: r.type, name: r.name, inputsHash: hash, id, outputs: stripSecrets(made.outputs) });
+        if (!r.type.startsWith("pulumi:providers:") && !r.type.startsWith("pycluster:")) this.step(r.type, r.name, prev ? "update" : "create", started);
+        return { id, state: made.outputs };
     }
 
     private connection(c: Record<string, any>): SshConnection {

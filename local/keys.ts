@@ -18,12 +18,7 @@ function withTempDir<T>(fn: (dir: string) => T): T {
     }
 }
 
-export interface PrivateKeyOutputs {
-    privateKeyPem: string;
-    privateKeyOpenssh: string;
-    publicKeyPem: string;
-    publicKeyOpenssh: string;
-}
+import type { PrivateKeyOutputs } from "./fakeCloud";
 
 /** The outputs of tls.PrivateKey for ED25519 and ECDSA (P256/P384). */
 export function generatePrivateKey(algorithm: string, ecdsaCurve = "P256"): PrivateKeyOutputs {

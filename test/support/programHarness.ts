@@ -7,6 +7,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { CliConfig, cliStackConfig } from "../../local/cliConfig";
+import { CloudMakers, created } from "../../local/fakeCloud";
 import { FakeNeutron } from "../../local/neutron";
 import {
     isSecretValue,
@@ -108,37 +109,25 @@ function fakePublicAddress(name: string): string {
     for (const c of name) h = (h * 31 + c.charCodeAt(0)) >>> 0;
     return `203.0.113.${10 + (h % 240)}`;
 }
+
 const fakeKey = (kind: string, name: string) => `-----BEGIN ${kind}-----\nFAKE-${kind.replace(/ /g, "-")}-${name}\n-----END ${kind}-----\n`;
 
-/** What the fake cloud returns for each resource type. */
+/** The harness's makers: recognisable fake keys and certificates, documentation addresses. */
+export const FAKE_MAKERS: CloudMakers = {
+    publicAddress: fakePublicAddress,
+    privateKey: (_algorithm, _curve, name) => ({
+        privateKeyOpenssh: fakeKey("OPENSSH PRIVATE KEY", name),
+        privateKeyPem: fakeKey("PRIVATE KEY", name),
+        publicKeyPem: fakeKey("PUBLIC KEY", name),
+        publicKeyOpenssh: `ssh-ed25519 AAAAFAKE${name.replace(/[^A-Za-z0-9]/g, "")}\n`,
+    }),
+    selfSignedCert: (_inputs, name) => fakeKey("CERTIFICATE", name),
+};
+
+/** What the fake cloud returns for each resource type (the table both fake clouds share). */
 export function fakeState(type: string, name: string, inputs: Record<string, any>): { id: string; state: Record<string, any> } {
-    const id = `${name}-id`;
-    switch (type) {
-        case "ovh:CloudProject/networkPrivate:NetworkPrivate":
-            return { id: `pn-1000_${inputs.vlanId}`, state: { ...inputs, regionsOpenstackIds: Object.fromEntries((inputs.regions ?? []).map((r: string) => [r, `os-net-uuid-${r}`])) } };
-        case "ovh:CloudProject/networkPrivateSubnetV2:NetworkPrivateSubnetV2":
-            return { id: `os-subnet-uuid-${name}`, state: inputs };
-        case "openstack:networking/port:Port":
-            return { id: `os-port-uuid-${name}`, state: { ...inputs, allFixedIps: (inputs.fixedIps ?? []).map((f: any) => f.ipAddress) } };
-        case "openstack:networking/floatingIp:FloatingIp":
-            return { id, state: { ...inputs, address: fakePublicAddress(name) } };
-        case "openstack:networking/secGroup:SecGroup":
-            return { id: `sg-uuid-${name}`, state: inputs };
-        case "tls:index/privateKey:PrivateKey":
-            return {
-                id,
-                state: {
-                    ...inputs,
-                    privateKeyOpenssh: fakeKey("OPENSSH PRIVATE KEY", name),
-                    privateKeyPem: fakeKey("PRIVATE KEY", name),
-                    publicKeyOpenssh: `ssh-ed25519 AAAAFAKE${name.replace(/[^A-Za-z0-9]/g, "")}\n`,
-                },
-            };
-        case "tls:index/selfSignedCert:SelfSignedCert":
-            return { id, state: { ...inputs, certPem: fakeKey("CERTIFICATE", name) } };
-        default:
-            return { id, state: inputs };
-    }
+    const { id, outputs } = created(type, name, inputs, FAKE_MAKERS);
+    return { id, state: outputs };
 }
 
 export interface RunOptions {
