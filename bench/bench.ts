@@ -15,7 +15,7 @@ import * as os from "os";
 import * as path from "path";
 import { capacityModel } from "../config/capacity";
 import { defaultWorkerCount } from "../config/catalog";
-import { StackConfig } from "../config/stackConfig";
+import { StackConfig } from "../config/types";
 import { localDown, localStackConfig, localUp, UpResult } from "../local/stack";
 import { classifyErrors, describeErrors, okAnswers } from "./lib/classify";
 import { ClusterFacts, configPlan, ConfigPlan, Fixtures, loadFixtures } from "./lib/configs";

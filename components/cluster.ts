@@ -2,7 +2,7 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as openstack from "@pulumi/openstack";
 import * as tls from "@pulumi/tls";
-import { StackConfig } from "../config/stackConfig";
+import { StackConfig } from "../config/types";
 import { names } from "../lib/conventions";
 import { buildAppArchive } from "../provisioning/archive";
 import { AppRelease } from "./appNode";

@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as openstack from "@pulumi/openstack";
 import * as tls from "@pulumi/tls";
 import * as command from "@pulumi/command";
-import { StackConfig } from "../config/stackConfig";
+import { StackConfig } from "../config/types";
 import { BundleFile } from "../provisioning/render/bundle";
 import { renderCloudInit } from "../provisioning/render/cloudInit";
 import { bootstrap, Connection, ensurePackages, PushTarget, pushKernel } from "../provisioning/push";

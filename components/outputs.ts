@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { StackConfig } from "../config/stackConfig";
+import { StackConfig } from "../config/types";
 import { Cluster } from "./cluster";
 import { Host } from "./host";
 import { scrapeTargets } from "../provisioning/monitoringFiles";

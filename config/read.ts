@@ -1,7 +1,9 @@
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { loadDeclarations } from "./declarations";
-import { parseStackConfig, RawConfig, StackConfig } from "./stackConfig";
+import { LOCAL_FILES } from "./files";
+import { RawConfig, StackConfig } from "./types";
+import { parseStackConfig } from "./stackConfig";
 
 // The SDK knows which keys were set with --secret but has no public API for it. Internal modules
 // can change in any minor release: package.json pins @pulumi/pulumi with ~ for this one.
@@ -24,6 +26,7 @@ export function readStackConfig(): StackConfig {
         stack: pulumi.getStack(),
         env: process.env,
         sampleAppDir: SAMPLE_APP_DIR,
+        files: LOCAL_FILES,
     });
 }
 

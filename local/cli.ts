@@ -7,7 +7,7 @@
 import { cloudPrefix, localDown, localPreview, localUp, ProgramFailure } from "./stack";
 import { LocalCloud } from "./cloud";
 import { CliConfigError } from "./cliConfig";
-import { ConfigError } from "../config/stackConfig";
+import { ConfigError } from "../config/reader";
 import { sshCommand, sshTunnelCommand } from "../provisioning/render/sshConfig";
 
 function parseArgs(argv: string[]) {

@@ -8,7 +8,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { parse } from "yaml";
 import * as pulumi from "@pulumi/pulumi";
-import { ENV_FALLBACK } from "../config/stackConfig";
+import { ENV_FALLBACK } from "../config/reader";
 import type { CliConfig } from "./cliConfig";
 
 // Internal SDK modules (waitForRPCs and leakedPromises have no public equivalent). They can change

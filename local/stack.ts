@@ -8,8 +8,10 @@ import * as path from "path";
 import { createCloud, destroyCloud, LocalCloud, stateDirOf } from "./cloud";
 import { LocalEngine, StepRecord } from "./engine";
 import { loadDeclarations } from "../config/declarations";
+import { LOCAL_FILES } from "../config/files";
 import { projectValues, SAMPLE_APP_DIR } from "../config/read";
-import { parseStackConfig, StackConfig } from "../config/stackConfig";
+import { StackConfig } from "../config/types";
+import { parseStackConfig } from "../config/stackConfig";
 import { CliConfig, cliStackConfig } from "./cliConfig";
 import { ProgramFailure, PROJECT, runProgramWithMocks } from "./program";
 import { renderSshConfig } from "../provisioning/render/sshConfig";
@@ -113,7 +115,7 @@ export function localStackConfig(o: LocalStackOptions = {}): StackConfig {
     const declarations = loadDeclarations();
     const cli = config(stack, o);
     const raw = projectValues(declarations.project, cli.config, key => cli.secretKeys.includes(key));
-    return parseStackConfig(raw, { declarations, stack, env: LOCAL_ENV, sampleAppDir: SAMPLE_APP_DIR });
+    return parseStackConfig(raw, { declarations, stack, env: LOCAL_ENV, sampleAppDir: SAMPLE_APP_DIR, files: LOCAL_FILES });
 }
 
 /** Stands the stack up on local hosts (creating the local cloud on first use). */

@@ -1,4 +1,4 @@
-import { StackConfig } from "../config/stackConfig";
+import { StackConfig } from "../config/types";
 import { BundleFile } from "./render/bundle";
 import { renderGunicornConfig } from "./render/gunicornConfig";
 import { renderEnvFile } from "./render/kernel";

@@ -1,4 +1,4 @@
-import { StackConfig } from "../config/stackConfig";
+import { StackConfig } from "../config/types";
 import { BundleFile } from "./render/bundle";
 import { renderSysctl } from "./render/kernel";
 import { renderLimitDropIn, renderSysctlUnit } from "./render/systemd";

@@ -1,6 +1,6 @@
 import * as fs from "fs";
 import * as path from "path";
-import { StackConfig } from "../config/stackConfig";
+import { StackConfig } from "../config/types";
 import { BundleFile } from "./render/bundle";
 import { renderMtailDropIn, renderNginxExporterDropIn, renderNodeExporterDropIn, renderPrometheusDropIn, renderStatsdExporterUnit } from "./render/exporters";
 import { renderAccessLogProgram } from "./render/mtail";

@@ -13,7 +13,7 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { StackConfig } from "../../config/stackConfig";
+import { StackConfig } from "../../config/types";
 import { appKernelFiles, appLayout, appNodeFiles } from "../../provisioning/appFiles";
 import { lbKernelFiles, lbNginxFiles } from "../../provisioning/lbFiles";
 import { SYSCTL_FILE } from "../../provisioning/kernelFiles";

@@ -1,5 +1,5 @@
 import { compareVersions } from "../../config/catalog";
-import { LbMethod } from "../../config/stackConfig";
+import { LbMethod } from "../../config/types";
 
 /**
  * nginx for the load balancer, in two files: the main context (nginx.conf)

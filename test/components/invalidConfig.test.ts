@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { CliConfigError } from "../../local/cliConfig";
-import { ConfigError } from "../../config/stackConfig";
+import { ConfigError } from "../../config/reader";
 import { BAD } from "../config/badConfigs";
 import { ProgramFailure, runProgram, stackConfig, TEST_CREDENTIALS, TEST_SECRET_KEYS } from "../support/programHarness";
 

@@ -1,7 +1,9 @@
 import * as path from "path";
 import { loadDeclarations } from "../../config/declarations";
+import { LOCAL_FILES } from "../../config/files";
 import { projectValues } from "../../config/read";
-import { parseStackConfig, RawConfig, StackConfig } from "../../config/stackConfig";
+import { RawConfig, StackConfig } from "../../config/types";
+import { parseStackConfig } from "../../config/stackConfig";
 import { stackConfig } from "../support/programHarness";
 
 export const SAMPLE_APP = path.join(__dirname, "..", "..", "provisioning", "app", "sample");
@@ -28,7 +30,7 @@ export const VALID_SECRETS = ["ovhApplicationSecret", "ovhConsumerKey", "opensta
  */
 export function parse(
     overrides: Record<string, string | undefined> = {},
-    o: { stack?: string; secretKeys?: string[]; env?: Record<string, string> } = {},
+    o: { stack?: string; secretKeys?: string[]; env?: Record<string, string>; read?: Set<string> } = {},
 ): StackConfig {
     const values: Record<string, string> = { ...VALID };
     for (const [k, v] of Object.entries(overrides)) {
@@ -45,11 +47,12 @@ export function parse(
         stack,
         env: o.env ?? {},
         sampleAppDir: SAMPLE_APP,
-    });
+        files: LOCAL_FILES,
+    }, o.read);
 }
 
 /** The program's parser on raw values, without the CLI in front (what a run outside the CLI would see). */
 export function parseRaw(values: Record<string, string>, secretKeys: string[] = VALID_SECRETS, env: Record<string, string> = {}): StackConfig {
     const raw: RawConfig = { values, secretKeys: new Set(secretKeys) };
-    return parseStackConfig(raw, { declarations, stack: "staging", env, sampleAppDir: SAMPLE_APP });
+    return parseStackConfig(raw, { declarations, stack: "staging", env, sampleAppDir: SAMPLE_APP, files: LOCAL_FILES });
 }

@@ -3,16 +3,20 @@ import assert from "node:assert/strict";
 import * as fs from "fs";
 import * as path from "path";
 import { parse as parseYaml } from "yaml";
-import { lastReadKeys, parseStackConfig } from "../../config/stackConfig";
-import { declarations, parse, SAMPLE_APP, VALID, VALID_SECRETS } from "./configFixtures";
+import { LOCAL_FILES } from "../../config/files";
+import { projectValues } from "../../config/read";
+import { parseStackConfig } from "../../config/stackConfig";
+import { stackConfig, TEST_ENV } from "../support/programHarness";
+import { declarations, parse, SAMPLE_APP, VALID_SECRETS } from "./configFixtures";
 
 const ROOT = path.join(__dirname, "..", "..");
 
 test("Pulumi.yaml declares every key the program reads, and nothing else", () => {
-    parse();
+    const read = new Set<string>();
+    parse({}, { read });
     const declared = new Set(Object.keys(declarations.keys));
-    assert.deepEqual([...lastReadKeys].filter(k => !declared.has(k)), [], "read but not declared");
-    assert.deepEqual([...declared].filter(k => !lastReadKeys.has(k)), [], "declared but never read");
+    assert.deepEqual([...read].filter(k => !declared.has(k)), [], "read but not declared");
+    assert.deepEqual([...declared].filter(k => !read.has(k)), [], "declared but never read");
 });
 
 test("every declared key has a type and a description; defaults match their type", () => {
@@ -38,23 +42,14 @@ function stackValues(stack: string): Record<string, string> {
 
 for (const stack of STACKS) {
     test(`Pulumi.${stack}.yaml is valid with credentials from the environment`, () => {
-        const values = { ...stackValues(stack) };
-        const c = parseStackConfig(
-            { values, secretKeys: new Set() },
-            {
-                declarations,
-                stack,
-                sampleAppDir: SAMPLE_APP,
-                env: {
-                    OVH_CLOUD_PROJECT_SERVICE: VALID.serviceName,
-                    OVH_APPLICATION_KEY: "k",
-                    OVH_APPLICATION_SECRET: "s",
-                    OVH_CONSUMER_KEY: "c",
-                    OS_USERNAME: "u",
-                    OS_PASSWORD: "p",
-                },
-            },
-        );
+        const cli = stackConfig(stack);
+        const c = parseStackConfig(projectValues(declarations.project, cli.config, k => cli.secretKeys.includes(k)), {
+            declarations,
+            stack,
+            sampleAppDir: SAMPLE_APP,
+            files: LOCAL_FILES,
+            env: TEST_ENV,
+        });
         assert.equal(c.stack, stack);
         assert.ok(c.capacity.ceiling >= c.targetConcurrency);
     });

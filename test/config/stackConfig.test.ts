@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { ConfigError } from "../../config/stackConfig";
+import { ConfigError } from "../../config/reader";
 import { BAD } from "./badConfigs";
 import { CliConfigError } from "../../local/cliConfig";
 import { parse, parseRaw, VALID } from "./configFixtures";

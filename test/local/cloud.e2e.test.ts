@@ -170,9 +170,15 @@ test("local cloud: two hosts from cloud-init user-data, reached over SSH", { tim
             assert.equal(fs.readFileSync(`/proc/sys/net/ipv6/conf/${c.names.privateBridge}/disable_ipv6`, "utf8").trim(), "1", "no IPv6 address either");
         });
 
-        await step("apt-get update && apt-get install work offline from the gateway's repository", async () => {
-            started = Date.now();
+        await step("before the gateway exists the subnet reaches nothing outside; then apt works offline from its repository", async () => {
             const apt = "sudo apt-get -o DPkg::Lock::Timeout=120";
+            // As on OVH: no gateway, no route out (and an update that cannot fetch fails, as a stock image's install would).
+            const closed = await runCommand(viaHost1(), `${apt} update`);
+            assert.notEqual(closed.exitCode, 0, "apt-get update must fail while the gateway does not exist");
+            assert.match(`${closed.stdout}${closed.stderr}`, /Network is unreachable/);
+            await c.openGateway();
+            assert.equal(c.gatewayOpen, true);
+            started = Date.now();
             const r = await runCommand(
                 viaHost1(),
                 `${apt} update && ${apt} install -y nginx && ${apt} install -y --reinstall nginx && dpkg-query -W -f='\${Status}' nginx`,

@@ -1,0 +1,42 @@
+/** The load balancer's nginx settings, the site's host name, and the static files it serves itself. */
+import * as path from "path";
+import type { Reader } from "./reader";
+import type { ParseContext, StackConfig } from "./types";
+
+const HOSTNAME = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
+
+export type LoadBalancerSettings = Pick<
+    StackConfig["lb"],
+    "method" | "upstreamKeepalive" | "upstreamKeepaliveTimeout" | "proxyConnectTimeout" | "proxyReadTimeout" | "clientMaxBodySize" | "domain" | "hstsMaxAge"
+>;
+
+export function readLoadBalancer(r: Reader): LoadBalancerSettings {
+    const method = r.oneOf("lbMethod", ["least_conn", "round_robin", "ip_hash"] as const);
+    const upstreamKeepalive = r.integer("upstreamKeepalive", 0, 100_000);
+    const upstreamKeepaliveTimeout = r.integer("upstreamKeepaliveTimeout", 1, 3600);
+    const proxyConnectTimeout = r.integer("proxyConnectTimeout", 1, 75, " (nginx caps it at 75)");
+    const proxyReadTimeout = r.integer("proxyReadTimeout", 1, 86_400);
+    const clientMaxBodySize = r.string("clientMaxBodySize");
+    if (!/^\d+[kKmMgG]?$/.test(clientMaxBodySize)) r.fail("clientMaxBodySize", clientMaxBodySize, "must be an nginx size such as 10m, 512k or 0 (no limit)");
+    const domain = r.string("domain").trim().toLowerCase();
+    if (domain !== "" && !HOSTNAME.test(domain)) r.fail("domain", domain, "must be a fully qualified host name such as www.example.com");
+    const hstsMaxAge = r.integer("hstsMaxAge", 0, 10 * 365 * 86400);
+    return { method, upstreamKeepalive, upstreamKeepaliveTimeout, proxyConnectTimeout, proxyReadTimeout, clientMaxBodySize, domain: domain || undefined, hstsMaxAge };
+}
+
+/** staticUrlPath + staticDir: a directory inside the app that nginx serves at a URL prefix. */
+export function readStaticFiles(r: Reader, ctx: ParseContext, appDir: string): StackConfig["lb"]["staticFiles"] {
+    const urlPath = r.string("staticUrlPath").trim();
+    const dirSetting = r.string("staticDir").trim();
+    if (urlPath === "" && dirSetting === "") return undefined;
+    if (!/^\/(?:[A-Za-z0-9._~-]+\/)+$/.test(urlPath)) {
+        r.fail("staticUrlPath", urlPath, "must be a URL prefix that starts and ends with /, e.g. /static/ (and needs staticDir)");
+    }
+    const dir = path.resolve(appDir, dirSetting);
+    if (dirSetting === "" || path.isAbsolute(dirSetting) || !dir.startsWith(appDir + path.sep)) {
+        r.fail("staticDir", dirSetting, "must be a directory inside appDir, given relative to it (e.g. static), and needs staticUrlPath");
+    } else if (!ctx.files.isDirectory(dir)) {
+        r.fail("staticDir", dirSetting, `is not a directory: ${dir} does not exist`);
+    }
+    return { urlPath, dir };
+}

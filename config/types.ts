@@ -1,0 +1,165 @@
+/**
+ * The typed settings of a stack, as config/stackConfig.ts produces them from
+ * the raw configuration, and what that parse needs. Types only.
+ */
+import type { CapacityModel } from "./capacity";
+import type { Platform } from "./catalog";
+import type { ProjectDeclarations } from "./declarations";
+import type { MONITORING_PORTS } from "./ports";
+import type { OvhEndpoint } from "./regions";
+import type { Secret } from "./secret";
+
+export type AppKind = "wsgi" | "asgi";
+export type LbMethod = "least_conn" | "round_robin" | "ip_hash";
+export type TlsMode = "selfSigned" | "provided" | "letsencrypt";
+
+export interface NetworkPlan {
+    vlanId: number;
+    cidr: string;
+    prefixLength: number;
+    /** First address of the subnet: the OVH gateway. */
+    gatewayIp: string;
+    gatewayModel: string;
+    dnsNameservers: string[];
+    /** DHCP pool: the second half of the subnet. Nodes use fixed addresses below it. */
+    allocationPool: { start: string; end: string };
+    lbIp: string;
+    appIps: string[];
+    /** The monitoring node's address (monitoringNode): the last fixed address, so scaling the app tier never moves it. */
+    monitoringIp?: string;
+}
+
+export interface TlsSettings {
+    mode: TlsMode;
+    certificate?: string;
+    privateKey?: Secret;
+    letsencryptEmail?: string;
+}
+
+export interface StackConfig {
+    project: string;
+    stack: string;
+    production: boolean;
+    targetConcurrency: number;
+    ovh: { endpoint: OvhEndpoint; serviceName: string; applicationKey: string; applicationSecret: Secret; consumerKey: Secret };
+    openstack: { authUrl: string; region: string; tenantId: string; userName: string; password: Secret };
+    network: NetworkPlan;
+    ssh: {
+        user: string;
+        /** Normalised, distinct: where SSH to the load balancer may come from. */
+        adminCidrs: string[];
+        /** Where this `up` runs from when that is not an admin network (CI runners); never one of adminCidrs. */
+        deployerCidrs: string[];
+    };
+    platform: Platform & { image: string };
+    lb: {
+        flavor: string;
+        vcpus: number;
+        workerProcesses: number;
+        workerConnections: number;
+        workerOpenFiles: number;
+        listenBacklog: number;
+        method: LbMethod;
+        upstreamKeepalive: number;
+        upstreamKeepaliveTimeout: number;
+        proxyConnectTimeout: number;
+        proxyReadTimeout: number;
+        clientMaxBodySize: string;
+        domain?: string;
+        hstsMaxAge: number;
+        /** Private-only listener for stub_status and the exporters. */
+        statusPort: number;
+        tls: TlsSettings;
+        staticFiles?: { urlPath: string; dir: string };
+    };
+    app: {
+        name: string;
+        kind: AppKind;
+        /** Absolute path of the app's source directory. */
+        dir: string;
+        /** True when dir is the bundled sample app. */
+        sample: boolean;
+        module: string;
+        port: number;
+        env?: Secret;
+        healthPath: string;
+        /** gunicorn access log to journald (the LB's JSON log already records every request). */
+        accessLog: boolean;
+        releasesKept: number;
+        releasePin?: string;
+        rolloutBatchSize: number;
+        /** Seconds a node's health gate waits for the new workers before rolling back. */
+        gateTimeout: number;
+        /**
+         * Seconds a drain lasts if the node's admit step never runs (its change failed): longer than
+         * a node's change can take, then the LB returns the node once it is healthy.
+         */
+        drainLeaseSeconds: number;
+        nodeCount: number;
+        flavor: string;
+        vcpus: number;
+    };
+    gunicorn: {
+        workers: number;
+        workerClass: string;
+        /** gevent only; uvicorn workers have no such cap. */
+        workerConnections?: number;
+        backlog: number;
+        timeout: number;
+        gracefulTimeout: number;
+        keepalive: number;
+        maxRequests: number;
+        maxRequestsJitter: number;
+        /** LimitNOFILE of the app service. */
+        openFiles: number;
+    };
+    monitoring: MonitoringSettings;
+    kernel: {
+        somaxconn: number;
+        synBacklog: number;
+        netdevBacklog: number;
+        localPortRange: [number, number];
+        fileMax: number;
+        nrOpen: number;
+    };
+    capacity: CapacityModel;
+    /** Settings that are allowed but probably not what the user wants. */
+    warnings: string[];
+}
+
+/** Exporters on every node, and the optional Prometheus node. */
+export interface MonitoringSettings {
+    ports: typeof MONITORING_PORTS;
+    scrapeIntervalSeconds: number;
+    alerts: {
+        /** 5xx responses over all responses (0-1) above which an alert fires. */
+        errorRatio: number;
+        /** 95th percentile of the upstream response time, in seconds, above which an alert fires. */
+        latencyP95Seconds: number;
+    };
+    /** Absent unless monitoringNode is on. */
+    node?: { flavor: string; ip: string; retentionDays: number };
+}
+
+/** Raw values as Pulumi hands them over: strings (JSON for arrays), plus which are secret. */
+export interface RawConfig {
+    values: Record<string, string>;
+    secretKeys: ReadonlySet<string>;
+}
+
+export interface ParseContext {
+    declarations: ProjectDeclarations;
+    stack: string;
+    env: Record<string, string | undefined>;
+    /** Where the bundled sample app lives. */
+    sampleAppDir: string;
+    /** What the parse may ask of the file system (config/files.ts): injected, so the parse stays pure. */
+    files: FileView;
+}
+
+/** The questions about local files a configuration raises (does appDir exist, is the entry module in it). */
+export interface FileView {
+    isDirectory(path: string): boolean;
+    isFile(path: string): boolean;
+}
+
