@@ -4,10 +4,9 @@ import * as command from "@pulumi/command";
 import { AppArchive } from "../provisioning/archive";
 import { APP_PACKAGES, appKernelFiles, appLayout, appNodeFiles } from "../provisioning/appFiles";
 import { BundleFile, renderBundle } from "../provisioning/render/bundle";
-import { admitCommand, appCommand, AppCommandOptions } from "../provisioning/render/hostCommands";
+import { admitCommand, appCommand, AppCommandOptions, stackRolloutPlan } from "../provisioning/rollout";
 import { appMonitoring, MONITORING_PACKAGES } from "../provisioning/monitoringFiles";
 import { installRelease, onLoadBalancer, PushTarget, pushApp, pushMonitoring, uploadRelease } from "../provisioning/push";
-import { FAIL_TIMEOUT_S } from "../provisioning/render/nginx";
 import { Bastion, Host, NodePlacement } from "./host";
 
 /** What an app node's rollout needs from the load balancer. */
@@ -109,6 +108,7 @@ export class AppNode extends pulumi.ComponentResource {
         this.files = envText.apply(text => appNodeFiles(cfg, { nodeIp: ip, env: JSON.parse(text) }));
         this.server = `${ip}:${cfg.app.port}`;
         this.healthUrl = `http://${this.server}${cfg.app.healthPath}`;
+        const plan = stackRolloutPlan(cfg);
         this.options = {
             app: cfg.app.name,
             release: args.release.id,
@@ -118,9 +118,8 @@ export class AppNode extends pulumi.ComponentResource {
             healthPath: cfg.app.healthPath,
             workers: cfg.gunicorn.workers,
             keep: cfg.app.releasesKept,
-            gateTimeout: cfg.app.gateTimeout,
-            // A node drains itself only when other nodes can take its traffic meanwhile.
-            noDrain: cfg.app.nodeCount <= cfg.app.rolloutBatchSize,
+            gateTimeout: plan.gateTimeout,
+            noDrain: !plan.drain,
         };
         // Everything the node is about to receive: the admit step runs exactly when it changes.
         this.change = fingerprint(args.fingerprintKey, [appCommand(this.options), this.files.apply(renderBundle)]);
@@ -141,7 +140,7 @@ export class AppNode extends pulumi.ComponentResource {
             lbSide,
             "admit",
             lb.siteHost.apply(siteHost =>
-                admitCommand({ server: this.server, nodeHealthUrl: this.healthUrl, siteHost, healthPath: cfg.app.healthPath, failTimeout: FAIL_TIMEOUT_S }),
+                admitCommand({ server: this.server, nodeHealthUrl: this.healthUrl, siteHost, healthPath: cfg.app.healthPath }),
             ),
             this.change,
             [this.app, lb.nginx],

@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { names } from "../lib/conventions";
+import { stackRolloutPlan } from "../provisioning/rollout";
 import { AppNode, AppRelease, LbHandle } from "./appNode";
 import { Bastion, NodePlacement } from "./host";
 
@@ -11,9 +12,10 @@ export interface AppTierArgs extends NodePlacement {
 }
 
 /**
- * The private Gunicorn nodes. Changes roll through them in batches of
- * rolloutBatchSize: a batch starts when the previous one is back in rotation,
- * so a failure stops the rollout with the remaining nodes untouched.
+ * The private Gunicorn nodes, and the rollout's order between them
+ * (provisioning/rollout.ts): every node checks a change before any switches,
+ * then batch by batch, each batch once the previous one is back in rotation, so
+ * a failure stops the rollout with the remaining nodes untouched.
  */
 export class AppTier extends pulumi.ComponentResource {
     readonly nodes: AppNode[];
@@ -21,15 +23,10 @@ export class AppTier extends pulumi.ComponentResource {
 
     constructor(name: string, args: AppTierArgs, opts?: pulumi.ComponentResourceOptions) {
         super("pycluster:app:AppTier", name, {}, opts);
-        const batch = args.config.app.rolloutBatchSize;
+        const plan = stackRolloutPlan(args.config);
         this.nodes = Array.from({ length: args.config.app.nodeCount }, (_, i) => new AppNode(names.appNode(name, i), { ...args, index: i }, { parent: this }));
-        // A change is validated on every node before the first one is drained; then batch by batch.
         const checks = this.nodes.map(n => n.check);
-        this.nodes.forEach((node, i) => {
-            const start = i - (i % batch);
-            const previousBatch = start >= batch ? this.nodes.slice(start - batch, start) : [];
-            node.rollOut({ after: previousBatch.map(n => n.admitted), checks });
-        });
+        this.nodes.forEach((node, i) => node.rollOut({ after: plan.after[i].map(k => this.nodes[k].admitted), checks }));
         this.privateIps = args.config.network.appIps;
         this.registerOutputs({ privateIps: this.privateIps });
     }

@@ -5,6 +5,7 @@ import { StackConfig } from "../config/types";
 import { LB_PACKAGES, lbExtraPackages, lbKernelFiles, lbNginxFiles } from "../provisioning/lbFiles";
 import { AppArchive } from "../provisioning/archive";
 import { lbMonitoring } from "../provisioning/monitoringFiles";
+import { stackRolloutPlan } from "../provisioning/rollout";
 import { obtainCertificate, pushMonitoring, pushNginx, pushStaticFiles } from "../provisioning/push";
 import { ACME_PLACEHOLDER_ORGANIZATION, PUBLIC_NETWORK, SELF_SIGNED_ORGANIZATION } from "../lib/conventions";
 import { Host, NodePlacement } from "./host";
@@ -60,7 +61,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
         const files = pulumi.all([this.publicIp, certificate]).apply(([publicIp, cert]) => lbNginxFiles(cfg, { publicIp, certificate: cert }));
         const before = args.staticFiles ? [pushStaticFiles(this.host.target, cfg.app.name, args.staticFiles, [this.host.ready])] : [];
         // The bundle carries the TLS private key.
-        this.nginx = pushNginx(this.host.target, files, true, cfg.app.healthPath, cfg.app.drainLeaseSeconds, [this.host.ready, ...before]);
+        this.nginx = pushNginx(this.host.target, files, true, cfg.app.healthPath, stackRolloutPlan(cfg).drainLeaseSeconds, [this.host.ready, ...before]);
         // stub_status and the JSON access log exist once nginx runs our configuration.
         this.monitoring = pushMonitoring(this.host.target, lbMonitoring(cfg), [this.nginx]);
         if (cfg.lb.tls.mode === "letsencrypt") {

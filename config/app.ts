@@ -20,7 +20,7 @@ export function entryModuleFiles(appModule: string): string[] {
     return [`${modulePath}.py`, path.join(modulePath, "__init__.py")];
 }
 
-export type AppSettings = Omit<StackConfig["app"], "gateTimeout" | "drainLeaseSeconds" | "nodeCount" | "flavor" | "vcpus">;
+export type AppSettings = Omit<StackConfig["app"], "nodeCount" | "flavor" | "vcpus">;
 
 export function readApp(r: Reader, ctx: ParseContext, tier: { nodeCount: number; production: boolean }): AppSettings {
     const name = r.string("appName");

@@ -62,8 +62,6 @@ export function parseStackConfig(raw: RawConfig, ctx: ParseContext, read?: Set<s
         lb: { flavor: lbHost.flavor, vcpus: lbHost.vcpus, ...sizing.lb, listenBacklog: kernel.somaxconn, ...lb, statusPort: LB_STATUS_PORT, tls, staticFiles },
         app: {
             ...app,
-            gateTimeout: Math.max(60, gunicorn.gracefulTimeout + 30),
-            drainLeaseSeconds: Math.max(60, gunicorn.gracefulTimeout + 30) + 90,
             nodeCount,
             flavor: appHost.flavor,
             vcpus: appHost.vcpus,

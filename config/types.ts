@@ -88,13 +88,6 @@ export interface StackConfig {
         releasesKept: number;
         releasePin?: string;
         rolloutBatchSize: number;
-        /** Seconds a node's health gate waits for the new workers before rolling back. */
-        gateTimeout: number;
-        /**
-         * Seconds a drain lasts if the node's admit step never runs (its change failed): longer than
-         * a node's change can take, then the LB returns the node once it is healthy.
-         */
-        drainLeaseSeconds: number;
         nodeCount: number;
         flavor: string;
         vcpus: number;

@@ -1,4 +1,5 @@
 import { StackConfig } from "../config/types";
+import { hostPath } from "./hostContract";
 import { BundleFile } from "./render/bundle";
 import { renderGunicornConfig } from "./render/gunicornConfig";
 import { renderEnvFile } from "./render/kernel";
@@ -9,10 +10,10 @@ import { monitoringPorts, statsdAddress } from "./monitoringFiles";
 /** Where things live on an app node. */
 export function appLayout(app: string) {
     return {
-        root: `/srv/${app}/current`,
-        python: `/srv/${app}/current/.venv/bin/python`,
-        config: `/etc/${app}/gunicorn.conf.py`,
-        envFile: `/etc/${app}/env`,
+        root: hostPath("appCurrent", { app }),
+        python: hostPath("appPython", { app }),
+        config: hostPath("appConfig", { app }),
+        envFile: hostPath("appEnv", { app }),
         unit: `${app}.service`,
     };
 }

@@ -1,9 +1,11 @@
 import { StackConfig } from "../config/types";
+import { bundleDestinations } from "./hostContract";
 import { BundleFile } from "./render/bundle";
 import { renderSysctl } from "./render/kernel";
 import { renderLimitDropIn, renderSysctlUnit } from "./render/systemd";
 
-export const SYSCTL_FILE = "/etc/sysctl.d/60-pycluster.conf";
+/** Where hostctl installs the kernel bundle's sysctl.conf (the contract's kernel files). */
+export const SYSCTL_FILE = bundleDestinations("kernel")["sysctl.conf"];
 
 /**
  * Kernel settings for one host, sized from the stack's target concurrency.

@@ -1,7 +1,8 @@
 import { StackConfig } from "../config/types";
 import { BundleFile } from "./render/bundle";
 import { kernelFiles } from "./kernelFiles";
-import { HOSTCTL } from "./render/hostCommands";
+import { AGENT, hostPath } from "./hostContract";
+import { stackRolloutPlan } from "./rollout";
 import { renderNginxMain, renderNginxSite } from "./render/nginx";
 import { renderDrainExpiryUnits } from "./render/systemd";
 import { MONITORING_PACKAGES, monitoringPorts } from "./monitoringFiles";
@@ -15,7 +16,7 @@ export function lbExtraPackages(cfg: StackConfig): string[] {
 }
 
 export function lbKernelFiles(cfg: StackConfig): BundleFile[] {
-    const expiry = renderDrainExpiryUnits(HOSTCTL);
+    const expiry = renderDrainExpiryUnits(AGENT.file);
     return [
         ...kernelFiles(cfg, [80, 443, cfg.lb.statusPort, ...monitoringPorts(cfg, "lb")], ["nginx.service"], cfg.lb.workerOpenFiles),
         { name: "pycluster-drain-expiry.service", mode: 0o644, content: expiry.service },
@@ -25,7 +26,7 @@ export function lbKernelFiles(cfg: StackConfig): BundleFile[] {
 
 /** Where nginx serves static files from, on the load balancer. */
 export function staticRoot(cfg: StackConfig): string {
-    return `/var/www/${cfg.app.name}/static`;
+    return hostPath("staticRoot", { app: cfg.app.name });
 }
 
 export interface LbRuntime {
@@ -62,8 +63,7 @@ export function lbNginxFiles(cfg: StackConfig, rt: LbRuntime): BundleFile[] {
                 statusListen: { address: cfg.network.lbIp, port: lb.statusPort },
                 statusAllow: [cfg.network.cidr, "127.0.0.1"],
                 staticFiles: lb.staticFiles ? { urlPath: lb.staticFiles.urlPath, root: staticRoot(cfg) } : undefined,
-                // A node that is changing refuses connections: with a batch of b, b + 1 tries reach a serving node.
-                nextUpstreamTries: Math.min(cfg.app.nodeCount, cfg.app.rolloutBatchSize + 2),
+                nextUpstreamTries: stackRolloutPlan(cfg).nextUpstreamTries,
             }),
         },
     ];

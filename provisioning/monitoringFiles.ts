@@ -6,7 +6,7 @@ import { renderMtailDropIn, renderNginxExporterDropIn, renderNodeExporterDropIn,
 import { renderAccessLogProgram } from "./render/mtail";
 import { ACCESS_LOG_FILE, ACCESS_LOG_FIELD_NAMES } from "./render/nginx";
 import { JOBS, renderAlertRules, renderPrometheusConfig, Role, ScrapeTarget } from "./render/prometheus";
-import { HOSTCTL_DIR } from "./render/hostCommands";
+import { AGENT } from "./hostContract";
 
 /**
  * Monitoring, per role: which Debian packages, which files (hostctl's
@@ -23,7 +23,7 @@ export const MONITORING_PACKAGES: Record<Role, string[]> = {
 };
 
 export const STATSD_EXPORTER_SOURCE_PATH = path.join(__dirname, "host", "statsd_exporter.py");
-export const STATSD_EXPORTER_SCRIPT = `${HOSTCTL_DIR}/statsd_exporter.py`;
+export const STATSD_EXPORTER_SCRIPT = `${AGENT.dir}/statsd_exporter.py`;
 /** Where gunicorn sends statsd on an app node (loopback: nothing else may feed it). */
 export const statsdAddress = (cfg: StackConfig) => `127.0.0.1:${cfg.monitoring.ports.statsd}`;
 

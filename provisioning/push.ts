@@ -1,12 +1,8 @@
-import * as fs from "fs";
-import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { AppArchive } from "./archive";
 import { BundleFile, renderBundle } from "./render/bundle";
 import {
-    appCommand,
-    AppCommandOptions,
     bootstrapCommand,
     kernelCommand,
     letsencryptCommand,
@@ -19,6 +15,8 @@ import {
     staticCommand,
 } from "./render/hostCommands";
 import { ACME_WEBROOT } from "./render/nginx";
+import { agentArchive } from "./hostAgent";
+import { appCommand, AppCommandOptions } from "./rollout";
 
 /**
  * The push: turns rendered files and command lines into @pulumi/command
@@ -42,7 +40,6 @@ export interface PushTarget {
     triggers: pulumi.Input<string>[];
 }
 
-export const HOSTCTL_SOURCE_PATH = path.join(__dirname, "host", "hostctl.py");
 
 /** How long a fresh VM may take to accept SSH and finish cloud-init. */
 const BOOT_TIMEOUT = "20m";
@@ -85,7 +82,8 @@ function step(target: PushTarget, suffix: string, a: StepArgs): command.remote.C
 export function bootstrap(target: PushTarget, dependsOn: pulumi.Input<pulumi.Resource>[]): command.remote.Command {
     return step(target, "bootstrap", {
         create: bootstrapCommand(),
-        stdin: fs.readFileSync(HOSTCTL_SOURCE_PATH, "utf8"),
+        // The agent's zipapp: binary, so base64 (the command decodes it).
+        stdin: agentArchive().bytes.toString("base64"),
         dependsOn,
         boot: true,
         timeout: BOOT_TIMEOUT,
@@ -132,7 +130,7 @@ export function pushStaticFiles(target: PushTarget, app: string, archive: AppArc
         { connection: target.connection, source: new pulumi.asset.FileAsset(archive.path), remotePath: staticArchivePath(app, archive.id), triggers: target.triggers },
         { parent: target.parent, dependsOn, deletedWith: target.instance },
     );
-    return step(target, "static", { create: staticCommand({ app, id: archive.id }), dependsOn: [upload] });
+    return step(target, "static", { create: staticCommand({ app, release: archive.id }), dependsOn: [upload] });
 }
 
 /** Let's Encrypt through certbot and nginx's ACME location, once nginx serves the domain. */

@@ -16,6 +16,7 @@ import * as path from "path";
 import { StackConfig } from "../../config/types";
 import { appKernelFiles, appLayout, appNodeFiles } from "../../provisioning/appFiles";
 import { lbKernelFiles, lbNginxFiles } from "../../provisioning/lbFiles";
+import { bundleDestinations, hostPath } from "../../provisioning/hostContract";
 import { SYSCTL_FILE } from "../../provisioning/kernelFiles";
 import { BundleFile } from "../../provisioning/render/bundle";
 import { NGINX_TLS_CERT, NGINX_TLS_KEY } from "../../provisioning/render/nginx";
@@ -54,7 +55,6 @@ export interface ConfigPlan {
 
 /** Where the bench puts its own nginx site for seed and stock (included by Debian's stock nginx.conf). */
 export const BENCH_SITE = "/etc/nginx/sites-enabled/pycluster-bench.conf";
-const NGINX_LIMITS_DROPIN = "/etc/systemd/system/nginx.service.d/60-pycluster-limits.conf";
 const SYSCTL_UNIT = "pycluster-sysctl.service";
 
 export const FIXTURES_DIR = path.join(__dirname, "..", "fixtures");
@@ -110,16 +110,14 @@ export function sysctlSettings(content: string): Record<string, string> {
 }
 
 /**
- * Where hostctl installs the kernel-bundle files that seed and stock replace
- * or remove (mirrors provisioning/host/hostctl.py). The bundle's other files
- * (e.g. the drain-expiry timer) are never touched by the bench, so they stay
- * as the program pushed them and are left out of the plans.
+ * Where hostctl installs the kernel-bundle files that seed and stock replace or remove (the host
+ * contract's). The bundle's other files (e.g. the drain-expiry timer) are never touched by the
+ * bench, so they stay as the program pushed them and are left out of the plans.
  */
-const KERNEL_DESTINATIONS: Record<string, string> = {
-    "sysctl.conf": SYSCTL_FILE,
-    [SYSCTL_UNIT]: `/etc/systemd/system/${SYSCTL_UNIT}`,
-    "nginx-limits.conf": NGINX_LIMITS_DROPIN,
-};
+const KERNEL_DESTINATIONS: Record<string, string> = Object.fromEntries(
+    Object.entries(bundleDestinations("kernel")).filter(([name]) => ["sysctl.conf", SYSCTL_UNIT, "nginx-limits.conf"].includes(name)),
+);
+const NGINX_LIMITS_DROPIN = KERNEL_DESTINATIONS["nginx-limits.conf"];
 
 function kernelPlanFiles(files: BundleFile[]): HostFile[] {
     return files.filter(f => f.name in KERNEL_DESTINATIONS).map(f => rootFile(KERNEL_DESTINATIONS[f.name], f));
@@ -135,7 +133,7 @@ function generatedPlan(cfg: StackConfig, facts: ClusterFacts): ConfigPlan {
     const lb: HostPlan = {
         host: "lb",
         files: [
-            ...nginx.map(f => rootFile(f.name === "nginx.conf" ? "/etc/nginx/nginx.conf" : `/etc/nginx/pycluster/${f.name}`, f)),
+            ...nginx.map(f => rootFile(bundleDestinations("nginx")[f.name], f)),
             ...kernelPlanFiles(lbKernel),
         ],
         remove: [BENCH_SITE],
@@ -153,7 +151,7 @@ function generatedPlan(cfg: StackConfig, facts: ClusterFacts): ConfigPlan {
                 ...files.map(f => {
                     if (f.name === "gunicorn.conf.py") return { path: layout.config, mode: f.mode, owner: "root", group: app, content: f.content };
                     if (f.name === "env") return rootFile(layout.envFile, f);
-                    if (f.name === layout.unit) return rootFile(`/etc/systemd/system/${layout.unit}`, f);
+                    if (f.name === layout.unit) return rootFile(hostPath("appUnit", { app }), f);
                     throw new Error(`no destination known for app file ${f.name}`);
                 }),
                 ...kernelPlanFiles(kernel),

@@ -1,3 +1,4 @@
+import { hostPath } from "../hostContract";
 import { compareVersions } from "../../config/catalog";
 import { LbMethod } from "../../config/types";
 
@@ -12,11 +13,11 @@ import { LbMethod } from "../../config/types";
 export const MAX_FAILS = 3;
 export const FAIL_TIMEOUT_S = 10;
 
-/** Directory under the nginx configuration directory that holds our files. */
-export const NGINX_SITE_DIR = "pycluster";
+/** Directory under the nginx configuration directory that holds our files (where hostctl installs the site). */
+export const NGINX_SITE_DIR = hostPath("nginxSite").slice(hostPath("nginxDir").length + 1);
 export const NGINX_TLS_CERT = `${NGINX_SITE_DIR}/tls/fullchain.pem`;
 export const NGINX_TLS_KEY = `${NGINX_SITE_DIR}/tls/privkey.pem`;
-export const ACME_WEBROOT = "/var/www/acme";
+export const ACME_WEBROOT = hostPath("acmeWebroot");
 
 export interface NginxMainOptions {
     workerProcesses: number;

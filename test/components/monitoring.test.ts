@@ -140,7 +140,7 @@ test("Prometheus scrapes every exporter of every node; its alert rules use the s
     const rules = parseYaml(files["pycluster-alerts.yml"]) as any;
     const workersLow = rules.groups[0].rules.find((r: any) => r.alert === "GunicornWorkersLow");
     assert.equal(workersLow.expr, "gunicorn_workers < 5 and on (instance) gunicorn_up == 1");
-    assert.match(step.inputs.create, /hostctl\.py monitoring prometheus-node-exporter=http:\/\/10\.120\.0\.127:9100\/metrics prometheus=http:\/\/10\.120\.0\.127:9090\/-\/ready$/);
+    assert.match(step.inputs.create, /hostctl\.pyz monitoring prometheus-node-exporter=http:\/\/10\.120\.0\.127:9100\/metrics prometheus=http:\/\/10\.120\.0\.127:9090\/-\/ready$/);
 });
 
 test("outputs: Prometheus's private URL and the SSH tunnel through the load balancer", async () => {

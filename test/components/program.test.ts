@@ -178,7 +178,7 @@ test("the LB's upstream lists exactly the app nodes, and grows with appNodeCount
         assert.match(stdin, /^file nginx\.conf 0644 \d+$/m);
         assert.match(stdin, /^file tls\/privkey\.pem 0600 \d+$/m);
         assert.match(stdin, /worker_connections 60000;/);
-        assert.equal(nginx.inputs.create, "sudo python3 /usr/local/lib/pycluster/hostctl.py nginx --health-path /healthz --lease 150");
+        assert.equal(nginx.inputs.create, "sudo python3 /usr/local/lib/pycluster/hostctl.pyz nginx --health-path /healthz --lease 150");
     }
 });
 
@@ -218,7 +218,7 @@ test("changes roll through app nodes in order: a batch starts when the previous 
     for (const i of [0, 1, 2, 3]) {
         for (const j of [0, 1, 2, 3]) assert.ok(deps(`pycluster-staging-app-${i}-app`).includes(urn(`pycluster-staging-app-${j}-check`)), `app ${i} after check ${j}`);
     }
-    assert.match(find(run, COMMAND, "pycluster-staging-app-2-check").inputs.create, /hostctl\.py app .* --check-only$/);
+    assert.match(find(run, COMMAND, "pycluster-staging-app-2-check").inputs.create, /hostctl\.pyz app .* --check-only$/);
     // nginx tries enough nodes to get past a whole batch that refuses connections while it changes.
     assert.match(find(run, COMMAND, "pycluster-staging-lb-nginx").inputs.stdin, /proxy_next_upstream_tries 4;/);
     assert.ok(run.byType(COMMAND).every(c => !c.name.endsWith("-lb-drain")), "rollouts never reload nginx to drain");
@@ -352,7 +352,7 @@ test("static files: packed from staticDir, uploaded to the LB and switched befor
     const upload = find(run, COPY, "pycluster-staging-lb-static-upload");
     assert.match(upload.inputs.remotePath, /^\/var\/tmp\/pycluster-static-webapp-[0-9a-f]{12}\.tar\.gz$/);
     const step = find(run, COMMAND, "pycluster-staging-lb-static");
-    assert.match(step.inputs.create, /hostctl\.py static --app webapp --id [0-9a-f]{12}$/);
+    assert.match(step.inputs.create, /hostctl\.pyz static --app webapp --release [0-9a-f]{12}$/);
     assert.ok(step.options.dependsOn.includes(upload.urn));
     const nginx = find(run, COMMAND, "pycluster-staging-lb-nginx");
     assert.ok(nginx.options.dependsOn.includes(step.urn));
@@ -362,7 +362,7 @@ test("static files: packed from staticDir, uploaded to the LB and switched befor
 test("letsencrypt: certbot runs on the LB once nginx serves the domain's ACME path", async () => {
     const run = await stack("prod");
     const le = find(run, COMMAND, "pycluster-prod-lb-letsencrypt");
-    assert.equal(le.inputs.create, "sudo python3 /usr/local/lib/pycluster/hostctl.py letsencrypt --domain www.example.com --email ops@example.com --webroot /var/www/acme");
+    assert.equal(le.inputs.create, "sudo python3 /usr/local/lib/pycluster/hostctl.pyz letsencrypt --domain www.example.com --email ops@example.com --webroot /var/www/acme");
     assert.ok(le.options.dependsOn.includes(find(run, COMMAND, "pycluster-prod-lb-nginx").urn));
     const nginx = find(run, COMMAND, "pycluster-prod-lb-nginx");
     assert.match(nginx.inputs.stdin, /server_name www\.example\.com;/);
@@ -376,7 +376,7 @@ test("each node is admitted on the LB after its gate; drains on the LB are lease
     assert.match(admit.inputs.create, /upstream --server 10\.120\.0\.4:8000 undrain && .* gate --url http:\/\/10\.120\.0\.4:8000\/healthz .* gate --url https:\/\/127\.0\.0\.1\/healthz .* --insecure && .* upstream --server 10\.120\.0\.4:8000 --fail-timeout 10 settle # change [0-9a-f]{16}$/);
     const kernel = find(run, COMMAND, "pycluster-staging-lb-kernel");
     assert.match(kernel.inputs.stdin, /^file pycluster-drain-expiry\.timer 0644/m);
-    assert.match(kernel.inputs.stdin, /ExecStart=\/usr\/bin\/python3 \/usr\/local\/lib\/pycluster\/hostctl\.py upstream expire/);
+    assert.match(kernel.inputs.stdin, /ExecStart=\/usr\/bin\/python3 \/usr\/local\/lib\/pycluster\/hostctl\.pyz upstream expire/);
     assert.match(find(run, INSTANCE, "pycluster-staging-app-0").inputs.userData, /- nftables/, "app nodes can drain themselves");
 });
 
@@ -407,7 +407,7 @@ test("no setting of the app or the TLS mode changes user data (OpenStack would r
     const run = await stack("prod");
     assert.equal(
         find(run, COMMAND, "pycluster-prod-lb-packages").inputs.create,
-        "sudo python3 /usr/local/lib/pycluster/hostctl.py packages nginx certbot prometheus-node-exporter prometheus-nginx-exporter mtail",
+        "sudo python3 /usr/local/lib/pycluster/hostctl.pyz packages nginx certbot prometheus-node-exporter prometheus-nginx-exporter mtail",
     );
 });
 

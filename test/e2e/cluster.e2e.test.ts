@@ -444,7 +444,7 @@ e2e("8. letsencrypt: certbot's certificate replaces the placeholder, renewals re
         `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 90 -subj /CN=${domain} -keyout /etc/letsencrypt/live/${domain}/privkey.pem -out /etc/letsencrypt/live/${domain}/fullchain.pem 2>/dev/null`,
     ].join("\n");
     await onHost(up, "lb", "sudo tee /usr/local/bin/certbot >/dev/null && sudo chmod 0755 /usr/local/bin/certbot", stub + "\n");
-    const out = await onHost(up, "lb", `sudo python3 /usr/local/lib/pycluster/hostctl.py letsencrypt --domain ${domain} --email ops@example.test --webroot /var/www/acme`);
+    const out = await onHost(up, "lb", `sudo python3 /usr/local/lib/pycluster/hostctl.pyz letsencrypt --domain ${domain} --email ops@example.test --webroot /var/www/acme`);
     assert.match(out, /letsencrypt: e2e\.example\.test served with its certificate/);
     assert.match(await onHost(up, "lb", "cat /var/tmp/certbot-args"), /certonly --webroot -w \/var\/www\/acme -d e2e\.example\.test -m ops@example\.test --agree-tos --non-interactive/);
     const subject = spawnSync("ip", ["netns", "exec", up.cloud.publicNetns, "sh", "-c", `echo | openssl s_client -connect ${up.outputs.lbPublicIp}:443 -servername ${up.outputs.lbPublicIp} 2>/dev/null | openssl x509 -noout -subject`], { encoding: "utf8" }).stdout;

@@ -4,7 +4,7 @@ import { spawnSync } from "node:child_process";
 import { shellLine, shellQuote } from "../../lib/shell";
 
 test("plain words stay bare; anything else is single-quoted", () => {
-    assert.equal(shellQuote("/usr/local/lib/pycluster/hostctl.py"), "/usr/local/lib/pycluster/hostctl.py");
+    assert.equal(shellQuote("/usr/local/lib/pycluster/hostctl.pyz"), "/usr/local/lib/pycluster/hostctl.pyz");
     assert.equal(shellQuote("a b"), "'a b'");
     assert.equal(shellQuote("it's"), `'it'"'"'s'`);
     assert.equal(shellQuote(""), "''");

@@ -239,7 +239,7 @@ r("4b. a release that fails its health gate on the node rolls back and stops the
 r("4c. a drain whose admit never ran is a lease: the LB returns the node once it expired and the node is healthy", async () => {
     const server = `${nodes[0]}:8000`;
     const down = new RegExp(`server ${server.replace(/\./g, "\\.")} [^;]* down;`);
-    await onHost(up, "lb", `sudo python3 /usr/local/lib/pycluster/hostctl.py upstream drain --server ${server} --lease 1 --health http://${server}/healthz`);
+    await onHost(up, "lb", `sudo python3 /usr/local/lib/pycluster/hostctl.pyz upstream drain --server ${server} --lease 1 --health http://${server}/healthz`);
     assert.match(await onHost(up, "lb", "sudo nginx -T 2>/dev/null"), down);
     await new Promise(res => setTimeout(res, 1500));
     await onHost(up, "lb", "sudo systemctl start pycluster-drain-expiry.service");

@@ -7,9 +7,18 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { agentArchive } from "../../provisioning/hostAgent";
 
 export const ROOT = path.join(__dirname, "..", "..");
-export const HOSTCTL = path.join(ROOT, "provisioning", "host", "hostctl.py");
+/** The agent's package (provisioning/host/hostctl), importable with this directory on sys.path. */
+export const HOST_DIR = path.join(ROOT, "provisioning", "host");
+
+/** The agent as hosts get it: the zipapp the program builds, written once per test process. */
+export const HOSTCTL = (() => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pyc-agent-")), "hostctl.pyz");
+    fs.writeFileSync(file, agentArchive().bytes);
+    return file;
+})();
 export const SAMPLE_APP = path.join(ROOT, "provisioning", "app", "sample");
 /** Debian's interpreter: its dist-packages hold gunicorn, gevent and uvicorn (as on the hosts). */
 export const SYSTEM_PYTHON = "/usr/bin/python3";
@@ -30,7 +39,11 @@ export function hostctl(args: string[], stdin?: string): Result {
 
 /** Runs Python with hostctl importable as `h`; returns stdout. */
 export function py(code: string): string {
-    const prelude = `import importlib.util, sys\nspec = importlib.util.spec_from_file_location("h", ${JSON.stringify(HOSTCTL)})\nh = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(h)\n`;
+    // `h`: every module of the package in one namespace (the tests name functions, not modules).
+    const prelude =
+        `import sys, types\nsys.path.insert(0, ${JSON.stringify(HOST_DIR)})\n` +
+        `from hostctl import common, bundle, release, rollout, validate\n` +
+        `h = types.SimpleNamespace(**{**vars(common), **vars(bundle), **vars(release), **vars(validate), **vars(rollout)})\n`;
     const r = sh(SYSTEM_PYTHON, ["-c", prelude + code]);
     if (r.code !== 0) throw new Error(`python failed:\n${r.output}`);
     return r.output;

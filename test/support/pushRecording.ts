@@ -4,6 +4,7 @@
  * command line and its stdin) and every upload, in a stable order. A
  * reshaping of the code must leave it byte-identical.
  */
+import * as crypto from "crypto";
 import * as path from "path";
 import { COMMAND, COPY, ProgramRun, RecordedResource } from "./programHarness";
 
@@ -18,6 +19,23 @@ function where(connection: Record<string, any> | undefined): string {
 function dependencies(r: RecordedResource, byUrn: Map<string, RecordedResource>): string {
     const names = r.options.dependsOn.map(urn => byUrn.get(urn)?.name ?? urn).sort();
     return names.length ? names.join(", ") : "-";
+}
+
+/** The agent's zipapp (base64 on stdin), recorded as what it holds: each file and its sha256. */
+function agentListing(stdin: string): string[] {
+    const zip = Buffer.from(stdin, "base64");
+    const lines = [`--- stdin: a zip of ${zip.length} bytes (base64), sha256 ${crypto.createHash("sha256").update(zip).digest("hex")}`];
+    // Local file headers of a stored zip: signature, then name and content at fixed offsets.
+    for (let at = 0; zip.readUInt32LE(at) === 0x04034b50; ) {
+        const size = zip.readUInt32LE(at + 18);
+        const nameLength = zip.readUInt16LE(at + 26);
+        const extra = zip.readUInt16LE(at + 28);
+        const name = zip.subarray(at + 30, at + 30 + nameLength).toString("utf8");
+        const content = zip.subarray(at + 30 + nameLength + extra, at + 30 + nameLength + extra + size);
+        lines.push(`${name} ${crypto.createHash("sha256").update(content).digest("hex")}`);
+        at += 30 + nameLength + extra + size;
+    }
+    return [...lines, "--- end of stdin"];
 }
 
 /** The recording of one program run. */
@@ -36,7 +54,8 @@ export async function recordPushes(run: ProgramRun): Promise<string> {
             out.push(`$ ${i.create}`);
             if (i.update !== undefined) out.push(`update$ ${i.update}`);
             if (i.delete !== undefined) out.push(`delete$ ${i.delete}`);
-            if (i.stdin !== undefined) out.push(`--- stdin (${Buffer.byteLength(i.stdin)} bytes)`, i.stdin, "--- end of stdin");
+            if (i.stdin !== undefined && /base64 -d \|/.test(i.create)) out.push(...agentListing(i.stdin));
+            else if (i.stdin !== undefined) out.push(`--- stdin (${Buffer.byteLength(i.stdin)} bytes)`, i.stdin, "--- end of stdin");
         } else {
             // Under mocks the asset arrives as itself, its path a promise.
             const source = r.rawInputs.source as { path?: unknown };

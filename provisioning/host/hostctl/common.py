@@ -1,0 +1,117 @@
+"""What every part of hostctl uses: failures, running commands, files, systemd, HTTP checks."""
+import grp
+import os
+import pwd
+import subprocess
+import tempfile
+import urllib.error
+import urllib.request
+
+CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class Failure(Exception):
+    """An error the operator must read: printed without a traceback, exit 1."""
+
+
+def log(message):
+    print(message, flush=True)
+
+
+def run(cmd, check=True, timeout=600, **kwargs):
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout, **kwargs)
+    if check and proc.returncode != 0:
+        raise Failure(f"{' '.join(cmd[:3])} ... exited {proc.returncode}:\n{proc.stdout.strip()}")
+    return proc
+
+
+def read_bytes(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def write_atomic(path, content, mode, owner="root", group="root"):
+    """Write beside the target, then rename: readers see the old or the new file, never half."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".pycluster-")
+    try:
+        os.fchmod(fd, mode)
+        os.fchown(fd, pwd.getpwnam(owner).pw_uid, grp.getgrnam(group).gr_gid)
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def point_symlink(link, target):
+    """Atomically make `link` point to `target` (a new link renamed over the old one)."""
+    tmp = f"{link}.pycluster-new"
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+
+
+def systemctl(*args, check=True):
+    return run(["systemctl", *args], check=check)
+
+
+def is_active(unit):
+    return run(["systemctl", "is-active", "--quiet", unit], check=False).returncode == 0
+
+
+def http_ok(url, timeout=2.0, host=None, insecure=False):
+    request = urllib.request.Request(url, headers={"Host": host} if host else {})
+    context = None
+    if insecure:
+        import ssl
+        # The load balancer checking itself: its certificate may be self-signed or issued for its domain.
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+NO_ANSWER = 0
+
+
+def http_status(url, timeout=2.0):
+    """
+    The HTTP status of a GET; NO_ANSWER when the server accepted the connection but closed it without
+    an answer (a crashing worker); None when nothing listens or answers in time.
+    """
+    import http.client
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except (http.client.RemoteDisconnected, ConnectionResetError):
+        return NO_ANSWER
+    except urllib.error.URLError as e:
+        return NO_ANSWER if isinstance(e.reason, (http.client.RemoteDisconnected, ConnectionResetError)) else None
+    except (OSError, ValueError):
+        return None
+
+
+def wait_http_ok(url, timeout):
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if http_ok(url):
+            return True
+        time.sleep(0.5)
+    return False

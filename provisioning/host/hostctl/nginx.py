@@ -1,0 +1,105 @@
+"""The load balancer's nginx: stage a bundle, validate it with nginx -t, switch it in, reload."""
+import os
+import shutil
+import tempfile
+
+from .bundle import read_stdin_bundle
+from .common import Failure, is_active, log, read_bytes, run, systemctl, write_atomic
+from .contract import path
+from .rollout import keep_rotation
+from .validate import nginx_test
+
+NGINX_DIR = path("nginxDir")
+NGINX_CONF = path("nginxConf")
+LIVE_SITE = path("nginxSite")
+SITE_DIR = os.path.basename(LIVE_SITE)
+
+
+def tree_bytes(root):
+    """{relative path: bytes or link target} of a directory, for comparing staged and installed trees."""
+    out = {}
+    if not os.path.isdir(root):
+        return out
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, root)
+            out[rel] = ("link:" + os.readlink(full)).encode() if os.path.islink(full) else read_bytes(full)
+    return out
+
+
+def stage_bundle(files, stage):
+    """Writes the bundle into `stage` as /etc/nginx is laid out; certificates managed on the host (certbot) are kept."""
+    staged_site = os.path.join(stage, SITE_DIR)
+    os.makedirs(os.path.join(staged_site, "tls"), mode=0o750)
+    for name, (mode, content) in files.items():
+        target = os.path.join(stage, "nginx.conf") if name == "nginx.conf" else os.path.join(staged_site, name)
+        with open(target, "wb") as f:
+            f.write(content)
+        os.chmod(target, mode)
+    live_tls = os.path.join(LIVE_SITE, "tls")
+    letsencrypt_links = os.path.islink(os.path.join(live_tls, "fullchain.pem"))
+    if letsencrypt_links or not any(n.startswith("tls/") for n in files):
+        shutil.rmtree(os.path.join(staged_site, "tls"))
+        if os.path.isdir(live_tls):
+            shutil.copytree(live_tls, os.path.join(staged_site, "tls"), symlinks=True)
+    shutil.copy(os.path.join(NGINX_DIR, "mime.types"), stage)
+    return staged_site
+
+
+def install(site_from, conf_from):
+    """Replaces the live site directory and nginx.conf with the given ones."""
+    old = LIVE_SITE + ".pycluster-old"
+    shutil.rmtree(old, ignore_errors=True)
+    if os.path.isdir(LIVE_SITE):
+        os.rename(LIVE_SITE, old)
+    shutil.copytree(site_from, LIVE_SITE, symlinks=True)
+    shutil.rmtree(old, ignore_errors=True)
+    write_atomic(NGINX_CONF, read_bytes(conf_from), 0o644)
+
+
+def switch(stage, staged_site):
+    """Validated staged files in; the previous ones back if the installed configuration fails nginx -t."""
+    previous = os.path.join(NGINX_DIR, ".pycluster-previous")
+    shutil.rmtree(previous, ignore_errors=True)
+    os.makedirs(previous)
+    shutil.copy2(NGINX_CONF, previous)
+    if os.path.isdir(LIVE_SITE):
+        shutil.copytree(LIVE_SITE, os.path.join(previous, SITE_DIR), symlinks=True)
+    install(staged_site, os.path.join(stage, "nginx.conf"))
+    ok, output = nginx_test(NGINX_CONF)
+    if not ok:
+        if os.path.isdir(os.path.join(previous, SITE_DIR)):
+            install(os.path.join(previous, SITE_DIR), os.path.join(previous, "nginx.conf"))
+        raise Failure(f"nginx rejected the installed configuration; the previous one was restored:\n{output}")
+
+
+def cmd_nginx(args):
+    files = read_stdin_bundle()
+    for required in ("nginx.conf", "site.conf"):
+        if required not in files:
+            raise Failure(f"nginx bundle lacks {required}")
+    stage = tempfile.mkdtemp(dir=NGINX_DIR, prefix=".pycluster-stage-")
+    try:
+        staged_site = stage_bundle(files, stage)
+        keep_rotation(os.path.join(staged_site, "site.conf"), args.lease, args.health_path)
+        if read_bytes(os.path.join(stage, "nginx.conf")) == read_bytes(NGINX_CONF) and tree_bytes(staged_site) == tree_bytes(LIVE_SITE):
+            if not is_active("nginx"):
+                systemctl("enable", "--now", "nginx")
+            log("nginx: configuration unchanged")
+            return
+        ok, output = nginx_test(os.path.join(stage, "nginx.conf"))
+        if not ok:
+            raise Failure(f"nginx rejected the new configuration; the running configuration is unchanged:\n{output}")
+        switch(stage, staged_site)
+        if is_active("nginx"):
+            systemctl("reload", "nginx")
+            action = "reloaded"
+        else:
+            systemctl("enable", "--now", "nginx")
+            action = "started"
+        if not is_active("nginx"):
+            raise Failure("nginx is not running after the change:\n" + run(["journalctl", "-u", "nginx", "-n", "20", "--no-pager"], check=False).stdout)
+        log(f"nginx: configuration validated and {action}")
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
