@@ -7,11 +7,11 @@ import { names } from "../lib/conventions";
 import { buildAppArchive } from "../provisioning/archive";
 import { AppRelease } from "./appNode";
 import { AppTier } from "./appTier";
-import { Bastion, NodePlacement } from "./host";
+import { Bastion, HostAccess, NodePlacement } from "./host";
 import { LoadBalancer } from "./loadBalancer";
 import { MonitoringNode } from "./monitoringNode";
-import { PrivateNetwork } from "./network";
-import { ClusterSecurityGroups } from "./securityGroups";
+import { PrivateNetwork, PrivateNetworkArgs } from "./network";
+import { ClusterSecurityGroups, ClusterSecurityGroupsArgs } from "./securityGroups";
 
 export interface ClusterArgs {
     config: StackConfig;
@@ -37,42 +37,10 @@ export class Cluster extends pulumi.ComponentResource {
         super("pycluster:cluster:Cluster", name, {}, opts);
         const cfg = args.config;
 
-        const deployerKey = new tls.PrivateKey(`${name}-deployer-key`, { algorithm: "ED25519" }, { parent: this });
-        const keyPair = new openstack.compute.Keypair(
-            `${name}-keypair`,
-            { name: `${name}-deployer`, publicKey: deployerKey.publicKeyOpenssh.apply(k => k.trim()), region: cfg.openstack.region },
-            { parent: this },
-        );
-        this.sshPrivateKey = pulumi.secret(deployerKey.privateKeyOpenssh);
-        const access = { user: cfg.ssh.user, privateKey: this.sshPrivateKey, keyPairName: keyPair.name };
-
-        const network = new PrivateNetwork(
-            `${name}-net`,
-            {
-                serviceName: cfg.ovh.serviceName,
-                region: cfg.openstack.region,
-                vlanId: cfg.network.vlanId,
-                cidr: cfg.network.cidr,
-                gatewayIp: cfg.network.gatewayIp,
-                allocationPool: cfg.network.allocationPool,
-                dnsNameservers: cfg.network.dnsNameservers,
-                gatewayModel: cfg.network.gatewayModel,
-            },
-            { parent: this },
-        );
-        const groups = new ClusterSecurityGroups(
-            name,
-            {
-                region: cfg.openstack.region,
-                adminCidrs: cfg.ssh.adminCidrs,
-                deployerCidrs: cfg.ssh.deployerCidrs,
-                appPort: cfg.app.port,
-                statusPort: cfg.lb.statusPort,
-                privateCidr: cfg.network.cidr,
-                monitoring: { node: cfg.monitoring.node !== undefined, ports: cfg.monitoring.ports },
-            },
-            { parent: this },
-        );
+        const access = this.deployerAccess(name, cfg);
+        this.sshPrivateKey = access.privateKey;
+        const network = new PrivateNetwork(`${name}-net`, networkArgs(cfg), { parent: this });
+        const groups = new ClusterSecurityGroups(name, securityGroupArgs(cfg), { parent: this });
 
         const placement = (securityGroupId: pulumi.Input<string>): NodePlacement => ({
             config: cfg,
@@ -92,12 +60,7 @@ export class Cluster extends pulumi.ComponentResource {
             { parent: this },
         );
 
-        this.release = cfg.app.releasePin
-            ? { id: cfg.app.releasePin }
-            : (() => {
-                  const archive = buildAppArchive(cfg.app.name, cfg.app.dir, args.buildDir);
-                  return { id: archive.id, archive };
-              })();
+        this.release = appRelease(cfg, args.buildDir);
 
         // Private nodes are reached through the load balancer once it relays SSH.
         const bastion: Bastion = { connection: this.lb.host.connection, ready: this.lb.host.booted };
@@ -127,6 +90,50 @@ export class Cluster extends pulumi.ComponentResource {
         this.appPrivateIps = this.apps.privateIps;
         this.registerOutputs({ url: this.url, lbPublicIp: this.lbPublicIp, appPrivateIps: this.appPrivateIps });
     }
+
+    /** The deployer's key (the program's SSH identity on every node) and its OpenStack keypair. */
+    private deployerAccess(name: string, cfg: StackConfig): HostAccess & { privateKey: pulumi.Output<string> } {
+        const deployerKey = new tls.PrivateKey(`${name}-deployer-key`, { algorithm: "ED25519" }, { parent: this });
+        const keyPair = new openstack.compute.Keypair(
+            `${name}-keypair`,
+            { name: `${name}-deployer`, publicKey: deployerKey.publicKeyOpenssh.apply(k => k.trim()), region: cfg.openstack.region },
+            { parent: this },
+        );
+        return { user: cfg.ssh.user, privateKey: pulumi.secret(deployerKey.privateKeyOpenssh), keyPairName: keyPair.name };
+    }
+}
+
+function networkArgs(cfg: StackConfig): PrivateNetworkArgs {
+    const n = cfg.network;
+    return {
+        serviceName: cfg.ovh.serviceName,
+        region: cfg.openstack.region,
+        vlanId: n.vlanId,
+        cidr: n.cidr,
+        gatewayIp: n.gatewayIp,
+        allocationPool: n.allocationPool,
+        dnsNameservers: n.dnsNameservers,
+        gatewayModel: n.gatewayModel,
+    };
+}
+
+function securityGroupArgs(cfg: StackConfig): ClusterSecurityGroupsArgs {
+    return {
+        region: cfg.openstack.region,
+        adminCidrs: cfg.ssh.adminCidrs,
+        deployerCidrs: cfg.ssh.deployerCidrs,
+        appPort: cfg.app.port,
+        statusPort: cfg.lb.statusPort,
+        privateCidr: cfg.network.cidr,
+        monitoring: { node: cfg.monitoring.node !== undefined, ports: cfg.monitoring.ports },
+    };
+}
+
+/** The release the app nodes run: the app directory packed now, or an earlier release pinned by id (already on the nodes). */
+function appRelease(cfg: StackConfig, buildDir: string): AppRelease {
+    if (cfg.app.releasePin) return { id: cfg.app.releasePin };
+    const archive = buildAppArchive(cfg.app.name, cfg.app.dir, buildDir);
+    return { id: archive.id, archive };
 }
 
 /** Release archives go under the project, next to Pulumi.yaml. */

@@ -130,49 +130,14 @@ export class Host extends pulumi.ComponentResource {
 
         const waitFor: pulumi.Resource[] = [this.instance];
         if (args.publicIp) {
-            const fip = new openstack.networking.FloatingIp(
-                `${name}-fip`,
-                { pool: args.publicIp.pool, region: args.region, description: `${name} public address` },
-                { parent: this, dependsOn: [args.gateway] },
-            );
-            // Neutron refuses to associate a floating IP with a port whose subnet has no router yet.
-            const association = new openstack.networking.FloatingIpAssociate(
-                `${name}-fip-association`,
-                { floatingIp: fip.address, portId: this.port.id, region: args.region },
-                { parent: this, dependsOn: [args.gateway] },
-            );
-            this.publicIp = fip.address;
+            const { address, association } = this.publicAddress(name, args);
+            this.publicIp = address;
             waitFor.push(association);
         }
         if (args.bastion) waitFor.push(args.bastion.ready);
 
         const connect = (dialErrorLimit: number) =>
-            pulumi.secret(
-                pulumi
-                    .all([this.publicIp ?? this.privateIp, args.access.privateKey, this.hostPublicKey, args.bastion?.connection])
-                    .apply(([host, privateKey, hostKey, bastion]): Connection => ({
-                        host,
-                        port: 22,
-                        user: args.access.user,
-                        privateKey,
-                        hostKey,
-                        dialErrorLimit,
-                        perDialTimeout: 15,
-                        ...(bastion
-                            ? {
-                                  proxy: {
-                                      host: bastion.host,
-                                      port: bastion.port,
-                                      user: bastion.user,
-                                      privateKey: bastion.privateKey,
-                                      hostKey: bastion.hostKey,
-                                      dialErrorLimit,
-                                      perDialTimeout: 15,
-                                  },
-                              }
-                            : {}),
-                    })),
-            );
+            sshConnection({ host: this.publicIp ?? this.privateIp, user: args.access.user, privateKey: args.access.privateKey, hostKey: this.hostPublicKey, bastion: args.bastion?.connection, dialErrorLimit });
         this.connection = connect(10);
         this.target = {
             name,
@@ -190,4 +155,58 @@ export class Host extends pulumi.ComponentResource {
 
         this.registerOutputs({ privateIp: this.privateIp, publicIp: this.publicIp, hostPublicKey: this.hostPublicKey });
     }
+
+    /** The stack's only public address: a floating IP from Ext-Net on this host's port, both after the gateway. */
+    private publicAddress(name: string, args: HostArgs): { address: pulumi.Output<string>; association: pulumi.Resource } {
+        const fip = new openstack.networking.FloatingIp(
+            `${name}-fip`,
+            { pool: args.publicIp!.pool, region: args.region, description: `${name} public address` },
+            { parent: this, dependsOn: [args.gateway] },
+        );
+        // Neutron refuses to associate a floating IP with a port whose subnet has no router yet.
+        const association = new openstack.networking.FloatingIpAssociate(
+            `${name}-fip-association`,
+            { floatingIp: fip.address, portId: this.port.id, region: args.region },
+            { parent: this, dependsOn: [args.gateway] },
+        );
+        return { address: fip.address, association };
+    }
+}
+
+/**
+ * How a step reaches a host: its address, pinned host key and the deployer's key (secret), through
+ * the bastion's connection for private hosts. `dialErrorLimit` -1 keeps dialing (a booting VM).
+ */
+function sshConnection(o: {
+    host: pulumi.Input<string>;
+    user: string;
+    privateKey: pulumi.Input<string>;
+    hostKey: pulumi.Input<string>;
+    bastion?: pulumi.Output<Connection>;
+    dialErrorLimit: number;
+}): pulumi.Output<Connection> {
+    return pulumi.secret(
+        pulumi.all([o.host, o.privateKey, o.hostKey, o.bastion]).apply(([host, privateKey, hostKey, bastion]): Connection => ({
+            host,
+            port: 22,
+            user: o.user,
+            privateKey,
+            hostKey,
+            dialErrorLimit: o.dialErrorLimit,
+            perDialTimeout: 15,
+            ...(bastion
+                ? {
+                      proxy: {
+                          host: bastion.host,
+                          port: bastion.port,
+                          user: bastion.user,
+                          privateKey: bastion.privateKey,
+                          hostKey: bastion.hostKey,
+                          dialErrorLimit: o.dialErrorLimit,
+                          perDialTimeout: 15,
+                      },
+                  }
+                : {}),
+        })),
+    );
 }
