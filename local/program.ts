@@ -116,7 +116,7 @@ export async function resolveDeep(value: unknown): Promise<unknown> {
  */
 export const CREDENTIAL_ENV: readonly string[] = Object.values(ENV_FALLBACK);
 
-export async function runProgramWithMocks(o: {
+export interface MockedRun {
     stack: string;
     /** The stack's configuration as the CLI builds it (local/cliConfig.ts). */
     config: CliConfig;
@@ -133,7 +133,13 @@ export async function runProgramWithMocks(o: {
     failures?: () => Error[];
     /** Resolves when a run with failures has settled (the SDK's queue never drains then); stops when aborted. */
     settledAfterFailure?: (stop: AbortSignal) => Promise<void>;
-}): Promise<ProgramRunResult> {
+}
+
+/**
+ * Installs the mocks, with each registration's resource options (which the mocks API does not pass
+ * on) read from the request the SDK sends to its monitor.
+ */
+async function installMocks(o: MockedRun): Promise<void> {
     const pending = new Map<string, ResourceOptionsSeen>();
     await pulumi.runtime.setMocks(
         {
@@ -164,7 +170,25 @@ export async function runProgramWithMocks(o: {
             cb(err, resp);
         });
     };
+}
 
+/** The stack's outputs with every Output resolved, and the names of the secret ones. */
+async function resolveOutputs(outputs: Record<string, unknown>): Promise<ProgramRunResult> {
+    const resolved: Record<string, unknown> = {};
+    const secretOutputs: string[] = [];
+    try {
+        for (const [key, value] of Object.entries(outputs)) {
+            resolved[key] = await resolveDeep(value);
+            if (pulumi.Output.isInstance(value) && (await pulumi.isSecret(value))) secretOutputs.push(key);
+        }
+    } catch (e) {
+        throw new ProgramFailure(e);
+    }
+    return { outputs: resolved, secretOutputs };
+}
+
+export async function runProgramWithMocks(o: MockedRun): Promise<ProgramRunResult> {
+    await installMocks(o);
     // What the CLI hands over in PULUMI_CONFIG and PULUMI_CONFIG_SECRET_KEYS.
     pulumi.runtime.setAllConfig(o.config.config, o.config.secretKeys);
     const saved = Object.fromEntries(CREDENTIAL_ENV.map(v => [v, process.env[v]]));
@@ -192,17 +216,7 @@ export async function runProgramWithMocks(o: {
             debuggable.leakedPromises();
             throw new ProgramFailure(failed.length === 1 ? failed[0] : new Error(failed.map(f => f.message).join("\n\n")));
         }
-        const resolved: Record<string, unknown> = {};
-        const secretOutputs: string[] = [];
-        try {
-            for (const [key, value] of Object.entries(outputs)) {
-                resolved[key] = await resolveDeep(value);
-                if (pulumi.Output.isInstance(value) && (await pulumi.isSecret(value))) secretOutputs.push(key);
-            }
-        } catch (e) {
-            throw new ProgramFailure(e);
-        }
-        return { outputs: resolved, secretOutputs };
+        return await resolveOutputs(outputs);
     } finally {
         for (const [k, v] of Object.entries(saved)) {
             if (v !== undefined) process.env[k] = v;
