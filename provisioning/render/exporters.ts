@@ -1,4 +1,5 @@
 import { systemdWord, unitValue } from "./quote";
+import { SANDBOX } from "./systemd";
 
 /**
  * How the monitoring services run: systemd drop-ins over the Debian packages'
@@ -138,14 +139,7 @@ export function renderStatsdExporterUnit(o: StatsdExporterOptions): string {
         `Restart=always`,
         `RestartSec=5s`,
         `DynamicUser=yes`,
-        `NoNewPrivileges=yes`,
-        `CapabilityBoundingSet=`,
-        `ProtectSystem=strict`,
-        `ProtectHome=yes`,
-        `PrivateTmp=yes`,
-        `PrivateDevices=yes`,
-        `ProtectKernelTunables=yes`,
-        `ProtectKernelModules=yes`,
+        ...SANDBOX,
         `# Reads the app unit's cgroup.procs and /proc/<pid>/stat to count its workers.`,
         `ProtectControlGroups=yes`,
         `RestrictAddressFamilies=AF_INET AF_INET6`,

@@ -1,22 +1,14 @@
+import type { StackConfig } from "../../config/types";
 import { pyString } from "./quote";
 
-export interface GunicornConfigOptions {
+/** The stack's gunicorn settings (config/types.ts), and what the node adds. */
+export interface GunicornConfigOptions extends Omit<StackConfig["gunicorn"], "openFiles"> {
     appName: string;
     /** The node's private address: the app is never bound to a public interface. */
     bindAddress: string;
     port: number;
     /** The `current` release symlink; workers chdir to it on every (re)load. */
     appRoot: string;
-    workerClass: string;
-    workers: number;
-    /** gevent only. */
-    workerConnections?: number;
-    backlog: number;
-    timeout: number;
-    gracefulTimeout: number;
-    keepalive: number;
-    maxRequests: number;
-    maxRequestsJitter: number;
     /** Addresses allowed to set X-Forwarded-*: the load balancer only. */
     forwardedAllowIps: string[];
     accessLog: boolean;

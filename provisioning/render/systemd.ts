@@ -1,5 +1,22 @@
 import { unitValue } from "./quote";
 
+/**
+ * The sandbox every service of ours starts from: no privileges to gain or keep, a read-only system,
+ * no home, devices or kernel knobs. Units add what their service may or may not do on top.
+ */
+export const SANDBOX: readonly string[] = [
+    `NoNewPrivileges=yes`,
+    `CapabilityBoundingSet=`,
+    `AmbientCapabilities=`,
+    `ProtectSystem=strict`,
+    `ProtectHome=yes`,
+    `PrivateTmp=yes`,
+    `PrivateDevices=yes`,
+    `DevicePolicy=closed`,
+    `ProtectKernelTunables=yes`,
+    `ProtectKernelModules=yes`,
+];
+
 export interface AppUnitOptions {
     appName: string;
     /** System user and group the app runs as (never root). */
@@ -54,16 +71,7 @@ export function renderAppUnit(o: AppUnitOptions): string {
         `UMask=0027`,
         ``,
         `# Sandbox`,
-        `NoNewPrivileges=yes`,
-        `CapabilityBoundingSet=`,
-        `AmbientCapabilities=`,
-        `ProtectSystem=strict`,
-        `ProtectHome=yes`,
-        `PrivateTmp=yes`,
-        `PrivateDevices=yes`,
-        `DevicePolicy=closed`,
-        `ProtectKernelTunables=yes`,
-        `ProtectKernelModules=yes`,
+        ...SANDBOX,
         `ProtectKernelLogs=yes`,
         `ProtectControlGroups=yes`,
         `ProtectClock=yes`,
