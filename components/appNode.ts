@@ -92,7 +92,8 @@ export class AppNode extends pulumi.ComponentResource {
                 securityGroupIds: [args.securityGroupId],
                 access: args.access,
                 packages: APP_PACKAGES,
-                extraPackages: MONITORING_PACKAGES.app,
+                // What the app needs comes over SSH like the rest: before its release is checked, never in user data.
+                extraPackages: [...MONITORING_PACKAGES.app, ...cfg.app.packages],
                 appUser: cfg.app.name,
                 kernelFiles: appKernelFiles(cfg),
                 bastion: args.bastion,

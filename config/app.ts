@@ -31,6 +31,7 @@ export function readApp(r: Reader, ctx: ParseContext, tier: { nodeCount: number;
     }
     const kind = r.oneOf("appKind", ["wsgi", "asgi"] as const);
     const { dir, sample, module } = readCode(r, ctx, kind);
+    const packages = readPackages(r);
     const port = r.integer("appPort", 1024, 65535, " (the app runs unprivileged)");
     if (port === LB_STATUS_PORT) r.fail("appPort", port, `is reserved for the status listener; choose another port`);
     const monitoringPort = Object.entries(MONITORING_PORTS).find(([, p]) => p === port);
@@ -48,7 +49,7 @@ export function readApp(r: Reader, ctx: ParseContext, tier: { nodeCount: number;
     } else if (tier.production && rolloutBatchSize >= tier.nodeCount) {
         r.fail("rolloutBatchSize", rolloutBatchSize, `would update every node of a production stack at once; use at most ${tier.nodeCount - 1}`);
     }
-    return { name, kind, dir, sample, module, port, env, healthPath, accessLog, releasesKept, releasePin: pin || undefined, rolloutBatchSize };
+    return { name, kind, dir, sample, module, packages, port, env, healthPath, accessLog, releasesKept, releasePin: pin || undefined, rolloutBatchSize };
 }
 
 /** Where the app's code is and its entry point; the bundled sample when appDir is empty. */
@@ -72,6 +73,20 @@ function readCode(r: Reader, ctx: ParseContext, kind: AppKind): { dir: string; s
         }
     }
     return { dir, sample, module };
+}
+
+/** Debian package names (policy manual 5.6.1: lowercase letters, digits, + - and ., at least two, starting alphanumeric). */
+const DEBIAN_PACKAGE = /^[a-z0-9][a-z0-9+.-]+$/;
+
+function readPackages(r: Reader): string[] {
+    const out: string[] = [];
+    for (const name of r.stringArray("appPackages")) {
+        const p = name.trim();
+        if (!DEBIAN_PACKAGE.test(p)) r.fail("appPackages", name, "each entry must be a Debian package name such as libpq5 or python3-flask (lowercase; no version, no spaces)");
+        else if (out.includes(p)) r.fail("appPackages", name, "is listed twice: remove one");
+        else out.push(p);
+    }
+    return out;
 }
 
 /** appEnv: a JSON object of variables an env file can hold. */

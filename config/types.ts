@@ -80,6 +80,8 @@ export interface StackConfig {
         /** True when dir is the bundled sample app. */
         sample: boolean;
         module: string;
+        /** Debian packages the app needs on its nodes (names checked, distinct). */
+        packages: string[];
         port: number;
         env?: Secret;
         healthPath: string;

@@ -8,6 +8,7 @@
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { gzipSync } from "node:zlib";
 import { shellQuote } from "../lib/shell";
 import { run } from "./exec";
 
@@ -229,6 +230,47 @@ export async function ensureRootfs(options: RootfsOptions = {}): Promise<Rootfs>
 }
 
 /**
+ * The local cloud's apt repository holds every package the image lacks that `packages` need (the
+ * stack's appPackages), as OVH's Debian mirror would. apt runs on this machine with a state of its
+ * own against the image's dpkg status, so it downloads exactly what an `apt-get install` on a host
+ * would fetch; the repository is indexed again when anything was added. Returns what was added.
+ */
+export async function ensureRepoPackages(rootfs: Pick<Rootfs, "rootDir" | "repoDir">, packages: readonly string[], o: { log?: (line: string) => void; sources?: string } = {}): Promise<string[]> {
+    if (packages.length === 0) return [];
+    const lock = await acquireLock(`${rootfs.repoDir}.lock`);
+    const work = fs.mkdtempSync(path.join(path.dirname(rootfs.repoDir), "repo-add-"));
+    try {
+        const sources = o.sources ?? defaultSources();
+        const parts = path.join(work, "sources.list.d");
+        fs.mkdirSync(parts);
+        fs.mkdirSync(path.join(work, "state", "lists", "partial"), { recursive: true });
+        fs.mkdirSync(path.join(work, "cache", "archives", "partial"), { recursive: true });
+        fs.copyFileSync(sources, path.join(parts, path.basename(sources).endsWith(".sources") ? "debian.sources" : "debian.list"));
+        const apt = [
+            "apt-get", "-q",
+            "-o", `Dir::State=${path.join(work, "state")}`,
+            "-o", `Dir::State::status=${path.join(rootfs.rootDir, "var/lib/dpkg/status")}`,
+            "-o", `Dir::Cache=${path.join(work, "cache")}`,
+            "-o", "Dir::Etc::SourceList=/dev/null",
+            "-o", `Dir::Etc::SourceParts=${parts}`,
+            "-o", "APT::Install-Recommends=false",
+            "-o", "Debug::NoLocking=true",
+        ];
+        o.log?.(`adding ${packages.join(" ")} (and what they need) to the local apt repository`);
+        await run([...apt, "update"], { timeoutMs: 10 * 60_000 });
+        await run([...apt, "install", "--download-only", "-y", ...packages], { timeoutMs: 20 * 60_000 });
+        const downloaded = debFiles(path.join(work, "cache", "archives"));
+        const added = downloaded.filter(f => !fs.existsSync(path.join(rootfs.repoDir, path.basename(f))));
+        for (const f of added) fs.copyFileSync(f, path.join(rootfs.repoDir, path.basename(f)));
+        if (added.length > 0) await buildFlatRepo(rootfs.repoDir);
+        return added.map(f => path.basename(f));
+    } finally {
+        fs.rmSync(work, { recursive: true, force: true });
+        lock.release();
+    }
+}
+
+/**
  * Removes root filesystems of other keys (older recipes or package sets) from the cache, except
  * those that a running host still uses as its overlay's lower layer.
  */
@@ -253,14 +295,16 @@ function debFiles(dir: string): string[] {
 
 /** Writes Packages, Packages.gz and Release for the .deb files in `dir` (a flat repository). */
 export async function buildFlatRepo(dir: string): Promise<void> {
+    // Each index replaced by a rename: a host running apt-get update meanwhile reads the old or the new one.
+    const put = (name: string, content: string | Buffer) => {
+        fs.writeFileSync(path.join(dir, `.${name}.tmp`), content);
+        fs.renameSync(path.join(dir, `.${name}.tmp`), path.join(dir, name));
+    };
     const packages = await run(["apt-ftparchive", "packages", "."], { cwd: dir });
-    fs.writeFileSync(path.join(dir, "Packages"), packages.stdout);
-    await run(["sh", "-c", "gzip -9c Packages > Packages.gz"], { cwd: dir });
-    const release = await run(
-        ["apt-ftparchive", "-o", "APT::FTPArchive::Release::Origin=pycluster-local", "release", "."],
-        { cwd: dir },
-    );
-    fs.writeFileSync(path.join(dir, "Release"), release.stdout);
+    put("Packages.gz", gzipSync(packages.stdout, { level: 9 }));
+    put("Packages", packages.stdout);
+    const release = await run(["apt-ftparchive", "-o", "APT::FTPArchive::Release::Origin=pycluster-local", "release", "."], { cwd: dir });
+    put("Release", release.stdout);
 }
 
 interface Lock {

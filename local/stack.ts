@@ -16,7 +16,7 @@ import { CliConfig, cliStackConfig } from "./cliConfig";
 import { ProgramFailure, PROJECT, runProgramWithMocks } from "./program";
 import { renderSshConfig } from "../provisioning/render/sshConfig";
 import { localCloudPrerequisites } from "./prerequisites";
-import { ensureRootfs } from "./rootfs";
+import { ensureRepoPackages, ensureRootfs } from "./rootfs";
 
 /**
  * Credentials the program validates, where the README puts them: exported in the environment of
@@ -126,6 +126,8 @@ export async function localUp(o: LocalStackOptions = {}): Promise<UpResult> {
     // A bad configuration stops here, before the local cloud is created, as it stops a real `up`.
     const cfg = localStackConfig({ ...o, stack });
     const cloud = await openOrCreateCloud(stack, cfg.network.cidr, cfg.ssh.adminCidrs[0], o);
+    // The app's packages come from the mirror behind the gateway, as on OVH: the local one must have them.
+    await ensureRepoPackages({ rootDir: cloud.state.rootDir, repoDir: cloud.state.repoDir }, cfg.app.packages, { log: o.log });
     const { engine, result } = await run(stack, cloud, false, o);
     const sshKeyFile = path.join(cloud.stateDir, `${stack}-deployer.key`);
     fs.writeFileSync(sshKeyFile, String(result.outputs.sshPrivateKey), { mode: 0o600 });

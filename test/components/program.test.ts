@@ -452,3 +452,14 @@ test("every port enforces its security groups explicitly (a network without port
         for (const port of (await stack(name)).byType(PORT)) assert.equal(port.inputs.portSecurityEnabled, true, port.name);
     }
 });
+
+test("appPackages are installed over SSH on the app nodes only; adding one never changes user data", async () => {
+    const plain = await stack("staging");
+    const withPackages = await runProgram({ stack: "staging", set: { appPackages: '["python3-flask", "libpq5"]' } });
+    const userData = (run: ProgramRun) => run.byType(INSTANCE).map(i => [i.name, i.inputs.userData]);
+    assert.deepEqual(userData(withPackages), userData(plain));
+    for (const node of ["app-0", "app-1"]) {
+        assert.match(find(withPackages, COMMAND, `pycluster-staging-${node}-packages`).inputs.create, / python3-flask libpq5$/);
+    }
+    assert.doesNotMatch(find(withPackages, COMMAND, "pycluster-staging-lb-packages").inputs.create, /python3-flask/);
+});

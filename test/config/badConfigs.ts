@@ -85,6 +85,9 @@ export const BAD: [string, Record<string, string | undefined>, RegExp, BadOption
     ["error-rate alert above 100 %", { alertErrorRatePercent: "150" }, /pycluster:alertErrorRatePercent = 150: must be from 1 to 100/],
     ["latency alert beyond nginx's read timeout", { alertLatencyP95Ms: "80000" }, /pycluster:alertLatencyP95Ms = 80000: is longer than proxyReadTimeout \(75 s\): .* use at most 75000/],
     ["stack named like a role", {}, /the stack name "eu-app" contains the word "app", which marks a role in every resource name/, { stack: "eu-app" }],
+    ["app package with a version", { appPackages: '["python3-flask=2.2"]' }, /pycluster:appPackages = "python3-flask=2.2": each entry must be a Debian package name/],
+    ["app package in upper case", { appPackages: '["Flask"]' }, /pycluster:appPackages = "Flask": each entry must be a Debian package name/],
+    ["app package listed twice", { appPackages: '["libpq5", "libpq5"]' }, /pycluster:appPackages = "libpq5": is listed twice/],
     ["unknown key (typo)", { vlanID: "5" }, /pycluster:vlanID is not a setting of this project \(did you mean vlanId\?\)\. Remove it with: pulumi config rm vlanID/],
 ];
 

@@ -89,3 +89,15 @@ test("a release's venv is shared by releases with the same requirements (comment
     assert.deepEqual(out[0], out[1]);
     assert.deepEqual(out[0][1], ["flask==3.0", "requests"]);
 });
+
+test("a release that ships a wheelhouse installs from it only (no index); its wheels are part of what decides the venv", () => {
+    const a = tempDir("pyc-wheels-");
+    fs.writeFileSync(path.join(a, "requirements.txt"), "greeting==1.0\n");
+    const plain = JSON.parse(py(`import json\nprint(json.dumps([h.pip_install_args(${JSON.stringify(a)}), h.requirements_hash(${JSON.stringify(a)})[0]]))`));
+    assert.ok(!plain[0].includes("--no-index"));
+    fs.mkdirSync(path.join(a, "wheels"));
+    fs.writeFileSync(path.join(a, "wheels", "greeting-1.0-py3-none-any.whl"), "w1");
+    const shipped = JSON.parse(py(`import json\nprint(json.dumps([h.pip_install_args(${JSON.stringify(a)}), h.requirements_hash(${JSON.stringify(a)})[0]]))`));
+    assert.deepEqual(shipped[0].slice(-3), ["--no-index", "--find-links", path.join(a, "wheels")]);
+    assert.notEqual(shipped[1], plain[1], "a new wheel means a new venv");
+});

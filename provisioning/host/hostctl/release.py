@@ -39,12 +39,30 @@ def safe_extract(archive, dest):
         tar.extractall(dest)
 
 
+WHEELHOUSE = "wheels"
+
+
 def requirements_hash(release_dir):
-    path = os.path.join(release_dir, "requirements.txt")
+    """What decides a release's venv: its requirements (comments and blank lines aside) and the wheels it ships."""
+    req = os.path.join(release_dir, "requirements.txt")
     lines = []
-    if os.path.exists(path):
-        lines = [l.strip() for l in open(path).read().splitlines() if l.strip() and not l.strip().startswith("#")]
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:12], lines
+    if os.path.exists(req):
+        lines = [l.strip() for l in open(req).read().splitlines() if l.strip() and not l.strip().startswith("#")]
+    h = hashlib.sha256("\n".join(lines).encode())
+    wheels = os.path.join(release_dir, WHEELHOUSE)
+    for name in sorted(os.listdir(wheels)) if os.path.isdir(wheels) else []:
+        with open(os.path.join(wheels, name), "rb") as f:
+            h.update(b"\0" + name.encode() + b"\0" + hashlib.sha256(f.read()).digest())
+    return h.hexdigest()[:12], lines
+
+
+def pip_install_args(release_dir):
+    """pip's arguments for a release: from its own wheelhouse only when it ships one (networks with no package index)."""
+    args = ["install", "--no-input", "--disable-pip-version-check", "-r", os.path.join(release_dir, "requirements.txt")]
+    wheels = os.path.join(release_dir, WHEELHOUSE)
+    if os.path.isdir(wheels):
+        args += ["--no-index", "--find-links", wheels]
+    return args
 
 
 def set_tree_owner(root, group):
@@ -145,7 +163,7 @@ def ensure_venv(venv, release, requirements, user):
         # System site-packages: Debian's gunicorn, gevent and uvicorn serve even where no index is reachable.
         run(["python3", "-m", "venv", "--system-site-packages", venv])
         if requirements:
-            run([f"{venv}/bin/pip", "install", "--no-input", "--disable-pip-version-check", "-r", os.path.join(release, "requirements.txt")], timeout=1800)
+            run([f"{venv}/bin/pip", *pip_install_args(release)], timeout=1800)
         set_tree_owner(venv, user)
         open(os.path.join(venv, COMPLETE), "w").close()
     return venv
