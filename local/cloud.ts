@@ -301,6 +301,14 @@ export class LocalCloud {
         }
     }
 
+    /**
+     * Whether the cloud's own network still exists. Namespaces, bridges and the repository server do
+     * not survive a reboot of this machine while the state file does: such a cloud is left over.
+     */
+    get intact(): boolean {
+        return listNetns().includes(this.names.gatewayNetns) && isRunning(this.state.repoServer);
+    }
+
     /** Clouds made before the gateway was modelled had theirs open from the start. */
     get gatewayOpen(): boolean {
         return this.state.gatewayOpen !== false;

@@ -81,7 +81,11 @@ async function openOrCreateCloud(stack: string, privateCidr: string, publicCidr:
         if (cloud.state.privateCidr !== privateCidr) {
             throw new Error(`the local cloud ${prefix} uses ${cloud.state.privateCidr} but the stack's subnetCidr is ${privateCidr}: run \`npm run local -- down\` first`);
         }
-        return cloud;
+        if (cloud.intact) return cloud;
+        // Its network is gone (this machine rebooted): its hosts and the engine's record of them are
+        // stale, and reusing the record would boot hosts behind a gateway that no longer exists.
+        o.log?.(`the local cloud ${prefix} is left over from before a reboot (its network is gone): removing it and starting again`);
+        await destroyCloud(prefix);
     }
     const rootfs = await ensureRootfs({ log: o.log });
     return createCloud({ prefix, privateCidr, publicCidr, clients: o.clients ?? 6, rootfs, log: o.log });

@@ -264,6 +264,16 @@ test("local cloud: two hosts from cloud-init user-data, reached over SSH", { tim
             assert.equal(c.host("host1").publicIp, undefined);
         });
 
+        await step("a cloud whose network is gone (as after a reboot) is no longer intact", async () => {
+            assert.equal(c.intact, true);
+            const server = c.state.repoServer;
+            assert.ok(server, "the repository server runs");
+            process.kill(server.pid, "SIGTERM"); // ours: started by createCloud above
+            const deadline = Date.now() + 5000;
+            while (c.intact && Date.now() < deadline) await new Promise((res) => setTimeout(res, 100));
+            assert.equal(c.intact, false);
+        });
+
         await step("destroyCloud from another process leaves no namespace, link, mount, process or cgroup", async () => {
             started = Date.now();
             const out = await inAnotherProcess(`
