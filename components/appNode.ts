@@ -6,7 +6,7 @@ import { APP_PACKAGES, appKernelFiles, appLayout, appNodeFiles } from "../provis
 import { BundleFile, renderBundle } from "../provisioning/render/bundle";
 import { admitCommand, appCommand, AppCommandOptions, stackRolloutPlan } from "../provisioning/rollout";
 import { appMonitoring, MONITORING_PACKAGES } from "../provisioning/monitoringFiles";
-import { installRelease, onLoadBalancer, PushTarget, pushApp, pushMonitoring, uploadRelease } from "../provisioning/push";
+import { installRelease, listReleases, onLoadBalancer, PushTarget, pushApp, pushMonitoring, uploadRelease } from "../provisioning/push";
 import { Bastion, Host, NodePlacement } from "./host";
 
 /** What an app node's rollout needs from the load balancer. */
@@ -62,6 +62,8 @@ export class AppNode extends pulumi.ComponentResource {
     app!: command.remote.Command;
     /** Back in rotation and healthy through the load balancer: the next batch may start. */
     admitted!: command.remote.Command;
+    /** Set by rollOut: the releases kept on the node once its change is in rotation (stdout: JSON). */
+    releases!: command.remote.Command;
     /** Node exporter and pycluster-statsd-exporter (gunicorn's workers), on the private address. */
     readonly monitoring: command.remote.Command;
 
@@ -146,6 +148,7 @@ export class AppNode extends pulumi.ComponentResource {
             this.change,
             [this.app, lb.nginx],
         );
+        this.releases = listReleases(this.host.target, cfg.app.name, this.change, [this.admitted]);
         this.registerOutputs({ privateIp: this.host.privateIp, release: this.args.release.id, unit: appLayout(cfg.app.name).unit });
     }
 }

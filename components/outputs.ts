@@ -27,6 +27,27 @@ function sshAccess(cfg: StackConfig, cluster: Cluster): pulumi.Output<SshAccessO
     }));
 }
 
+/** A release kept on an app node, as hostctl's `releases` lists it. */
+export interface KeptRelease {
+    id: string;
+    /** When it was unpacked and checked (UTC, ISO 8601). */
+    completed: string;
+    current: boolean;
+}
+
+/** The kept releases of each app node, read after the node's change is in rotation. */
+function releasesOutput(cluster: Cluster): pulumi.Output<Record<string, KeptRelease[]>> {
+    return pulumi
+        .all(cluster.apps.nodes.map(n => n.releases.stdout.apply(out => [n.host.name, parseReleases(out)] as const)))
+        .apply(entries => Object.fromEntries(entries));
+}
+
+/** hostctl prints one JSON array; empty output (a preview, a mocked run) is no release yet. */
+export function parseReleases(stdout: string): KeptRelease[] {
+    const text = (stdout ?? "").trim();
+    return text ? (JSON.parse(text) as KeptRelease[]) : [];
+}
+
 /** What `pulumi stack output` shows: addresses, ready-to-paste SSH commands, and the effective settings. */
 export function stackOutputs(cfg: StackConfig, cluster: Cluster) {
     const files = sshFiles(cfg);
@@ -37,6 +58,8 @@ export function stackOutputs(cfg: StackConfig, cluster: Cluster) {
         lbPrivateIp: cluster.lbPrivateIp,
         appPrivateIps: cluster.appPrivateIps,
         release: cluster.release.id,
+        // Per app node, newest first: what `appRelease=<id>` can roll back to, without an SSH session.
+        releases: releasesOutput(cluster),
         // Public keys and addresses only: not secret, so `pulumi stack output` prints them as they are.
         sshConfig: access.apply(renderSshConfig),
         sshKnownHosts: access.apply(renderKnownHosts),

@@ -100,9 +100,17 @@ export function loadStackFile(stack: string): Record<string, string> {
     return out;
 }
 
-/** Resolves Outputs nested anywhere in a value. */
+/** How a preview shows an output whose value is known only after the update (the CLI prints `output<string>`). */
+export const UNKNOWN_OUTPUT = "<known after up>";
+
+/** Resolves Outputs nested anywhere in a value; an unknown one (a preview) becomes UNKNOWN_OUTPUT. */
 export async function resolveDeep(value: unknown): Promise<unknown> {
-    if (pulumi.Output.isInstance(value)) return resolveDeep(await new Promise(r => (value as pulumi.Output<unknown>).apply(r)));
+    if (pulumi.Output.isInstance(value)) {
+        // apply() never calls back on an unknown value: ask first, or a preview would wait forever.
+        const known = await (value as unknown as { isKnown: Promise<boolean> }).isKnown;
+        if (!known) return UNKNOWN_OUTPUT;
+        return resolveDeep(await new Promise(r => (value as pulumi.Output<unknown>).apply(r)));
+    }
     if (Array.isArray(value)) return Promise.all(value.map(resolveDeep));
     if (value && typeof value === "object") {
         return Object.fromEntries(await Promise.all(Object.entries(value).map(async ([k, v]) => [k, await resolveDeep(v)])));

@@ -11,6 +11,7 @@ import {
     packagesCommand,
     releaseArchivePath,
     releaseCommand,
+    releasesCommand,
     staticArchivePath,
     staticCommand,
 } from "./render/hostCommands";
@@ -179,6 +180,11 @@ export function pushApp(
  * On the load balancer: a step for one app node. `change` is a fingerprint of
  * what the node is about to receive, so the step runs exactly when that changes.
  */
+/** The releases kept on a node, as JSON on stdout: read again whenever the node's change lands. */
+export function listReleases(target: PushTarget, app: string, change: pulumi.Input<string>, dependsOn: pulumi.Input<pulumi.Resource>[]): command.remote.Command {
+    return step(target, "releases", { create: pulumi.interpolate`${releasesCommand(app)} # change ${change}`, dependsOn });
+}
+
 export function onLoadBalancer(
     lb: PushTarget,
     suffix: string,

@@ -24,6 +24,7 @@ export const nginxCommand = (healthPath: string, leaseSeconds: number) => hostct
 
 export const releaseArchivePath = (app: string, release: string) => hostPath("releaseArchive", { app, release });
 export const releaseCommand = (o: { app: string; release: string; user: string }) => hostctlCommand("release", o);
+export const releasesCommand = (app: string) => hostctlCommand("releases", { app });
 
 /** Install the monitoring bundle (stdin); each `service=url` must answer 200 afterwards, or the change is undone. */
 export const monitoringCommand = (endpoints: { service: string; url: string }[]) =>

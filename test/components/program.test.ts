@@ -1,5 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { parseReleases } from "../../components/outputs";
+import { UNKNOWN_OUTPUT } from "../../local/program";
 import { COMMAND, CONFIG_CREDENTIALS, COPY, isWrappedSecret, loadStackFile, ProgramRun, RecordedResource, runProgram, TEST_CREDENTIALS, TEST_ENV } from "../support/programHarness";
 
 const INSTANCE = "openstack:compute/instance:Instance";
@@ -36,9 +38,9 @@ for (const name of ["dev", "staging", "prod"]) {
         assert.equal(count("openstack:compute/keypair:Keypair"), 1);
         assert.equal(count(FIP), 1);
         assert.equal(count(COPY), nodes, "one release upload per app node");
-        // Per host: bootstrap, packages, kernel, monitoring. LB: nginx. Per app node: release, check, app, and its admit on the LB.
+        // Per host: bootstrap, packages, kernel, monitoring. LB: nginx. Per app node: release, check, app, its admit on the LB, releases.
         const letsencrypt = name === "prod" ? 1 : 0;
-        assert.equal(count(COMMAND), 4 * (1 + nodes) + 1 + 4 * nodes + letsencrypt);
+        assert.equal(count(COMMAND), 4 * (1 + nodes) + 1 + 5 * nodes + letsencrypt);
         assert.deepEqual(run.outputs.appPrivateIps, Array.from({ length: nodes }, (_, i) => `10.${{ dev: 110, staging: 120, prod: 130 }[name]}.0.${3 + i}`));
     });
 }
@@ -147,9 +149,9 @@ test("app nodes are reached through the load balancer; every connection pins its
         const conn = c.inputs.connection;
         assert.equal(conn.user, "debian");
         assert.match(conn.privateKey, /OPENSSH PRIVATE KEY/);
-        const onApp = /-app-\d+-(bootstrap|packages|kernel|monitoring|release|check|app|upload)$/.test(c.name);
+        const onApp = /-app-\d+-(bootstrap|packages|kernel|monitoring|release|releases|check|app|upload)$/.test(c.name);
         if (onApp) {
-            const node = c.name.replace(/-(bootstrap|packages|kernel|monitoring|release|check|app|upload)$/, "");
+            const node = c.name.replace(/-(bootstrap|packages|kernel|monitoring|release|releases|check|app|upload)$/, "");
             assert.equal(conn.host, run.outputs.appPrivateIps instanceof Array ? (run.outputs.appPrivateIps as string[])[Number(node.split("-").pop())] : "", c.name);
             assert.equal(conn.hostKey, hostKeys.get(node), `${c.name} pins the node's key`);
             assert.equal(conn.proxy?.host, lbIp, `${c.name} goes through the LB`);
@@ -262,7 +264,9 @@ test("no secret reaches a command line, a plain input or a plain output", async 
 test("a preview (unknown outputs) builds the same plan without running anything", async () => {
     const run = await runProgram({ stack: "staging", preview: true });
     assert.equal(run.byType(INSTANCE).length, 3);
-    assert.equal(run.byType(COMMAND).length, 4 * 3 + 1 + 4 * 2);
+    assert.equal(run.byType(COMMAND).length, 4 * 3 + 1 + 5 * 2);
+    // What only a host can say is unknown in a preview, as the CLI shows it.
+    assert.equal(run.outputs.releases, UNKNOWN_OUTPUT);
 });
 
 test("outputs: URL, addresses, SSH commands through the stack's ssh_config, capacity and effective settings", async () => {
@@ -336,7 +340,7 @@ test("the known hosts are exactly the host keys the program's own connections pi
 test("a replaced VM is provisioned again: every step on it is triggered by its instance id", async () => {
     const run = await stack("staging");
     for (const c of [...run.byType(COMMAND), ...run.byType(COPY)]) {
-        const host = c.name.replace(/-(bootstrap|packages|kernel|monitoring|nginx|release|check|app|upload|lb-drain|lb-admit)$/, "");
+        const host = c.name.replace(/-(bootstrap|packages|kernel|monitoring|nginx|release|releases|check|app|upload|lb-drain|lb-admit)$/, "");
         const triggers: string[] = c.inputs.triggers;
         if (c.name.endsWith("-lb-drain") || c.name.endsWith("-lb-admit")) {
             // On the LB, for one node: either VM being replaced re-runs it.
@@ -462,4 +466,19 @@ test("appPackages are installed over SSH on the app nodes only; adding one never
         assert.match(find(withPackages, COMMAND, `pycluster-staging-${node}-packages`).inputs.create, / python3-flask libpq5$/);
     }
     assert.doesNotMatch(find(withPackages, COMMAND, "pycluster-staging-lb-packages").inputs.create, /python3-flask/);
+});
+
+test("the releases kept on each app node are an output, read once the node's change is in rotation", async () => {
+    const run = await stack("staging");
+    // The mocks run no command: no release listed yet, one entry per node.
+    assert.deepEqual(run.outputs.releases, { "pycluster-staging-app-0": [], "pycluster-staging-app-1": [] });
+    const step = find(run, COMMAND, "pycluster-staging-app-1-releases");
+    assert.match(step.inputs.create, /^sudo python3 \/usr\/local\/lib\/pycluster\/hostctl\.pyz releases --app \S+ # change [0-9a-f]+$/);
+    assert.ok(step.options.dependsOn?.some((d: string) => d.endsWith("pycluster-staging-app-1-lb-admit")), JSON.stringify(step.options.dependsOn));
+});
+
+test("hostctl's releases listing parses; empty output is no release", () => {
+    const listed = '[{"id": "r2", "completed": "2026-12-02T10:00:00Z", "current": true}, {"id": "r1", "completed": "2026-12-01T10:00:00Z", "current": false}]\n';
+    assert.deepEqual(parseReleases(listed).map(r => [r.id, r.current]), [["r2", true], ["r1", false]]);
+    assert.deepEqual(parseReleases(""), []);
 });

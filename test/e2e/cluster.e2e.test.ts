@@ -394,7 +394,7 @@ e2e("6. changing one gunicorn setting re-pushes it to every app node, one node a
     const changed = remember(await localUp({ ...base, set: { gunicornMaxRequests: "30000" } }));
     const ran = changed.remoteExecutions.map(s => s.name).sort();
     console.log(`gunicornMaxRequests change: ${seconds(changed.wallMs)}, ran ${ran.join(", ")}`);
-    assert.deepEqual(ran, [0, 1, 2].flatMap(i => [`pycluster-e2e-app-${i}-check`, `pycluster-e2e-app-${i}-app`, `pycluster-e2e-app-${i}-lb-admit`]).sort());
+    assert.deepEqual(ran, [0, 1, 2].flatMap(i => [`pycluster-e2e-app-${i}-check`, `pycluster-e2e-app-${i}-app`, `pycluster-e2e-app-${i}-lb-admit`, `pycluster-e2e-app-${i}-releases`]).sort());
     // Validated on every node first; then one at a time: a node changes only after the previous one is back.
     const step = (name: string) => changed.remoteExecutions.find(s => s.name === name)!;
     const end = (name: string) => step(name).startedAt + step(name).ms;
@@ -430,6 +430,96 @@ e2e("7. scaling 3 -> 4 app nodes provisions the new node and adds it to the upst
     const after = curl(back.cloud.publicNetns, ["-k", ...Array.from({ length: 30 }, () => back.outputs.url)]);
     assert.ok(!after.out.includes("pycluster-e2e-app-3"));
     assert.equal(after.out.trim().split("\n").length, 30);
+});
+
+/** A pure-Python wheel built here (no network, no build tools): what a wheelhouse in appDir holds. */
+function writeWheel(dir: string, name: string, version: string, moduleText: string): string {
+    fs.mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, `${name}-${version}-py3-none-any.whl`);
+    const script = [
+        "import base64, hashlib, sys, zipfile",
+        "file, name, version, text = sys.argv[1:5]",
+        "info = f'{name}-{version}.dist-info'",
+        "files = {f'{name}/__init__.py': text, f'{info}/METADATA': f'Metadata-Version: 2.1\\nName: {name}\\nVersion: {version}\\n',",
+        "         f'{info}/WHEEL': 'Wheel-Version: 1.0\\nGenerator: pycluster-e2e\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n'}",
+        "digest = lambda b: base64.urlsafe_b64encode(hashlib.sha256(b).digest()).rstrip(b'=').decode()",
+        "record = ''.join(f'{p},sha256={digest(t.encode())},{len(t.encode())}\\n' for p, t in files.items()) + f'{info}/RECORD,,\\n'",
+        "with zipfile.ZipFile(file, 'w') as z:",
+        "    for p, t in {**files, f'{info}/RECORD': record}.items(): z.writestr(p, t)",
+    ].join("\n");
+    const r = spawnSync("python3", ["-c", script, file, name, version, moduleText], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    return file;
+}
+
+e2e("7b. real apps, not the sample: Flask (WSGI, Debian's python3-flask, a requirement from the app's wheelhouse), then FastAPI (ASGI on uvicorn workers); the releases output lists them", async () => {
+    const apps = fs.mkdtempSync(path.join(os.tmpdir(), "pyc-e2e-apps-"));
+    try {
+        const flaskDir = path.join(apps, "flask");
+        fs.mkdirSync(flaskDir);
+        fs.writeFileSync(
+            path.join(flaskDir, "wsgi.py"),
+            [
+                "import socket",
+                "from flask import Flask, jsonify",
+                "import pycgreeting",
+                "app = Flask(__name__)",
+                "@app.get('/healthz')",
+                "def health():",
+                "    return 'ok\\n'",
+                "@app.get('/')",
+                "def index():",
+                "    return jsonify(framework='flask', greeting=pycgreeting.hello(), node=socket.gethostname())",
+                "",
+            ].join("\n"),
+        );
+        // No package index on the nodes: the requirement comes from the wheelhouse shipped with the app.
+        fs.writeFileSync(path.join(flaskDir, "requirements.txt"), "pycgreeting==1.0\n");
+        writeWheel(path.join(flaskDir, "wheels"), "pycgreeting", "1.0", "def hello():\n    return 'hello from a wheel'\n");
+        const flask = remember(await localUp({ ...base, set: { gunicornMaxRequests: "30000", appDir: flaskDir, appModule: "wsgi:app", appPackages: '["python3-flask"]' } }));
+        console.log(`Flask app: ${seconds(flask.wallMs)}, ${flask.remoteExecutions.length} remote steps`);
+        const flaskAnswers = curl(flask.cloud.publicNetns, ["-k", ...Array.from({ length: 30 }, () => flask.outputs.url)]).out.trim().split("\n").map(l => JSON.parse(l));
+        assert.ok(flaskAnswers.every(a => a.framework === "flask" && a.greeting === "hello from a wheel"), JSON.stringify(flaskAnswers[0]));
+        assert.equal(new Set(flaskAnswers.map(a => a.node)).size, 3, "every node serves the Flask app");
+        assert.match(await onHost(flask, appIps[0], "dpkg-query -W -f '${Status}' python3-flask"), /install ok installed/);
+        const flaskRelease = flask.outputs.release as string;
+        for (const [node, kept] of Object.entries(flask.outputs.releases as Record<string, { id: string; current: boolean }[]>)) {
+            assert.deepEqual(kept.filter(r => r.current).map(r => r.id), [flaskRelease], `${node}: the Flask release is current`);
+            assert.ok(kept.length >= 2, `${node}: the sample's release is kept for a rollback`);
+        }
+
+        const fastapiDir = path.join(apps, "fastapi");
+        fs.mkdirSync(fastapiDir);
+        fs.writeFileSync(
+            path.join(fastapiDir, "asgi.py"),
+            [
+                "import asyncio, socket",
+                "from fastapi import FastAPI",
+                "from fastapi.responses import PlainTextResponse",
+                "app = FastAPI()",
+                "@app.get('/healthz', response_class=PlainTextResponse)",
+                "async def health():",
+                "    return 'ok\\n'",
+                "@app.get('/')",
+                "async def index():",
+                "    await asyncio.sleep(0.01)",
+                "    return {'framework': 'fastapi', 'node': socket.gethostname()}",
+                "",
+            ].join("\n"),
+        );
+        const fastapi = remember(await localUp({ ...base, set: { gunicornMaxRequests: "30000", appDir: fastapiDir, appModule: "asgi:app", appKind: "asgi", appPackages: '["python3-fastapi"]' } }));
+        console.log(`FastAPI app: ${seconds(fastapi.wallMs)}, ${fastapi.remoteExecutions.length} remote steps`);
+        const fastapiAnswers = curl(fastapi.cloud.publicNetns, ["-k", ...Array.from({ length: 30 }, () => fastapi.outputs.url)]).out.trim().split("\n").map(l => JSON.parse(l));
+        assert.ok(fastapiAnswers.every(a => a.framework === "fastapi"), JSON.stringify(fastapiAnswers[0]));
+        assert.equal(new Set(fastapiAnswers.map(a => a.node)).size, 3, "every node serves the FastAPI app");
+        assert.match(await onHost(fastapi, appIps[1], "sudo cat /etc/webapp/gunicorn.conf.py"), /^worker_class = "uvicorn\.workers\.UvicornWorker"$/m);
+        for (const kept of Object.values(fastapi.outputs.releases as Record<string, { id: string; current: boolean }[]>)) {
+            assert.deepEqual(kept.filter(r => r.current).map(r => r.id), [fastapi.outputs.release]);
+            assert.ok(kept.some(r => r.id === flaskRelease && !r.current), "the Flask release is kept, not current");
+        }
+    } finally {
+        fs.rmSync(apps, { recursive: true, force: true });
+    }
 });
 
 e2e("8. letsencrypt: certbot's certificate replaces the placeholder, renewals reload nginx, config pushes keep it", async () => {
