@@ -1,25 +1,103 @@
 /**
- * What a local cloud needs from the machine. Tests call this to skip (or, with
- * PYCLUSTER_REQUIRE_E2E=1, fail) with a reason instead of failing obscurely.
+ * What a local cloud needs from the machine, and installing it. On a Debian or Ubuntu machine, as
+ * root, `npm run local -- up` installs the missing tools itself (saying what and why); anywhere
+ * else it stops with one sentence naming the exact command to run. Tests call
+ * localCloudPrerequisites to skip (or, with PYCLUSTER_REQUIRE_E2E=1, fail) with a reason.
  */
-import { haveCommand } from "./exec";
+import { haveCommand, run } from "./exec";
 import { cgroupHierarchies } from "./procs";
+
+/** A command the rehearsal runs, the Debian package that has it, and why it is needed. */
+export interface Tool {
+    command: string;
+    pkg: string;
+    why: string;
+}
+
+export const LOCAL_TOOLS: readonly Tool[] = [
+    { command: "systemd-nspawn", pkg: "systemd-container", why: "runs each local host as a container with its own systemd" },
+    { command: "mmdebstrap", pkg: "mmdebstrap", why: "builds the hosts' Debian root filesystem" },
+    { command: "apt-ftparchive", pkg: "apt-utils", why: "indexes the local package mirror behind the gateway" },
+    { command: "ip", pkg: "iproute2", why: "network namespaces, bridges and routes of the local cloud" },
+    { command: "nft", pkg: "nftables", why: "the security groups and the gateway's filter" },
+    { command: "mount", pkg: "mount", why: "the hosts' overlay disks" },
+    { command: "ssh", pkg: "openssh-client", why: "the SSH commands the stack prints" },
+];
+
+export interface MachineFacts {
+    platform: NodeJS.Platform;
+    /** undefined where there are no Unix user ids (Windows). */
+    uid: number | undefined;
+    missing: readonly Tool[];
+    hasAptGet: boolean;
+    hasCgroups: boolean;
+}
+
+export type PrerequisitePlan = { action: "ready" } | { action: "install"; packages: string[]; reasons: string[] } | { action: "fail"; message: string };
+
+/** What to do about the machine, decided from facts alone (so that every branch is tested). */
+export function prerequisitePlan(m: MachineFacts): PrerequisitePlan {
+    if (m.platform !== "linux") {
+        return {
+            action: "fail",
+            message:
+                `The local rehearsal runs Linux containers and needs a Linux machine (this is ${m.platform}): ` +
+                "run it in a Debian 12 VM or on a Debian server, as root: `npm install && npm run local -- up`.",
+        };
+    }
+    if (!m.hasCgroups) return { action: "fail", message: "The local rehearsal needs a writable cgroup hierarchy under /sys/fs/cgroup (a VM or a privileged container, not an unprivileged one)." };
+    if (m.missing.length === 0 && m.uid === 0) return { action: "ready" };
+    const packages = [...new Set(m.missing.map(t => t.pkg))];
+    const install = `apt-get install -y --no-install-recommends ${packages.join(" ")}`;
+    if (m.uid !== 0) {
+        const first = packages.length > 0 ? `sudo ${install} && ` : "";
+        return {
+            action: "fail",
+            message: `The local rehearsal needs root (network namespaces, mounts, cgroups): run \`${first}sudo npm run local -- up\`.`,
+        };
+    }
+    if (!m.hasAptGet) {
+        return {
+            action: "fail",
+            message: `The local rehearsal needs ${m.missing.map(t => t.command).join(", ")}: install them with this machine's package manager (on Debian: \`${install}\`), then run \`npm run local -- up\` again.`,
+        };
+    }
+    return { action: "install", packages, reasons: m.missing.map(t => `${t.pkg}: ${t.command}, ${t.why}`) };
+}
+
+async function machineFacts(): Promise<MachineFacts> {
+    const missing: Tool[] = [];
+    if (process.platform === "linux") for (const t of LOCAL_TOOLS) if (!(await haveCommand(t.command))) missing.push(t);
+    return {
+        platform: process.platform,
+        uid: typeof process.getuid === "function" ? process.getuid() : undefined,
+        missing,
+        hasAptGet: process.platform === "linux" && (await haveCommand("apt-get")),
+        hasCgroups: process.platform === "linux" && cgroupHierarchies().length > 0,
+    };
+}
 
 /** Returns the missing prerequisites (empty when a local cloud can run here). */
 export async function localCloudPrerequisites(): Promise<string[]> {
-    const missing: string[] = [];
-    if (process.platform !== "linux") return [`Linux is required (this is ${process.platform})`];
-    if (typeof process.getuid === "function" && process.getuid() !== 0) missing.push("root is required (network namespaces, mounts, cgroups)");
-    for (const [cmd, pkg] of [
-        ["systemd-nspawn", "systemd-container"],
-        ["mmdebstrap", "mmdebstrap"],
-        ["apt-ftparchive", "apt-utils"],
-        ["ip", "iproute2"],
-        ["nft", "nftables"],
-        ["mount", "mount"],
-    ]) {
-        if (!(await haveCommand(cmd))) missing.push(`${cmd} not found (apt-get install ${pkg})`);
-    }
-    if (cgroupHierarchies().length === 0) missing.push("no writable cgroup hierarchy under /sys/fs/cgroup");
-    return missing;
+    const plan = prerequisitePlan(await machineFacts());
+    if (plan.action === "ready") return [];
+    if (plan.action === "fail") return [plan.message];
+    return plan.reasons.map(r => `not installed: ${r}`);
+}
+
+/**
+ * Makes the machine ready for a local cloud: installs what is missing with apt (root, Debian or
+ * Ubuntu), or throws the one sentence that says what to run instead.
+ */
+export async function ensureLocalCloudPrerequisites(log: (line: string) => void = () => undefined): Promise<void> {
+    const plan = prerequisitePlan(await machineFacts());
+    if (plan.action === "ready") return;
+    if (plan.action === "fail") throw new Error(plan.message);
+    log(`installing what the local rehearsal needs (apt-get, once):`);
+    for (const r of plan.reasons) log(`  ${r}`);
+    const env = { DEBIAN_FRONTEND: "noninteractive" };
+    await run(["apt-get", "update", "-q"], { env });
+    await run(["apt-get", "install", "-y", "-q", "--no-install-recommends", ...plan.packages], { env });
+    const after = prerequisitePlan(await machineFacts());
+    if (after.action !== "ready") throw new Error(`apt-get installed ${plan.packages.join(" ")} but the local rehearsal still lacks: ${JSON.stringify(after)}`);
 }

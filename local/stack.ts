@@ -15,7 +15,7 @@ import { parseStackConfig } from "../config/stackConfig";
 import { CliConfig, cliStackConfig } from "./cliConfig";
 import { ProgramFailure, PROJECT, runProgramWithMocks } from "./program";
 import { renderSshConfig } from "../provisioning/render/sshConfig";
-import { localCloudPrerequisites } from "./prerequisites";
+import { ensureLocalCloudPrerequisites } from "./prerequisites";
 import { ensureRepoPackages, ensureRootfs } from "./rootfs";
 
 /**
@@ -65,10 +65,6 @@ export function cloudPrefix(stack: string): string {
     return prefix;
 }
 
-async function requirePrerequisites(): Promise<void> {
-    const missing = await localCloudPrerequisites();
-    if (missing.length > 0) throw new Error(`the local rehearsal cannot run here:\n  - ${missing.join("\n  - ")}`);
-}
 
 /**
  * The cloud of a stack: its private network is the stack's subnet, and its
@@ -124,7 +120,7 @@ export function localStackConfig(o: LocalStackOptions = {}): StackConfig {
 
 /** Stands the stack up on local hosts (creating the local cloud on first use). */
 export async function localUp(o: LocalStackOptions = {}): Promise<UpResult> {
-    await requirePrerequisites();
+    await ensureLocalCloudPrerequisites(o.log);
     const stack = o.stack ?? "local";
     const started = Date.now();
     // A bad configuration stops here, before the local cloud is created, as it stops a real `up`.
