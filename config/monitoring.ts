@@ -8,6 +8,7 @@ export function readMonitoring(r: Reader, o: { monitoringNode: boolean; nodeIp?:
     const flavor = r.string("monitoringFlavor").trim();
     const retentionDays = r.integer("monitoringRetentionDays", 1, 3650);
     const scrapeIntervalSeconds = r.integer("monitoringScrapeInterval", 1, 300);
+    const appStatsd = r.boolean("monitoringAppStatsd");
     const errorRatePercent = r.integer("alertErrorRatePercent", 1, 100);
     const latencyP95Ms = r.integer("alertLatencyP95Ms", 1, 600_000);
     if (o.monitoringNode && !/^[a-z0-9][a-z0-9.-]*$/.test(flavor)) {
@@ -23,6 +24,7 @@ export function readMonitoring(r: Reader, o: { monitoringNode: boolean; nodeIp?:
     return {
         ports: MONITORING_PORTS,
         scrapeIntervalSeconds,
+        appStatsd,
         alerts: { errorRatio: errorRatePercent / 100, latencyP95Seconds: latencyP95Ms / 1000 },
         node: o.monitoringNode && o.nodeIp ? { flavor, ip: o.nodeIp, retentionDays } : undefined,
     };

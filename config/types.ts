@@ -126,6 +126,8 @@ export interface StackConfig {
 export interface MonitoringSettings {
     ports: typeof MONITORING_PORTS;
     scrapeIntervalSeconds: number;
+    /** gunicorn's per-request statsd to the node's exporter (monitoringAppStatsd): a cost per request, so opt-in. */
+    appStatsd: boolean;
     alerts: {
         /** 5xx responses over all responses (0-1) above which an alert fires. */
         errorRatio: number;

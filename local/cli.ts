@@ -12,7 +12,7 @@ import { sshCommand, sshTunnelCommand } from "../provisioning/render/sshConfig";
 
 function parseArgs(argv: string[]) {
     const [command = "up", ...rest] = argv;
-    const o = { command, stack: "local", set: {} as Record<string, string>, json: false };
+    const o = { command, stack: "local", set: {} as Record<string, string>, setObject: {} as Record<string, unknown>, json: false };
     for (let i = 0; i < rest.length; i++) {
         const a = rest[i];
         if (a === "--stack") o.stack = rest[++i];
@@ -20,7 +20,10 @@ function parseArgs(argv: string[]) {
         else if (a === "--set") {
             const [k, ...v] = (rest[++i] ?? "").split("=");
             if (!k || v.length === 0) throw new Error(`--set needs key=value, got ${JSON.stringify(rest[i])}`);
-            o.set[k] = v.join("=");
+            const value = v.join("=");
+            // A JSON list is what `pulumi config set --path 'key[0]' ...` builds: a list, not a string.
+            if (value.startsWith("[")) o.setObject[k] = JSON.parse(value);
+            else o.set[k] = value;
         } else throw new Error(`unknown argument ${a}\nusage: npm run local -- up|preview|down|status [--stack local] [--set key=value]... [--json]`);
     }
     return o;
@@ -30,7 +33,7 @@ async function main() {
     const args = parseArgs(process.argv.slice(2));
     const log = (line: string) => console.error(`  ${line}`);
     if (args.command === "up") {
-        const r = await localUp({ stack: args.stack, set: args.set, log });
+        const r = await localUp({ stack: args.stack, set: args.set, setObject: args.setObject, log });
         const o = r.outputs;
         const info = {
             lb: o.lbPublicIp,
@@ -62,7 +65,7 @@ async function main() {
         console.log(`  capacity     ${o.capacity.ceiling} concurrent requests (bound by ${o.capacity.bindingLimit})`);
         console.log(`remove it with: npm run local -- down${args.stack === "local" ? "" : ` --stack ${args.stack}`}`);
     } else if (args.command === "preview") {
-        const steps = await localPreview({ stack: args.stack, set: args.set, log });
+        const steps = await localPreview({ stack: args.stack, set: args.set, setObject: args.setObject, log });
         const changes = steps.filter(s => s.action !== "same");
         console.log(`${changes.length} change(s), ${steps.length - changes.length} unchanged`);
     } else if (args.command === "down") {

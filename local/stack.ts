@@ -36,6 +36,8 @@ export interface LocalStackOptions {
     stack?: string;
     /** `pulumi config set key value` over the stack file (keys without the project prefix). */
     set?: Record<string, string>;
+    /** Lists and objects, as `pulumi config set --path 'key[0]' value` writes them (appPackages, adminCidrs, ...). */
+    setObject?: Record<string, unknown>;
     /** `pulumi config set --secret` (appEnv, tlsPrivateKey, ...). */
     setSecret?: Record<string, string>;
     /** Internet client namespaces of the cloud (load generators use several). */
@@ -89,7 +91,7 @@ async function openOrCreateCloud(stack: string, privateCidr: string, publicCidr:
 
 /** The stack's configuration as `pulumi up` would pass it (the CLI refuses what it would refuse). */
 function config(stack: string, o: LocalStackOptions): CliConfig {
-    return cliStackConfig({ stack, set: o.set, setSecret: o.setSecret });
+    return cliStackConfig({ stack, set: o.set, setObject: o.setObject, setSecret: o.setSecret });
 }
 
 async function run(stack: string, cloud: LocalCloud | undefined, preview: boolean, o: LocalStackOptions) {

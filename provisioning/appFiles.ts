@@ -61,8 +61,8 @@ export function appNodeFiles(cfg: StackConfig, rt: AppNodeRuntime): BundleFile[]
                 forwardedAllowIps: [cfg.network.lbIp],
                 accessLog: cfg.app.accessLog,
                 gunicornVersion: cfg.platform.gunicornVersion,
-                // Worker status for Prometheus, through pycluster-statsd-exporter on this node.
-                statsdHost: statsdAddress(cfg),
+                // Per-request metrics cost app CPU on every request: only when asked for (the LB's access log has them).
+                statsdHost: cfg.monitoring.appStatsd ? statsdAddress(cfg) : undefined,
             }),
         },
         {

@@ -60,8 +60,6 @@ test("every node's exporters listen on its private address, never on all address
     }
     // The LB's nginx exporter reads stub_status on the private listener.
     assert.match(find(run, COMMAND, "pycluster-staging-lb-monitoring").inputs.stdin, /-nginx\.scrape-uri=http:\/\/10\.120\.0\.2:8080\/stub_status/);
-    // gunicorn sends statsd to the node's own exporter, on loopback.
-    assert.match(find(run, COMMAND, "pycluster-staging-app-0-app").inputs.stdin, /^statsd_host = "127\.0\.0\.1:9125"$/m);
 });
 
 test("exporter packages are installed over SSH: enabling monitoring never changes user data", async () => {
@@ -174,4 +172,13 @@ test("the policy pack's network and security-group rules pass on every stack wit
         // prod (Let's Encrypt, 4 nodes) passes it: its placeholder certificate is not a self-signed site.
         if (name === "prod") assert.deepEqual(production(await stack(name, true)), []);
     }
+});
+
+test("gunicorn's per-request statsd is opt-in: off by default, on with monitoringAppStatsd", async () => {
+    const off = await stack("staging", true);
+    assert.doesNotMatch(find(off, COMMAND, "pycluster-staging-app-0-app").inputs.stdin, /statsd_host/);
+    const on = await runProgram({ stack: "staging", set: { monitoringNode: "true", monitoringAppStatsd: "true" } });
+    assert.match(find(on, COMMAND, "pycluster-staging-app-0-app").inputs.stdin, /^statsd_host = "127\.0\.0\.1:9125"$/m);
+    // The exporter runs either way: worker counts come from the unit's cgroup.
+    assert.match(find(off, COMMAND, "pycluster-staging-app-0-monitoring").inputs.stdin, /pycluster-statsd-exporter/);
 });

@@ -476,7 +476,7 @@ e2e("7b. real apps, not the sample: Flask (WSGI, Debian's python3-flask, a requi
         // No package index on the nodes: the requirement comes from the wheelhouse shipped with the app.
         fs.writeFileSync(path.join(flaskDir, "requirements.txt"), "pycgreeting==1.0\n");
         writeWheel(path.join(flaskDir, "wheels"), "pycgreeting", "1.0", "def hello():\n    return 'hello from a wheel'\n");
-        const flask = remember(await localUp({ ...base, set: { gunicornMaxRequests: "30000", appDir: flaskDir, appModule: "wsgi:app", appPackages: '["python3-flask"]' } }));
+        const flask = remember(await localUp({ ...base, set: { gunicornMaxRequests: "30000", appDir: flaskDir, appModule: "wsgi:app" }, setObject: { appPackages: ["python3-flask"] } }));
         console.log(`Flask app: ${seconds(flask.wallMs)}, ${flask.remoteExecutions.length} remote steps`);
         const flaskAnswers = curl(flask.cloud.publicNetns, ["-k", ...Array.from({ length: 30 }, () => flask.outputs.url)]).out.trim().split("\n").map(l => JSON.parse(l));
         assert.ok(flaskAnswers.every(a => a.framework === "flask" && a.greeting === "hello from a wheel"), JSON.stringify(flaskAnswers[0]));
@@ -507,7 +507,7 @@ e2e("7b. real apps, not the sample: Flask (WSGI, Debian's python3-flask, a requi
                 "",
             ].join("\n"),
         );
-        const fastapi = remember(await localUp({ ...base, set: { gunicornMaxRequests: "30000", appDir: fastapiDir, appModule: "asgi:app", appKind: "asgi", appPackages: '["python3-fastapi"]' } }));
+        const fastapi = remember(await localUp({ ...base, set: { gunicornMaxRequests: "30000", appDir: fastapiDir, appModule: "asgi:app", appKind: "asgi" }, setObject: { appPackages: ["python3-fastapi"] } }));
         console.log(`FastAPI app: ${seconds(fastapi.wallMs)}, ${fastapi.remoteExecutions.length} remote steps`);
         const fastapiAnswers = curl(fastapi.cloud.publicNetns, ["-k", ...Array.from({ length: 30 }, () => fastapi.outputs.url)]).out.trim().split("\n").map(l => JSON.parse(l));
         assert.ok(fastapiAnswers.every(a => a.framework === "fastapi"), JSON.stringify(fastapiAnswers[0]));
