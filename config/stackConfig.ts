@@ -38,6 +38,17 @@ export interface TlsSettings {
     certificate?: string;
     privateKey?: Secret;
     letsencryptEmail?: string;
+    /** The ACME directory certbot uses (--server): Let's Encrypt production unless set. */
+    letsencryptServer: string;
+}
+
+/** The domain's A record, managed in its zone at OVH (dnsZone set). */
+export interface DnsRecordSettings {
+    /** The zone at OVH, e.g. example.com. */
+    zone: string;
+    /** The domain's name inside the zone ("" for the zone's apex). */
+    subdomain: string;
+    ttl: number;
 }
 
 export interface StackConfig {
@@ -70,6 +81,8 @@ export interface StackConfig {
         proxyReadTimeout: number;
         clientMaxBodySize: string;
         domain?: string;
+        /** The domain's A record, when the program manages it (dnsZone). */
+        dnsRecord?: DnsRecordSettings;
         hstsMaxAge: number;
         /** Private-only listener for stub_status and the exporters. */
         statusPort: number;
@@ -346,6 +359,47 @@ class Reader {
         }
         return v as T;
     }
+}
+
+/** Let's Encrypt's production ACME directory (RFC 8555 directory URL, letsencrypt.org/docs/acme-protocol-updates). */
+export const LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory";
+
+function isHttpsUrl(text: string): boolean {
+    if (/\s/.test(text)) return false;
+    try {
+        const url = new URL(text);
+        return url.protocol === "https:" && url.hostname !== "" && url.username === "" && url.password === "";
+    } catch {
+        return false;
+    }
+}
+
+/**
+ * dnsZone: the program manages the domain's A record in that zone at OVH. The record's name is the
+ * domain's label(s) in the zone, so the domain must be the zone or inside it.
+ */
+function dnsRecordSettings(r: Reader, domain: string): DnsRecordSettings | undefined {
+    const zone = r.string("dnsZone").trim().toLowerCase().replace(/\.$/, "");
+    const ttl = r.integer("dnsRecordTtl", 60, 86400, " (OVH refuses a TTL below 60 s)");
+    if (zone === "") return undefined;
+    if (!HOSTNAME.test(zone)) {
+        r.fail("dnsZone", zone, "must be the name of a DNS zone you have at OVH, such as example.com (Web Cloud > Domains), or empty");
+        return undefined;
+    }
+    if (domain === "") {
+        r.fail("dnsZone", zone, `manages the A record of domain, which is not set: set domain to the site's name in ${zone} (e.g. www.${zone}), or leave dnsZone empty`);
+        return undefined;
+    }
+    if (domain !== zone && !domain.endsWith(`.${zone}`)) {
+        r.fail(
+            "dnsZone",
+            zone,
+            `does not hold domain ${domain}: set dnsZone to the zone at OVH that ${domain} is in (e.g. ${domain.split(".").slice(-2).join(".")}), ` +
+                `or leave it empty and point ${domain}'s A record at the load balancer yourself`,
+        );
+        return undefined;
+    }
+    return { zone, subdomain: domain === zone ? "" : domain.slice(0, -(zone.length + 1)), ttl };
 }
 
 const HOSTNAME = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
@@ -657,7 +711,7 @@ export function parseStackConfig(raw: RawConfig, ctx: ParseContext): StackConfig
     const hstsMaxAge = r.integer("hstsMaxAge", 0, 10 * 365 * 86400);
 
     const tlsMode = r.oneOf("tlsMode", ["selfSigned", "provided", "letsencrypt"] as const);
-    const tls: TlsSettings = { mode: tlsMode };
+    const tls: TlsSettings = { mode: tlsMode, letsencryptServer: "" };
     const certificate = r.string("tlsCertificate").trim();
     const privateKey = r.secret("tlsPrivateKey");
     if (tlsMode === "provided") {
@@ -673,6 +727,14 @@ export function parseStackConfig(raw: RawConfig, ctx: ParseContext): StackConfig
         tls.privateKey = privateKey;
     }
     const email = r.string("letsencryptEmail").trim();
+    tls.letsencryptServer = r.string("letsencryptServer").trim();
+    if (!isHttpsUrl(tls.letsencryptServer)) {
+        r.fail(
+            "letsencryptServer",
+            tls.letsencryptServer,
+            `must be the https:// URL of an ACME directory: ${LETSENCRYPT_PRODUCTION} (the default), or Let's Encrypt's staging, https://acme-staging-v02.api.letsencrypt.org/directory`,
+        );
+    }
     if (tlsMode === "letsencrypt") {
         if (domain === "") r.failMissing("domain", "tlsMode letsencrypt needs the public host name that points at the load balancer");
         if (!EMAIL.test(email)) r.fail("letsencryptEmail", email, "tlsMode letsencrypt needs a valid account e-mail for expiry notices");
@@ -680,6 +742,7 @@ export function parseStackConfig(raw: RawConfig, ctx: ParseContext): StackConfig
     } else if (email !== "" && !EMAIL.test(email)) {
         r.fail("letsencryptEmail", email, "must be a valid e-mail address (it is only used with tlsMode letsencrypt)");
     }
+    const dnsRecord = dnsRecordSettings(r, domain);
     if (production && tlsMode === "selfSigned") {
         r.fail("tlsMode", tlsMode, "a production stack needs a certificate browsers trust: use provided or letsencrypt");
     }
@@ -779,6 +842,7 @@ export function parseStackConfig(raw: RawConfig, ctx: ParseContext): StackConfig
             proxyReadTimeout,
             clientMaxBodySize,
             domain: domain || undefined,
+            dnsRecord,
             hstsMaxAge,
             statusPort: LB_STATUS_PORT,
             tls,
