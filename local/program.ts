@@ -29,6 +29,8 @@ interface RegisterRequest {
     getIgnorechangesList(): string[];
     getDeletedwith(): string;
     getDeletebeforereplace(): boolean;
+    getProtect(): boolean;
+    getProvider(): string;
     getAdditionalsecretoutputsList(): string[];
 }
 interface RegisterResponse {
@@ -47,6 +49,9 @@ export interface ResourceOptionsSeen {
     ignoreChanges: string[];
     deletedWith: string;
     deleteBeforeReplace: boolean;
+    protect: boolean;
+    /** The provider reference ("<urn>::<id>"), empty for the default provider. */
+    provider: string;
     additionalSecretOutputs: string[];
 }
 
@@ -157,6 +162,8 @@ export async function runProgramWithMocks(o: {
             ignoreChanges: req.getIgnorechangesList(),
             deletedWith: req.getDeletedwith(),
             deleteBeforeReplace: req.getDeletebeforereplace(),
+            protect: req.getProtect(),
+            provider: req.getProvider(),
             additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
         };
         pending.set(`${req.getType()}::${req.getName()}`, options);

@@ -118,5 +118,23 @@ export function staticArchivePath(app: string, id: string): string {
 
 export const staticCommand = (o: { app: string; id: string }) => hostctl("static", { app: o.app, id: o.id });
 
-export const letsencryptCommand = (o: { domain: string; email: string; webroot: string }) =>
-    hostctl("letsencrypt", { domain: o.domain, email: o.email, webroot: o.webroot });
+export interface LetsencryptOptions {
+    domain: string;
+    email: string;
+    webroot: string;
+    /** The ACME directory URL (certbot's --server). */
+    server: string;
+    /** The load balancer's public address: the step first checks that the domain resolves to it. */
+    address: string;
+    /** The stack manages the A record (dnsZone): wait this long for it to resolve. 0: check once. */
+    waitSeconds: number;
+    managedRecord: boolean;
+}
+
+/** certbot on the load balancer, once the domain resolves to it; fails with what to do while it does not. */
+export const letsencryptCommand = (o: LetsencryptOptions) =>
+    hostctl(
+        "letsencrypt",
+        { domain: o.domain, email: o.email, webroot: o.webroot, server: o.server, "expect-address": o.address, wait: o.waitSeconds || undefined },
+        o.managedRecord ? ["--managed-record"] : [],
+    );

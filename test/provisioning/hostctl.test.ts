@@ -44,3 +44,60 @@ test("the CLI refuses what it does not know, with a usage message", () => {
     assert.equal(notBundle.code, 1);
     assert.match(notBundle.output, /hostctl kernel: stdin is not a pycluster bundle/);
 });
+
+test("letsencrypt's DNS check: only the load balancer's address passes; otherwise the message says what to do", () => {
+    const out = JSON.parse(py(`import json
+lb = "203.0.113.7"
+print(json.dumps([
+    h.dns_problem("www.example.com", lb, [lb], False),
+    h.dns_problem("www.example.com", lb, [], False),
+    h.dns_problem("www.example.com", lb, ["198.51.100.9"], False),
+    h.dns_problem("www.example.com", lb, ["198.51.100.9", lb], False),
+    h.dns_problem("www.example.com", lb, [], True),
+]))`));
+    assert.equal(out[0], null, "resolves to the LB: go on");
+    assert.equal(
+        out[1],
+        "www.example.com does not resolve here, not the load balancer's public address 203.0.113.7: Let's Encrypt validates the domain at the address it resolves to. " +
+            "To fix: point an A record for www.example.com at 203.0.113.7, or set dnsZone to the zone of www.example.com at OVH so that `pulumi up` manages the record; " +
+            "the site serves a temporary certificate meanwhile; run `pulumi up` again once www.example.com resolves to 203.0.113.7.",
+    );
+    assert.match(out[2], /^www\.example\.com resolves to 198\.51\.100\.9 here, not the load balancer's public address 203\.0\.113\.7/);
+    assert.match(out[3], /resolves to 198\.51\.100\.9, 203\.0\.113\.7 here/, "a second A record elsewhere: the CA may pick either");
+    assert.match(out[4], /this stack's A record for www\.example\.com \(dnsZone\) points at 203\.0\.113\.7 but the load balancer's resolver does not see it yet/);
+    assert.doesNotMatch(out[4], /or set dnsZone/);
+});
+
+test("letsencrypt's DNS check waits (bounded) for the record, polling the resolver", () => {
+    const out = JSON.parse(py(`import json
+answers = [[], ["198.51.100.9"], ["203.0.113.7"]]
+calls = []
+def fake(name):
+    calls.append(name)
+    return answers[min(len(calls) - 1, 2)]
+h.resolve_ipv4 = fake
+h.DNS_POLL_SECONDS = 0.01
+h.wait_for_dns("www.example.com", "203.0.113.7", True, 5)
+waited = len(calls)
+calls.clear()
+try:
+    h.wait_for_dns("www.example.com", "203.0.113.7", False, 0)
+    once = "returned"
+except h.Failure as e:
+    once = str(e)
+print(json.dumps([waited, len(calls), once]))`));
+    assert.equal(out[0], 3, "polled until the record resolved to the LB");
+    assert.equal(out[1], 1, "wait 0: one look-up");
+    assert.match(out[2], /^www\.example\.com does not resolve here/);
+    assert.deepEqual(JSON.parse(py(`import json\nprint(json.dumps(h.resolve_ipv4("localhost")))`)), ["127.0.0.1"], "through the system's resolver (/etc/hosts here)");
+});
+
+test("letsencrypt stops before certbot while the domain does not resolve to the LB, and needs the ACME server and the address", () => {
+    const usage = hostctl(["letsencrypt", "--domain", "www.example.com", "--email", "ops@example.com"]);
+    assert.equal(usage.code, 2);
+    assert.match(usage.output, /the following arguments are required: --server, --expect-address/);
+    const r = hostctl(["letsencrypt", "--domain", "localhost", "--email", "ops@example.com", "--server", "https://acme.invalid/dir", "--expect-address", "192.0.2.1"]);
+    assert.equal(r.code, 1);
+    assert.match(r.output, /^hostctl letsencrypt: localhost resolves to 127\.0\.0\.1 here, not the load balancer's public address 192\.0\.2\.1: .*point an A record for localhost at 192\.0\.2\.1/m);
+    assert.doesNotMatch(r.output, /certbot/, "certbot never ran");
+});
