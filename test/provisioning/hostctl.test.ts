@@ -1,7 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { renderNginxSite } from "../../provisioning/render/nginx";
-import { hostctl, py } from "../support/hostTools";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { hostctl, py, sh } from "../support/hostTools";
 
 const site = renderNginxSite({
     appName: "webapp",
@@ -100,4 +103,36 @@ test("letsencrypt stops before certbot while the domain does not resolve to the 
     assert.equal(r.code, 1);
     assert.match(r.output, /^hostctl letsencrypt: localhost resolves to 127\.0\.0\.1 here, not the load balancer's public address 192\.0\.2\.1: .*point an A record for localhost at 192\.0\.2\.1/m);
     assert.doesNotMatch(r.output, /certbot/, "certbot never ran");
+});
+
+test("a gate with a Host header names the site in the TLS handshake too (SNI), as nginx with ssl_reject_handshake requires", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pyc-sni-"));
+    const gen = sh("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=www.example.com",
+        "-keyout", path.join(dir, "key.pem"), "-out", path.join(dir, "cert.pem")]);
+    assert.equal(gen.code, 0, gen.output);
+    const out = JSON.parse(py(`import json, socket, ssl, threading
+seen = []
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(${JSON.stringify(path.join(dir, "cert.pem"))}, ${JSON.stringify(path.join(dir, "key.pem"))})
+def sni(sock, name, c):
+    seen.append(name)
+    # What nginx's ssl_reject_handshake does for a name it does not serve.
+    return None if name == "www.example.com" else ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
+ctx.sni_callback = sni
+server = socket.create_server(("127.0.0.1", 0))
+port = server.getsockname()[1]
+def serve():
+    for _ in range(2):
+        conn, _ = server.accept()
+        try:
+            with ctx.wrap_socket(conn, server_side=True) as tls:
+                tls.recv(4096)
+                tls.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\nok")
+        except (ssl.SSLError, OSError):
+            pass
+threading.Thread(target=serve, daemon=True).start()
+with_name = h.http_ok(f"https://127.0.0.1:{port}/healthz", host="www.example.com", insecure=True)
+without = h.http_ok(f"https://127.0.0.1:{port}/healthz", insecure=True)
+print(json.dumps([with_name, without, seen]))`));
+    assert.deepEqual(out, [true, false, ["www.example.com", null]], "the site's name in the handshake; no name, no answer");
 });
