@@ -74,8 +74,8 @@ interface Served {
 /** The certificate the site presents for the domain, seen from the internet (verified against `caFile`, if given). */
 function served(caFile?: string): Served {
     const script =
-        `echo | openssl s_client -connect ${lbIp}:443 -servername ${DOMAIN} -verify_hostname ${DOMAIN}${caFile ? ` -CAfile ${caFile}` : ""} > /tmp/pyc-acme-sclient.$$ 2>&1; ` +
-        `grep -o 'Verify return code: .*' /tmp/pyc-acme-sclient.$$; openssl x509 -noout -subject -issuer -serial < /tmp/pyc-acme-sclient.$$; rm -f /tmp/pyc-acme-sclient.$$`;
+        `out=$(echo | openssl s_client -connect ${lbIp}:443 -servername ${DOMAIN} -verify_hostname ${DOMAIN}${caFile ? ` -CAfile ${caFile}` : ""} 2>&1); ` +
+        `printf '%s\n' "$out" | grep -o 'Verify return code: .*'; printf '%s\n' "$out" | openssl x509 -noout -subject -issuer -serial`;
     const out = spawnSync("ip", ["netns", "exec", cloud.publicNetns, "sh", "-c", script], { encoding: "utf8" }).stdout;
     const field = (re: RegExp) => re.exec(out)?.[1]?.trim() ?? "";
     return { subject: field(/^subject=(.*)$/m), issuer: field(/^issuer=(.*)$/m), serial: field(/^serial=(.*)$/m), verify: field(/^Verify return code: (.*)$/m) };
