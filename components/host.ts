@@ -53,8 +53,11 @@ export interface HostArgs {
     extraPackages?: string[];
     appUser?: string;
     kernelFiles: BundleFile[];
-    /** The only public address of a stack: a floating IP from Ext-Net (allocated and associated after the gateway). */
-    publicIp?: { pool: string };
+    /**
+     * The only public address of a stack: a floating IP from Ext-Net (allocated and associated after
+     * the gateway). `protect`: Pulumi refuses to delete or replace it (production stacks).
+     */
+    publicIp?: { pool: string; protect: boolean };
     /** Private hosts are reached through the load balancer. */
     bastion?: Bastion;
 }
@@ -158,10 +161,15 @@ export class Host extends pulumi.ComponentResource {
 
     /** The stack's only public address: a floating IP from Ext-Net on this host's port, both after the gateway. */
     private publicAddress(name: string, args: HostArgs): { address: pulumi.Output<string>; association: pulumi.Resource } {
+        // DNS points at this address, and a new one means a DNS change and a new certificate check:
+        // a renamed description must not touch it, and on production `protect` makes deleting or
+        // replacing it (a region or pool change, `destroy`) an explicit decision
+        // (`pulumi state unprotect <urn>` first). retainOnDelete would not keep the address: it only
+        // leaves the old IP allocated (and billed) outside the stack while a replacement gets a new one.
         const fip = new openstack.networking.FloatingIp(
             `${name}-fip`,
             { pool: args.publicIp!.pool, region: args.region, description: `${name} public address` },
-            { parent: this, dependsOn: [args.gateway] },
+            { parent: this, dependsOn: [args.gateway], ignoreChanges: ["description"], protect: args.publicIp!.protect },
         );
         // Neutron refuses to associate a floating IP with a port whose subnet has no router yet.
         const association = new openstack.networking.FloatingIpAssociate(

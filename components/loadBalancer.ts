@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import * as command from "@pulumi/command";
+import * as ovh from "@ovhcloud/pulumi-ovh";
 import { StackConfig } from "../config/types";
 import { LB_PACKAGES, lbExtraPackages, lbKernelFiles, lbNginxFiles } from "../provisioning/lbFiles";
 import { AppArchive } from "../provisioning/archive";
@@ -30,6 +31,10 @@ export class LoadBalancer extends pulumi.ComponentResource {
     readonly url: pulumi.Output<string>;
     /** The host name the site answers to (domain, or the public IP). */
     readonly siteHost: pulumi.Output<string>;
+    /** The domain's A record in its zone at OVH (dnsZone set). */
+    readonly dnsRecord?: ovh.domain.ZoneRecord;
+    /** certbot's step (tlsMode letsencrypt). */
+    readonly letsencrypt?: command.remote.Command;
 
     constructor(name: string, args: LoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("pycluster:lb:LoadBalancer", name, {}, opts);
@@ -49,7 +54,8 @@ export class LoadBalancer extends pulumi.ComponentResource {
                 extraPackages: lbExtraPackages(cfg),
                 kernelFiles: lbKernelFiles(cfg),
                 gateway: args.gateway,
-                publicIp: { pool: PUBLIC_NETWORK },
+                // The address users' DNS points at: a production stack never loses it by accident.
+                publicIp: { pool: PUBLIC_NETWORK, protect: cfg.production },
             },
             { parent: this },
         );
@@ -64,9 +70,27 @@ export class LoadBalancer extends pulumi.ComponentResource {
         this.nginx = pushNginx(this.host.target, files, true, cfg.app.healthPath, stackRolloutPlan(cfg).drainLeaseSeconds, [this.host.ready, ...before]);
         // stub_status and the JSON access log exist once nginx runs our configuration.
         this.monitoring = pushMonitoring(this.host.target, lbMonitoring(cfg), [this.nginx]);
+        if (cfg.lb.dnsRecord) {
+            const record = cfg.lb.dnsRecord;
+            this.dnsRecord = new ovh.domain.ZoneRecord(
+                `${name}-dns`,
+                { zone: record.zone, subdomain: record.subdomain, fieldtype: "A", target: this.publicIp, ttl: record.ttl },
+                { parent: this },
+            );
+        }
         if (cfg.lb.tls.mode === "letsencrypt") {
-            // nginx answers the ACME challenge on port 80 with the placeholder certificate on 443 meanwhile.
-            obtainCertificate(this.host.target, cfg.lb.domain!, cfg.lb.tls.letsencryptEmail!, [this.nginx]);
+            // nginx answers the ACME challenge on port 80, with the placeholder certificate on 443 meanwhile.
+            this.letsencrypt = obtainCertificate(
+                this.host.target,
+                {
+                    domain: cfg.lb.domain!,
+                    email: cfg.lb.tls.letsencryptEmail!,
+                    server: cfg.lb.tls.letsencryptServer,
+                    address: this.publicIp,
+                    managedRecord: this.dnsRecord !== undefined,
+                },
+                [this.nginx, ...(this.dnsRecord ? [this.dnsRecord] : [])],
+            );
         }
 
         this.registerOutputs({ publicIp: this.publicIp, url: this.url });

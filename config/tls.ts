@@ -4,9 +4,22 @@ import type { TlsSettings } from "./types";
 
 const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
 
+/** Let's Encrypt's production ACME directory (RFC 8555 directory URL, letsencrypt.org/docs/acme-protocol-updates). */
+export const LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory";
+
+function isHttpsUrl(text: string): boolean {
+    if (/\s/.test(text)) return false;
+    try {
+        const url = new URL(text);
+        return url.protocol === "https:" && url.hostname !== "" && url.username === "" && url.password === "";
+    } catch {
+        return false;
+    }
+}
+
 export function readTls(r: Reader, site: { domain?: string; production: boolean }): TlsSettings {
     const mode = r.oneOf("tlsMode", ["selfSigned", "provided", "letsencrypt"] as const);
-    const tls: TlsSettings = { mode };
+    const tls: TlsSettings = { mode, letsencryptServer: "" };
     const certificate = r.string("tlsCertificate").trim();
     const privateKey = r.secret("tlsPrivateKey");
     if (mode === "provided") {
@@ -22,6 +35,14 @@ export function readTls(r: Reader, site: { domain?: string; production: boolean 
         tls.privateKey = privateKey;
     }
     const email = r.string("letsencryptEmail").trim();
+    tls.letsencryptServer = r.string("letsencryptServer").trim();
+    if (!isHttpsUrl(tls.letsencryptServer)) {
+        r.fail(
+            "letsencryptServer",
+            tls.letsencryptServer,
+            `must be the https:// URL of an ACME directory: ${LETSENCRYPT_PRODUCTION} (the default), or Let's Encrypt's staging, https://acme-staging-v02.api.letsencrypt.org/directory`,
+        );
+    }
     if (mode === "letsencrypt") {
         if (!site.domain) r.failMissing("domain", "tlsMode letsencrypt needs the public host name that points at the load balancer");
         if (!EMAIL.test(email)) r.fail("letsencryptEmail", email, "tlsMode letsencrypt needs a valid account e-mail for expiry notices");

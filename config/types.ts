@@ -34,6 +34,17 @@ export interface TlsSettings {
     certificate?: string;
     privateKey?: Secret;
     letsencryptEmail?: string;
+    /** The ACME directory certbot uses (--server): Let's Encrypt production unless set. */
+    letsencryptServer: string;
+}
+
+/** The domain's A record, managed in its zone at OVH (dnsZone set). */
+export interface DnsRecordSettings {
+    /** The zone at OVH, e.g. example.com. */
+    zone: string;
+    /** The domain's name inside the zone ("" for the zone's apex). */
+    subdomain: string;
+    ttl: number;
 }
 
 export interface StackConfig {
@@ -66,6 +77,8 @@ export interface StackConfig {
         proxyReadTimeout: number;
         clientMaxBodySize: string;
         domain?: string;
+        /** The domain's A record, when the program manages it (dnsZone). */
+        dnsRecord?: DnsRecordSettings;
         hstsMaxAge: number;
         /** Private-only listener for stub_status and the exporters. */
         statusPort: number;

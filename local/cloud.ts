@@ -6,6 +6,7 @@
  *   root namespace (deployer) 198.51.100.1 ── <prefix>-pub ── <prefix>-c1..cN (clients)
  *                                                  └──────── eth1 of hosts with a public IP
  *   <prefix>-gw 10.77.0.1 (apt repo on :80) ── <prefix>-prv ── eth0 of every host
+ *   (with `internet`) <prefix>-inet 198.51.100.254 (DNS, ACME CA: local/internet.ts) on <prefix>-pub
  *
  * The private bridge has no address in the root namespace and the private subnet is made
  * unreachable there, so nothing on the deployer side reaches a private address; no namespace
@@ -53,6 +54,7 @@ import {
 } from "./network";
 import { cgroupDirs, cgroupPids, ensureCgroup, isRunning, killCgroup, ProcessRef, refOf, removeCgroup, signalRef, waitGone } from "./procs";
 import { ensureRootfs, Rootfs } from "./rootfs";
+import { DnsRecord, InternetState, readRecords, renderResolvConf, startInternet, trustStoreFiles, writeRecords, zoneOf } from "./internet";
 
 export const DEFAULT_STATE_ROOT = "/var/lib/pycluster-local";
 export const DEFAULT_PUBLIC_CIDR = "198.51.100.0/24";
@@ -72,6 +74,8 @@ export interface CloudOptions {
     stateRoot?: string;
     /** Destroy an existing cloud of the same prefix first, instead of failing. */
     replaceExisting?: boolean;
+    /** Run the internet's DNS (authoritative for these zones) and ACME CA (local/internet.ts). */
+    internet?: { zones: string[] };
     log?: (line: string) => void;
 }
 
@@ -94,6 +98,8 @@ export interface CloudState {
     gatewayOpen?: boolean;
     repoServer?: ProcessRef;
     reservedPublicIps: string[];
+    /** DNS and ACME services on the public network (CloudOptions.internet). */
+    internet?: InternetState;
     hosts: Record<string, HostState>;
     createdAt: string;
 }
@@ -109,6 +115,8 @@ export interface BootHostOptions {
     vendorData?: string;
     /** How long to wait for sshd (default 120 s). */
     timeoutMs?: number;
+    /** The subnet's DNS servers, which DHCP hands to the instance (its resolv.conf). */
+    dnsNameservers?: string[];
 }
 
 /** What callers see of a host. */
@@ -237,6 +245,20 @@ export class LocalCloud {
                 }
                 await sleep(100);
             }
+            if (options.internet) {
+                await ensureNetns(names.internetNetns);
+                await addVeth({ netns: names.internetNetns, rootName: names.internetVeth, bridge: names.publicBridge, innerName: "eth0", address: `${pub.servicesIp}/${pub.cidr.prefixLength}` });
+                await startInternet({
+                    prefix: options.prefix,
+                    stateDir,
+                    netns: names.internetNetns,
+                    cgroup: names.internetCgroup,
+                    ip: pub.servicesIp,
+                    zones: options.internet.zones,
+                    onStarted: (internet) => cloud.update((s) => void (s.internet = { ...internet })),
+                });
+                log(`local internet: DNS and ACME CA at ${pub.servicesIp} (zones: ${options.internet.zones.join(", ") || "none"})`);
+            }
             return cloud;
         } catch (err) {
             await destroyCloud(options.prefix, { stateRoot: options.stateRoot }).catch(() => undefined);
@@ -345,9 +367,8 @@ export class LocalCloud {
         const s = this.state;
         await this.plugHost(host, s);
         await mountOverlay(host.dir, s.rootDir);
-        writeHostFiles(
-            host.dir,
-            renderHostFiles({
+        writeHostFiles(host.dir, {
+            ...renderHostFiles({
                 name: o.name,
                 gatewayIp: s.gatewayIp,
                 userData: o.userData,
@@ -356,7 +377,12 @@ export class LocalCloud {
                 instanceId: `i-${host.uuid.replace(/-/g, "").slice(0, 16)}`,
                 machineId: host.uuid.replace(/-/g, ""),
             }),
-        );
+            ...(o.dnsNameservers ? { "/etc/resolv.conf": renderResolvConf(o.dnsNameservers) } : {}),
+            // The internet's CAs, as a stock image ships the web PKI's roots.
+            ...(s.internet
+                ? trustStoreFiles(fs.readFileSync(s.internet.caCertFile, "utf8"), fs.readFileSync(path.join(s.rootDir, "etc/ssl/certs/ca-certificates.crt"), "utf8"))
+                : {}),
+        });
         return this.launch(o.name, o.timeoutMs);
     }
 
@@ -444,7 +470,7 @@ export class LocalCloud {
         const host = this.hostState(name);
         const s = this.state;
         const pub = cloudCidr(s.publicCidr);
-        const taken = [s.rootPublicIp, ...s.clients.map((c) => c.ip)];
+        const taken = [s.rootPublicIp, ...s.clients.map((c) => c.ip), publicPlan(s.publicCidr, s.clients.length).servicesIp];
         const owner = Object.values(s.hosts).find((h) => h.publicIp === ip && h.name !== name);
         if (!isUsableAddress(pub, ip) || taken.includes(ip) || owner) {
             throw new Error(`public IP ${ip} for host ${name} is not free in ${s.publicCidr}` + (owner ? ` (host ${owner.name} has it)` : ""));
@@ -477,7 +503,8 @@ export class LocalCloud {
             const pub = publicPlan(s.publicCidr, s.clients.length);
             const used = new Set([...s.reservedPublicIps, ...Object.values(s.hosts).map((h) => h.publicIp)]);
             for (let n = pub.firstFloatingIndex; ; n++) {
-                const candidate = hostAddress(pub.cidr, n); // throws when the network is exhausted
+                if (n > pub.lastFloatingIndex) throw new Error(`no free public address left in ${s.publicCidr}`);
+                const candidate = hostAddress(pub.cidr, n);
                 if (!used.has(candidate)) {
                     ip = candidate;
                     break;
@@ -503,6 +530,52 @@ export class LocalCloud {
 
     hosts(): HostInfo[] {
         return Object.keys(this.state.hosts).map((n) => this.host(n));
+    }
+
+    /** The internet's services, if this cloud runs them. */
+    get internet(): InternetState | undefined {
+        return this.state.internet;
+    }
+
+    /** The internet's DNS records. */
+    dnsRecords(): DnsRecord[] {
+        return this.internet ? readRecords(this.internet.recordsFile) : [];
+    }
+
+    /**
+     * Sets the A record of `name` (replacing the one it had), as the zone's owner would: through the
+     * program's ZoneRecord, or by hand elsewhere. Throws for a name outside the internet's zones.
+     */
+    setDnsRecord(name: string, address: string, ttl = 60): void {
+        const internet = this.requireInternet();
+        const fqdn = name.toLowerCase().replace(/\.$/, "");
+        if (!zoneOf(internet.zones, fqdn)) throw new Error(`${fqdn} is in none of the local internet's zones (${internet.zones.join(", ")})`);
+        writeRecords(internet, [...readRecords(internet.recordsFile).filter((r) => r.name !== fqdn), { name: fqdn, type: "A", value: address, ttl }]);
+    }
+
+    /** Removes the A records of `name`, if any. */
+    removeDnsRecord(name: string): void {
+        const internet = this.requireInternet();
+        const fqdn = name.toLowerCase().replace(/\.$/, "");
+        writeRecords(internet, readRecords(internet.recordsFile).filter((r) => r.name !== fqdn));
+    }
+
+    /** A record added beside any other of its name, as the DNS zone API adds one (identified by `id`). */
+    putDnsRecord(record: DnsRecord & { id: string }): void {
+        const internet = this.requireInternet();
+        writeRecords(internet, [...readRecords(internet.recordsFile).filter((r) => r.id !== record.id), record]);
+    }
+
+    /** Deletes the record `id`, leaving others of the same name. */
+    deleteDnsRecord(id: string): void {
+        const internet = this.requireInternet();
+        writeRecords(internet, readRecords(internet.recordsFile).filter((r) => r.id !== id));
+    }
+
+    private requireInternet(): InternetState {
+        const internet = this.internet;
+        if (!internet) throw new Error(`local cloud ${this.prefix} has no internet services (create it with \`internet\`)`);
+        return internet;
     }
 
     /** Tears the whole cloud down (see destroyCloud). */
@@ -677,8 +750,11 @@ export async function destroyCloud(prefix: string, options: { stateRoot?: string
             await killHostProcesses(h);
         }),
     );
-    // 2. the repository server, then anything else left in the cloud's cgroup (ours by construction)
-    if (signalRef(state?.repoServer, "SIGTERM")) await waitGone(state?.repoServer, 3_000);
+    // 2. the repository server and the internet's services, then anything else left in the cloud's
+    // cgroup (ours by construction)
+    for (const ref of [state?.repoServer, state?.internet?.dns, state?.internet?.acme]) {
+        if (signalRef(ref, "SIGTERM")) await waitGone(ref, 3_000);
+    }
     await killCgroup(names.cgroup);
 
     // 3. overlays (also of hosts missing from the state file)

@@ -20,6 +20,7 @@ import { renderHostFirewall, SecurityRule } from "./firewall";
 import { CloudMakers, created } from "./fakeCloud";
 import { generatePrivateKey, selfSignedCert, SelfSignedCertInputs } from "./keys";
 import { FakeNeutron, NeutronError } from "./neutron";
+import { checkZoneRecord, recordName } from "./ovhDomain";
 import { ProgramMocks, Registration, unwrapSecrets } from "./program";
 import { copyToRemote, runCommand, SshConnection } from "./ssh";
 
@@ -79,6 +80,8 @@ export const DEFAULT_GATEWAY_CREATE_MS = 5000;
 const FIRST_BOOT_LIMIT_MS = 240_000;
 const GATEWAY = "ovh:CloudProject/gateway:Gateway";
 const RULE = "openstack:networking/secGroupRule:SecGroupRule";
+const SUBNET = "ovh:CloudProject/networkPrivateSubnetV2:NetworkPrivateSubnetV2";
+const ZONE_RECORD = "ovh:Domain/zoneRecord:ZoneRecord";
 
 const sha = (value: unknown) => crypto.createHash("sha256").update(JSON.stringify(value ?? null)).digest("hex");
 
@@ -204,7 +207,7 @@ export class LocalEngine {
             }
             case GATEWAY:
                 return this.gateway(key, r, inputs, prev, started);
-            case "ovh:CloudProject/networkPrivateSubnetV2:NetworkPrivateSubnetV2":
+            case SUBNET:
                 if (!this.o.preview) this.neutron.check(r.type, r.name, inputs);
                 return this.plain(key, r, inputs, prev, started);
             case "openstack:networking/port:Port": {
@@ -228,6 +231,8 @@ export class LocalEngine {
                 return this.instance(key, r, inputs, prev, started);
             case "openstack:networking/floatingIpAssociate:FloatingIpAssociate":
                 return this.associate(key, r, inputs, prev, started);
+            case ZONE_RECORD:
+                return this.zoneRecord(key, r, inputs, prev, started);
             default:
                 // Providers, components, keypairs, networks, floating IPs, security groups: bookkeeping
                 // only, with the ids and outputs of the shared table (local/fakeCloud.ts).
@@ -356,9 +361,12 @@ export class LocalEngine {
         const publicKeys = keypair ? [String(keypair.outputs.publicKey).trim()] : [];
         const id = `${r.name}-${crypto.randomUUID().slice(0, 8)}`;
         this.launched.add(hostName);
+        // DHCP hands the subnet's resolvers to the instance.
+        const subnet = this.find(s => s.type === SUBNET);
         await cloud.bootHost({
             name: hostName,
             privateIp: port.host,
+            dnsNameservers: subnet?.outputs.dnsNameservers,
             userData: inputs.userData,
             vendorData: this.o.vendorData?.(hostName),
             // NoCloud hands these to the default user, as OpenStack's keypair does.
@@ -424,6 +432,32 @@ export class LocalEngine {
         }
         this.step(r.type, r.name, prev ? "update" : "create", started);
         return { id: r.name, state: inputs };
+    }
+
+    /**
+     * A record in a zone of the local internet's DNS (local/ovhDomain.ts says what the API accepts).
+     * A changed zone, name or type is a new record (the provider replaces it); a changed target or
+     * TTL updates it in place.
+     */
+    private async zoneRecord(key: string, r: Registration, inputs: Record<string, any>, prev: ResourceRecord | undefined, started: number) {
+        const hash = sha([inputs.zone, inputs.subdomain ?? "", inputs.fieldtype, inputs.target, inputs.ttl]);
+        const name = recordName(inputs.zone, inputs.subdomain);
+        const present = this.cloud?.dnsRecords().some(d => d.id === prev?.id && d.name === name && d.value === inputs.target);
+        if (prev && prev.inputsHash === hash && (present || this.o.preview)) {
+            this.step(r.type, r.name, "same", started);
+            return { id: prev.id, state: inputs };
+        }
+        const replace = prev !== undefined && prev.outputs.name !== name;
+        const id = prev && !replace ? prev.id : String(100_000 + ++this.state.seq);
+        if (!this.o.preview) {
+            const cloud = this.requireCloud();
+            checkZoneRecord(inputs, cloud.internet?.zones ?? []);
+            if (replace) cloud.deleteDnsRecord(prev.id);
+            cloud.putDnsRecord({ id, name, type: inputs.fieldtype, value: inputs.target, ttl: inputs.ttl || 3600 });
+            this.record(key, { type: r.type, name: r.name, inputsHash: hash, id, outputs: { ...stripSecrets(inputs), name } });
+        }
+        this.step(r.type, r.name, !prev ? "create" : replace ? "replace" : "update", started);
+        return { id, state: inputs };
     }
 
     private instanceOnPort(portId: string): ResourceRecord | undefined {
@@ -506,6 +540,8 @@ export class LocalEngine {
                 if (this.cloud?.hosts().some(h => h.name === rec.host)) await this.cloud.removeHost(rec.host);
             } else if (rec.type === GATEWAY) {
                 await this.cloud?.closeGateway();
+            } else if (rec.type === ZONE_RECORD) {
+                if (this.cloud?.internet) this.cloud.deleteDnsRecord(rec.id);
             } else if (rec.type === RULE) {
                 this.neutron.forget(rec.name);
             }

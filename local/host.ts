@@ -112,6 +112,8 @@ export function nspawnArgv(o: { name: string; rootDir: string; netns: string; uu
         // It reaches only the host's own network namespace.
         "--capability=CAP_NET_ADMIN",
         "--link-journal=no",
+        // The host's DNS configuration is its own (the subnet's, written as DHCP would), never this machine's.
+        "--resolv-conf=off",
         "--console=read-only",
     ];
 }

@@ -29,8 +29,8 @@ export function validateHostName(name: string): void {
     if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(name)) {
         throw new Error(`invalid host name ${JSON.stringify(name)}: use a DNS label (a-z, 0-9, '-', at most 63 characters)`);
     }
-    if (name === "gw" || /^c\d+$/.test(name)) {
-        throw new Error(`host name ${JSON.stringify(name)} is reserved (the gateway and client namespaces use it)`);
+    if (name === "gw" || name === "inet" || /^c\d+$/.test(name)) {
+        throw new Error(`host name ${JSON.stringify(name)} is reserved (the gateway, internet services and client namespaces use it)`);
     }
 }
 
@@ -51,6 +51,10 @@ export interface CloudNames {
     cgroup: string;
     hostCgroup(name: string): string;
     gatewayCgroup: string;
+    /** The local internet's services (DNS, ACME CA): their namespace, veth and cgroup. */
+    internetNetns: string;
+    internetVeth: string;
+    internetCgroup: string;
 }
 
 export function cloudNames(prefix: string): CloudNames {
@@ -68,6 +72,9 @@ export function cloudNames(prefix: string): CloudNames {
         cgroup: `pycluster-${prefix}`,
         hostCgroup: (name) => `pycluster-${prefix}/host-${name}`,
         gatewayCgroup: `pycluster-${prefix}/gateway`,
+        internetNetns: `${prefix}-inet`,
+        internetVeth: `${prefix}-inet`,
+        internetCgroup: `pycluster-${prefix}/internet`,
     };
 }
 
@@ -92,16 +99,20 @@ export function hostAddress(cidr: Cidr, n: number): string {
 /**
  * Public network plan: the root namespace (the deployer, "the internet") takes the first address,
  * clients the next `clients` ones; floating IPs are handed out from the 10th address up (or after
- * the clients, whichever is later).
+ * the clients, whichever is later), up to the one before the last: the last usable address is the
+ * internet's services (DNS and the ACME CA, local/internet.ts), so a stack file can name it.
  */
 export function publicPlan(publicCidr: string, clients: number) {
     const cidr = cloudCidr(publicCidr);
     if (clients < 1 || clients > MAX_CLIENTS) throw new Error(`clients must be 1-${MAX_CLIENTS}, got ${clients}`);
+    const lastUsable = blockSize(cidr) - 2;
     return {
         cidr,
         rootIp: hostAddress(cidr, 1),
         clientIps: Array.from({ length: clients }, (_, i) => hostAddress(cidr, 2 + i)),
         firstFloatingIndex: Math.max(10, clients + 2),
+        lastFloatingIndex: lastUsable - 1,
+        servicesIp: hostAddress(cidr, lastUsable),
     };
 }
 

@@ -4,12 +4,15 @@
  * else it stops with one sentence naming the exact command to run. Tests call
  * localCloudPrerequisites to skip (or, with PYCLUSTER_REQUIRE_E2E=1, fail) with a reason.
  */
+import * as fs from "node:fs";
 import { haveCommand, run } from "./exec";
 import { cgroupHierarchies } from "./procs";
 
-/** A command the rehearsal runs, the Debian package that has it, and why it is needed. */
+/** A command the rehearsal runs (or a file it needs), the Debian package that has it, and why it is needed. */
 export interface Tool {
     command: string;
+    /** Present when this file exists (a Python module, say), rather than when `command` is on PATH. */
+    file?: string;
     pkg: string;
     why: string;
 }
@@ -22,6 +25,12 @@ export const LOCAL_TOOLS: readonly Tool[] = [
     { command: "nft", pkg: "nftables", why: "the security groups and the gateway's filter" },
     { command: "mount", pkg: "mount", why: "the hosts' overlay disks" },
     { command: "ssh", pkg: "openssh-client", why: "the SSH commands the stack prints" },
+];
+
+/** The local internet's DNS and ACME CA (local/internet.ts): only for stacks using Let's Encrypt or dnsZone. */
+export const INTERNET_TOOLS: readonly Tool[] = [
+    { command: "pebble", pkg: "pebble", why: "Let's Encrypt's test CA, the stand-in for the ACME server" },
+    { command: "dnslib", file: "/usr/lib/python3/dist-packages/dnslib", pkg: "python3-dnslib", why: "the local internet's authoritative DNS server" },
 ];
 
 export interface MachineFacts {
@@ -65,9 +74,13 @@ export function prerequisitePlan(m: MachineFacts): PrerequisitePlan {
     return { action: "install", packages, reasons: m.missing.map(t => `${t.pkg}: ${t.command}, ${t.why}`) };
 }
 
-async function machineFacts(): Promise<MachineFacts> {
+async function present(t: Tool): Promise<boolean> {
+    return t.file ? fs.existsSync(t.file) : haveCommand(t.command);
+}
+
+async function machineFacts(tools: readonly Tool[]): Promise<MachineFacts> {
     const missing: Tool[] = [];
-    if (process.platform === "linux") for (const t of LOCAL_TOOLS) if (!(await haveCommand(t.command))) missing.push(t);
+    if (process.platform === "linux") for (const t of tools) if (!(await present(t))) missing.push(t);
     return {
         platform: process.platform,
         uid: typeof process.getuid === "function" ? process.getuid() : undefined,
@@ -77,9 +90,11 @@ async function machineFacts(): Promise<MachineFacts> {
     };
 }
 
-/** Returns the missing prerequisites (empty when a local cloud can run here). */
-export async function localCloudPrerequisites(): Promise<string[]> {
-    const plan = prerequisitePlan(await machineFacts());
+const toolsFor = (o: { internet?: boolean }) => (o.internet ? [...LOCAL_TOOLS, ...INTERNET_TOOLS] : LOCAL_TOOLS);
+
+/** Returns the missing prerequisites (empty when a local cloud can run here; `internet`: with DNS and ACME). */
+export async function localCloudPrerequisites(o: { internet?: boolean } = {}): Promise<string[]> {
+    const plan = prerequisitePlan(await machineFacts(toolsFor(o)));
     if (plan.action === "ready") return [];
     if (plan.action === "fail") return [plan.message];
     return plan.reasons.map(r => `not installed: ${r}`);
@@ -89,8 +104,10 @@ export async function localCloudPrerequisites(): Promise<string[]> {
  * Makes the machine ready for a local cloud: installs what is missing with apt (root, Debian or
  * Ubuntu), or throws the one sentence that says what to run instead.
  */
-export async function ensureLocalCloudPrerequisites(log: (line: string) => void = () => undefined): Promise<void> {
-    const plan = prerequisitePlan(await machineFacts());
+export async function ensureLocalCloudPrerequisites(o: { internet?: boolean; log?: (line: string) => void } = {}): Promise<void> {
+    const log = o.log ?? (() => undefined);
+    const tools = toolsFor(o);
+    const plan = prerequisitePlan(await machineFacts(tools));
     if (plan.action === "ready") return;
     if (plan.action === "fail") throw new Error(plan.message);
     log(`installing what the local rehearsal needs (apt-get, once):`);
@@ -98,6 +115,6 @@ export async function ensureLocalCloudPrerequisites(log: (line: string) => void 
     const env = { DEBIAN_FRONTEND: "noninteractive" };
     await run(["apt-get", "update", "-q"], { env });
     await run(["apt-get", "install", "-y", "-q", "--no-install-recommends", ...plan.packages], { env });
-    const after = prerequisitePlan(await machineFacts());
+    const after = prerequisitePlan(await machineFacts(tools));
     if (after.action !== "ready") throw new Error(`apt-get installed ${plan.packages.join(" ")} but the local rehearsal still lacks: ${JSON.stringify(after)}`);
 }

@@ -29,6 +29,8 @@ interface RegisterRequest {
     getIgnorechangesList(): string[];
     getDeletedwith(): string;
     getDeletebeforereplace(): boolean;
+    getProtect(): boolean;
+    getProvider(): string;
     getAdditionalsecretoutputsList(): string[];
 }
 interface RegisterResponse {
@@ -46,6 +48,9 @@ export interface ResourceOptionsSeen {
     ignoreChanges: string[];
     deletedWith: string;
     deleteBeforeReplace: boolean;
+    protect: boolean;
+    /** The provider reference ("<urn>::<id>"), empty for the default provider. */
+    provider: string;
     additionalSecretOutputs: string[];
 }
 
@@ -170,6 +175,8 @@ async function installMocks(o: MockedRun): Promise<void> {
             ignoreChanges: req.getIgnorechangesList(),
             deletedWith: req.getDeletedwith(),
             deleteBeforeReplace: req.getDeletebeforereplace(),
+            protect: req.getProtect(),
+            provider: req.getProvider(),
             additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
         };
         pending.set(`${req.getType()}::${req.getName()}`, options);

@@ -69,24 +69,44 @@ export function cloudPrefix(stack: string): string {
 
 
 /**
+ * The zones the local internet serves for a stack that uses Let's Encrypt or manages its DNS
+ * record: dnsZone, else the zone a user would edit for the domain (the domain without its first
+ * label, or the domain itself when it has only two). Undefined: the stack needs no such services.
+ */
+export function internetZones(cfg: StackConfig): string[] | undefined {
+    if (cfg.lb.dnsRecord) return [cfg.lb.dnsRecord.zone];
+    if (cfg.lb.tls.mode !== "letsencrypt" || !cfg.lb.domain) return undefined;
+    const labels = cfg.lb.domain.split(".");
+    return [labels.length > 2 ? labels.slice(1).join(".") : cfg.lb.domain];
+}
+
+/**
  * The cloud of a stack: its private network is the stack's subnet, and its
  * "internet" is the stack's first admin CIDR, since the deployer must sit there.
  */
-async function openOrCreateCloud(stack: string, privateCidr: string, publicCidr: string, o: LocalStackOptions): Promise<LocalCloud> {
+async function openOrCreateCloud(cfg: StackConfig, stack: string, o: LocalStackOptions): Promise<LocalCloud> {
+    const privateCidr = cfg.network.cidr;
     const prefix = cloudPrefix(stack);
+    const zones = internetZones(cfg);
     if (fs.existsSync(path.join(stateDirOf(prefix), "state.json"))) {
         const cloud = LocalCloud.open(prefix);
         if (cloud.state.privateCidr !== privateCidr) {
             throw new Error(`the local cloud ${prefix} uses ${cloud.state.privateCidr} but the stack's subnetCidr is ${privateCidr}: run \`npm run local -- down\` first`);
         }
-        if (cloud.intact) return cloud;
+        if (cloud.intact) {
+            const missing = (zones ?? []).filter(z => !cloud.internet?.zones.includes(z));
+            if (missing.length > 0) {
+                throw new Error(`the local cloud ${prefix} has no DNS zone ${missing.join(", ")} (made for another configuration): run \`npm run local -- down --stack ${stack}\` first`);
+            }
+            return cloud;
+        }
         // Its network is gone (this machine rebooted): its hosts and the engine's record of them are
         // stale, and reusing the record would boot hosts behind a gateway that no longer exists.
         o.log?.(`the local cloud ${prefix} is left over from before a reboot (its network is gone): removing it and starting again`);
         await destroyCloud(prefix);
     }
     const rootfs = await ensureRootfs({ log: o.log });
-    return createCloud({ prefix, privateCidr, publicCidr, clients: o.clients ?? 6, rootfs, log: o.log });
+    return createCloud({ prefix, privateCidr, publicCidr: cfg.ssh.adminCidrs[0], clients: o.clients ?? 6, rootfs, log: o.log, internet: zones && { zones } });
 }
 
 /** The stack's configuration as `pulumi up` would pass it (the CLI refuses what it would refuse). */
@@ -122,12 +142,12 @@ export function localStackConfig(o: LocalStackOptions = {}): StackConfig {
 
 /** Stands the stack up on local hosts (creating the local cloud on first use). */
 export async function localUp(o: LocalStackOptions = {}): Promise<UpResult> {
-    await ensureLocalCloudPrerequisites(o.log);
     const stack = o.stack ?? "local";
     const started = Date.now();
     // A bad configuration stops here, before the local cloud is created, as it stops a real `up`.
     const cfg = localStackConfig({ ...o, stack });
-    const cloud = await openOrCreateCloud(stack, cfg.network.cidr, cfg.ssh.adminCidrs[0], o);
+    await ensureLocalCloudPrerequisites({ internet: internetZones(cfg) !== undefined, log: o.log });
+    const cloud = await openOrCreateCloud(cfg, stack, o);
     // The app's packages come from the mirror behind the gateway, as on OVH: the local one must have them.
     await ensureRepoPackages({ rootDir: cloud.state.rootDir, repoDir: cloud.state.repoDir }, cfg.app.packages, { log: o.log });
     const { engine, result } = await run(stack, cloud, false, o);

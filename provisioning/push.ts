@@ -134,9 +134,33 @@ export function pushStaticFiles(target: PushTarget, app: string, archive: AppArc
     return step(target, "static", { create: staticCommand({ app, release: archive.id }), dependsOn: [upload] });
 }
 
-/** Let's Encrypt through certbot and nginx's ACME location, once nginx serves the domain. */
-export function obtainCertificate(target: PushTarget, domain: string, email: string, dependsOn: pulumi.Input<pulumi.Resource>[]): command.remote.Command {
-    return step(target, "letsencrypt", { create: letsencryptCommand({ domain, email, webroot: ACME_WEBROOT }), dependsOn });
+/**
+ * How long the letsencrypt step waits for a record the stack manages to resolve: OVH applies a zone
+ * change within a minute or so, and a resolver may still hold a negative answer from before.
+ */
+export const MANAGED_RECORD_WAIT_SECONDS = 300;
+
+/**
+ * Let's Encrypt through certbot and nginx's ACME location, once nginx serves the domain and the
+ * domain resolves to `address`. A failed step runs again at the next `up`.
+ */
+export function obtainCertificate(
+    target: PushTarget,
+    o: { domain: string; email: string; server: string; address: pulumi.Input<string>; managedRecord: boolean },
+    dependsOn: pulumi.Input<pulumi.Resource>[],
+): command.remote.Command {
+    const create = pulumi.output(o.address).apply(address =>
+        letsencryptCommand({
+            domain: o.domain,
+            email: o.email,
+            webroot: ACME_WEBROOT,
+            server: o.server,
+            address,
+            waitSeconds: o.managedRecord ? MANAGED_RECORD_WAIT_SECONDS : 0,
+            managedRecord: o.managedRecord,
+        }),
+    );
+    return step(target, "letsencrypt", { create, dependsOn });
 }
 
 /** Uploads the release archive over SFTP; it is copied again only when its content changes. */

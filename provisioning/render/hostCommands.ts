@@ -33,4 +33,27 @@ export const monitoringCommand = (endpoints: { service: string; url: string }[])
 export const staticArchivePath = (app: string, release: string) => hostPath("staticArchive", { app, release });
 export const staticCommand = (o: { app: string; release: string }) => hostctlCommand("static", o);
 
-export const letsencryptCommand = (o: { domain: string; email: string; webroot: string }) => hostctlCommand("letsencrypt", o);
+export interface LetsencryptOptions {
+    domain: string;
+    email: string;
+    webroot: string;
+    /** The ACME directory URL (certbot's --server). */
+    server: string;
+    /** The load balancer's public address: the step first checks that the domain resolves to it. */
+    address: string;
+    /** The stack manages the A record (dnsZone): wait this long for it to resolve. 0: check once. */
+    waitSeconds: number;
+    managedRecord: boolean;
+}
+
+/** certbot on the load balancer, once the domain resolves to it; fails with what to do while it does not. */
+export const letsencryptCommand = (o: LetsencryptOptions) =>
+    hostctlCommand("letsencrypt", {
+        domain: o.domain,
+        email: o.email,
+        webroot: o.webroot,
+        server: o.server,
+        "expect-address": o.address,
+        wait: o.waitSeconds || undefined,
+        "managed-record": o.managedRecord,
+    });

@@ -363,15 +363,57 @@ test("static files: packed from staticDir, uploaded to the LB and switched befor
     assert.match(nginx.inputs.stdin, /location \/static\/ \{\n\s+alias \/var\/www\/webapp\/static\/;/);
 });
 
-test("letsencrypt: certbot runs on the LB once nginx serves the domain's ACME path", async () => {
+const ZONE_RECORD = "ovh:Domain/zoneRecord:ZoneRecord";
+
+test("letsencrypt: certbot runs on the LB once nginx serves the domain's ACME path, after checking the domain resolves to the LB", async () => {
     const run = await stack("prod");
     const le = find(run, COMMAND, "pycluster-prod-lb-letsencrypt");
-    assert.equal(le.inputs.create, "sudo python3 /usr/local/lib/pycluster/hostctl.pyz letsencrypt --domain www.example.com --email ops@example.com --webroot /var/www/acme");
+    const ip = run.outputs.lbPublicIp as string;
+    assert.equal(
+        le.inputs.create,
+        "sudo python3 /usr/local/lib/pycluster/hostctl.pyz letsencrypt --domain www.example.com --email ops@example.com --webroot /var/www/acme " +
+            `--server https://acme-v02.api.letsencrypt.org/directory --expect-address ${ip}`,
+        "Let's Encrypt production; no managed record: one check, no wait",
+    );
     assert.ok(le.options.dependsOn.includes(find(run, COMMAND, "pycluster-prod-lb-nginx").urn));
+    assert.equal(run.byType(ZONE_RECORD).length, 0, "no dnsZone: the program touches no DNS");
     const nginx = find(run, COMMAND, "pycluster-prod-lb-nginx");
     assert.match(nginx.inputs.stdin, /server_name www\.example\.com;/);
     assert.match(nginx.inputs.stdin, /ssl_reject_handshake on;/);
     assert.match(nginx.inputs.stdin, /^file tls\/fullchain\.pem 0644/m, "a placeholder certificate until certbot has one");
+});
+
+test("dnsZone: the domain's A record in the zone points at the floating IP, and the letsencrypt step waits for it", async () => {
+    const staging = "https://acme-staging-v02.api.letsencrypt.org/directory";
+    const run = await runProgram({ stack: "prod", set: { dnsZone: "example.com", dnsRecordTtl: "120", letsencryptServer: staging } });
+    const [record] = run.byType(ZONE_RECORD);
+    assert.equal(run.byType(ZONE_RECORD).length, 1);
+    const fip = find(run, FIP, "pycluster-prod-lb-fip");
+    assert.equal(record.inputs.target, run.outputs.lbPublicIp, "the target is the floating IP's address");
+    assert.ok(record.options.dependsOn.includes(fip.urn), "known only once the floating IP exists");
+    assert.deepEqual({ zone: record.inputs.zone, subdomain: record.inputs.subdomain, fieldtype: record.inputs.fieldtype, ttl: record.inputs.ttl }, { zone: "example.com", subdomain: "www", fieldtype: "A", ttl: 120 });
+    assert.equal(record.options.parent, find(run, "pycluster:lb:LoadBalancer", "pycluster-prod-lb").urn);
+    const [ovhProvider] = run.byType("pulumi:providers:ovh");
+    assert.ok(record.options.provider.startsWith(`${ovhProvider.urn}::`), `the program's ovh provider, inherited from the cluster (${record.options.provider})`);
+    const le = find(run, COMMAND, "pycluster-prod-lb-letsencrypt");
+    assert.ok(le.options.dependsOn.includes(record.urn), "certbot runs after the record exists");
+    assert.match(le.inputs.create, new RegExp(`--server ${staging.replace(/[./]/g, "\\$&")} --expect-address ${run.outputs.lbPublicIp} --wait 300 --managed-record$`));
+    // Without letsencrypt the record is still managed: the site's name points at the LB.
+    const selfSigned = await runProgram({ stack: "staging", set: { domain: "www.example.com", dnsZone: "example.com" } });
+    assert.equal(selfSigned.byType(ZONE_RECORD).length, 1);
+    assert.equal(selfSigned.resources.filter(r => r.type === COMMAND && r.name.endsWith("-letsencrypt")).length, 0);
+});
+
+test("the floating IP: a changed description never touches it; production stacks protect it", async () => {
+    for (const [name, protect] of [["dev", false], ["staging", false], ["prod", true]] as const) {
+        const fip = find(await stack(name), FIP, `pycluster-${name}-lb-fip`);
+        assert.deepEqual(fip.options.ignoreChanges, ["description"], name);
+        assert.equal(fip.options.protect, protect, name);
+    }
+    const forced = await runProgram({ stack: "staging", set: { production: "true", tlsMode: "letsencrypt", domain: "www.example.com", letsencryptEmail: "ops@example.com", rolloutBatchSize: "1" } });
+    assert.equal(find(forced, FIP, "pycluster-staging-lb-fip").options.protect, true, "production: true protects it too");
+    const others = (await stack("prod")).resources.filter(r => r.type !== FIP && r.options?.protect);
+    assert.deepEqual(others.map(r => r.name), [], "nothing else is protected (a replaced VM must stay replaceable)");
 });
 
 test("each node is admitted on the LB after its gate; drains on the LB are leases (new nodes)", async () => {

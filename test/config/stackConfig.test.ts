@@ -199,3 +199,13 @@ test("the LB's listening ports (status, exporters) are taken out of its ephemera
     const ports = c.capacity.limits.find(l => l.name === "LB->app ephemeral ports")!;
     assert.equal(ports.requests, 65535 - 1024 + 1 - 4);
 });
+
+test("letsencrypt: certbot's server is Let's Encrypt production unless set; dnsZone makes the domain's name in the zone a managed record", () => {
+    const plain = parse({ tlsMode: "letsencrypt", domain: "www.example.com", letsencryptEmail: "ops@example.com" });
+    assert.equal(plain.lb.tls.letsencryptServer, "https://acme-v02.api.letsencrypt.org/directory");
+    assert.equal(plain.lb.dnsRecord, undefined, "no dnsZone: the user points the record");
+    const staging = "https://acme-staging-v02.api.letsencrypt.org/directory";
+    assert.equal(parse({ letsencryptServer: ` ${staging} ` }).lb.tls.letsencryptServer, staging);
+    assert.deepEqual(parse({ domain: "www.shop.example.com", dnsZone: "Example.com." }).lb.dnsRecord, { zone: "example.com", subdomain: "www.shop", ttl: 60 });
+    assert.deepEqual(parse({ domain: "example.com", dnsZone: "example.com", dnsRecordTtl: "300" }).lb.dnsRecord, { zone: "example.com", subdomain: "", ttl: 300 }, "the apex");
+});

@@ -522,32 +522,7 @@ e2e("7b. real apps, not the sample: Flask (WSGI, Debian's python3-flask, a requi
     }
 });
 
-e2e("8. letsencrypt: certbot's certificate replaces the placeholder, renewals reload nginx, config pushes keep it", async () => {
-    // No ACME server is reachable here: a stand-in certbot issues a certificate the way certbot lays
-    // it out (/etc/letsencrypt/live/<domain>/), so what is tested is everything around the exchange.
-    const domain = "e2e.example.test";
-    const stub = [
-        "#!/bin/sh",
-        "set -e",
-        `echo "$@" > /var/tmp/certbot-args`,
-        `mkdir -p /etc/letsencrypt/live/${domain}`,
-        `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 90 -subj /CN=${domain} -keyout /etc/letsencrypt/live/${domain}/privkey.pem -out /etc/letsencrypt/live/${domain}/fullchain.pem 2>/dev/null`,
-    ].join("\n");
-    await onHost(up, "lb", "sudo tee /usr/local/bin/certbot >/dev/null && sudo chmod 0755 /usr/local/bin/certbot", stub + "\n");
-    const out = await onHost(up, "lb", `sudo python3 /usr/local/lib/pycluster/hostctl.pyz letsencrypt --domain ${domain} --email ops@example.test --webroot /var/www/acme`);
-    assert.match(out, /letsencrypt: e2e\.example\.test served with its certificate/);
-    assert.match(await onHost(up, "lb", "cat /var/tmp/certbot-args"), /certonly --webroot -w \/var\/www\/acme -d e2e\.example\.test -m ops@example\.test --agree-tos --non-interactive/);
-    const subject = spawnSync("ip", ["netns", "exec", up.cloud.publicNetns, "sh", "-c", `echo | openssl s_client -connect ${up.outputs.lbPublicIp}:443 -servername ${up.outputs.lbPublicIp} 2>/dev/null | openssl x509 -noout -subject`], { encoding: "utf8" }).stdout;
-    assert.match(subject, /CN ?= ?e2e\.example\.test/, "nginx serves certbot's certificate");
-    assert.match(await onHost(up, "lb", "sudo cat /etc/letsencrypt/renewal-hooks/deploy/pycluster-reload-nginx"), /systemctl reload nginx/);
-    assert.equal((await onHost(up, "lb", "systemctl is-enabled certbot.timer")).trim(), "enabled");
-    // A later configuration push keeps certbot's certificate.
-    await localUp({ ...base, set: { gunicornMaxRequests: "30000", upstreamKeepalive: "64" } });
-    assert.equal((await onHost(up, "lb", "sudo readlink /etc/nginx/pycluster/tls/fullchain.pem")).trim(), `/etc/letsencrypt/live/${domain}/fullchain.pem`);
-    assert.match(await onHost(up, "lb", "sudo nginx -T 2>/dev/null"), /keepalive 64;/);
-});
-
-e2e("9. destroy runs the delete steps without error", async () => {
+e2e("8. destroy runs the delete steps without error", async () => {
     if (keep) return;
     const steps = await localDown(base);
     const deleted = steps.filter(s => s.action === "delete");

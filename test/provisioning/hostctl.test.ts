@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { renderNginxSite } from "../../provisioning/render/nginx";
 import * as fs from "fs";
 import * as path from "path";
-import { hostctl, py, tempDir } from "../support/hostTools";
+import { hostctl, py, sh, tempDir } from "../support/hostTools";
 
 const site = renderNginxSite({
     appName: "webapp",
@@ -100,4 +100,93 @@ test("a release that ships a wheelhouse installs from it only (no index); its wh
     const shipped = JSON.parse(py(`import json\nprint(json.dumps([h.pip_install_args(${JSON.stringify(a)}), h.requirements_hash(${JSON.stringify(a)})[0]]))`));
     assert.deepEqual(shipped[0].slice(-3), ["--no-index", "--find-links", path.join(a, "wheels")]);
     assert.notEqual(shipped[1], plain[1], "a new wheel means a new venv");
+});
+
+test("letsencrypt's DNS check: only the load balancer's address passes; otherwise the message says what to do", () => {
+    const out = JSON.parse(py(`import json
+lb = "203.0.113.7"
+print(json.dumps([
+    h.dns_problem("www.example.com", lb, [lb], False),
+    h.dns_problem("www.example.com", lb, [], False),
+    h.dns_problem("www.example.com", lb, ["198.51.100.9"], False),
+    h.dns_problem("www.example.com", lb, ["198.51.100.9", lb], False),
+    h.dns_problem("www.example.com", lb, [], True),
+]))`));
+    assert.equal(out[0], null, "resolves to the LB: go on");
+    assert.equal(
+        out[1],
+        "www.example.com does not resolve here, not the load balancer's public address 203.0.113.7: Let's Encrypt validates the domain at the address it resolves to. " +
+            "To fix: point an A record for www.example.com at 203.0.113.7, or set dnsZone to the zone of www.example.com at OVH so that `pulumi up` manages the record; " +
+            "the site serves a temporary certificate meanwhile; run `pulumi up` again once www.example.com resolves to 203.0.113.7.",
+    );
+    assert.match(out[2], /^www\.example\.com resolves to 198\.51\.100\.9 here, not the load balancer's public address 203\.0\.113\.7/);
+    assert.match(out[3], /resolves to 198\.51\.100\.9, 203\.0\.113\.7 here/, "a second A record elsewhere: the CA may pick either");
+    assert.match(out[4], /this stack's A record for www\.example\.com \(dnsZone\) points at 203\.0\.113\.7 but the load balancer's resolver does not see it yet/);
+    assert.doesNotMatch(out[4], /or set dnsZone/);
+});
+
+test("letsencrypt's DNS check waits (bounded) for the record, polling the resolver", () => {
+    const out = JSON.parse(py(`import json
+answers = [[], ["198.51.100.9"], ["203.0.113.7"]]
+calls = []
+def fake(name):
+    calls.append(name)
+    return answers[min(len(calls) - 1, 2)]
+tls.resolve_ipv4 = fake
+tls.DNS_POLL_SECONDS = 0.01
+h.wait_for_dns("www.example.com", "203.0.113.7", True, 5)
+waited = len(calls)
+calls.clear()
+try:
+    h.wait_for_dns("www.example.com", "203.0.113.7", False, 0)
+    once = "returned"
+except h.Failure as e:
+    once = str(e)
+print(json.dumps([waited, len(calls), once]))`));
+    assert.equal(out[0], 3, "polled until the record resolved to the LB");
+    assert.equal(out[1], 1, "wait 0: one look-up");
+    assert.match(out[2], /^www\.example\.com does not resolve here/);
+    assert.deepEqual(JSON.parse(py(`import json\nprint(json.dumps(h.resolve_ipv4("localhost")))`)), ["127.0.0.1"], "through the system's resolver (/etc/hosts here)");
+});
+
+test("letsencrypt stops before certbot while the domain does not resolve to the LB, and needs the ACME server and the address", () => {
+    const usage = hostctl(["letsencrypt", "--domain", "www.example.com", "--email", "ops@example.com"]);
+    assert.equal(usage.code, 2);
+    assert.match(usage.output, /the following arguments are required: --server, --expect-address/);
+    const r = hostctl(["letsencrypt", "--domain", "localhost", "--email", "ops@example.com", "--server", "https://acme.invalid/dir", "--expect-address", "192.0.2.1"]);
+    assert.equal(r.code, 1);
+    assert.match(r.output, /^hostctl letsencrypt: localhost resolves to 127\.0\.0\.1 here, not the load balancer's public address 192\.0\.2\.1: .*point an A record for localhost at 192\.0\.2\.1/m);
+    assert.doesNotMatch(r.output, /certbot/, "certbot never ran");
+});
+
+test("a gate with a Host header names the site in the TLS handshake too (SNI), as nginx with ssl_reject_handshake requires", () => {
+    const dir = tempDir("pyc-sni-");
+    const gen = sh("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=www.example.com",
+        "-keyout", path.join(dir, "key.pem"), "-out", path.join(dir, "cert.pem")]);
+    assert.equal(gen.code, 0, gen.output);
+    const out = JSON.parse(py(`import json, socket, ssl, threading
+seen = []
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(${JSON.stringify(path.join(dir, "cert.pem"))}, ${JSON.stringify(path.join(dir, "key.pem"))})
+def sni(sock, name, c):
+    seen.append(name)
+    # What nginx's ssl_reject_handshake does for a name it does not serve.
+    return None if name == "www.example.com" else ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
+ctx.sni_callback = sni
+server = socket.create_server(("127.0.0.1", 0))
+port = server.getsockname()[1]
+def serve():
+    for _ in range(2):
+        conn, _ = server.accept()
+        try:
+            with ctx.wrap_socket(conn, server_side=True) as tls:
+                tls.recv(4096)
+                tls.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\nok")
+        except (ssl.SSLError, OSError):
+            pass
+threading.Thread(target=serve, daemon=True).start()
+with_name = h.http_ok(f"https://127.0.0.1:{port}/healthz", host="www.example.com", insecure=True)
+without = h.http_ok(f"https://127.0.0.1:{port}/healthz", insecure=True)
+print(json.dumps([with_name, without, seen]))`));
+    assert.deepEqual(out, [true, false, ["www.example.com", null]], "the site's name in the handshake; no name, no answer");
 });

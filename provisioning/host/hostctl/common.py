@@ -2,9 +2,11 @@
 import grp
 import os
 import pwd
+import socket
 import subprocess
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 
 CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -70,7 +72,6 @@ def is_active(unit):
 
 
 def http_ok(url, timeout=2.0, host=None, insecure=False):
-    request = urllib.request.Request(url, headers={"Host": host} if host else {})
     context = None
     if insecure:
         import ssl
@@ -78,6 +79,25 @@ def http_ok(url, timeout=2.0, host=None, insecure=False):
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
+    parts = urllib.parse.urlsplit(url)
+    if host and parts.scheme == "https":
+        # The TLS handshake must name the site too (SNI), as a browser's does: with a domain, nginx
+        # refuses handshakes for any other name (ssl_reject_handshake), so the Host header alone fails.
+        import http.client
+        import ssl
+        context = context or ssl.create_default_context()
+        try:
+            raw = socket.create_connection((parts.hostname, parts.port or 443), timeout=timeout)
+            conn = http.client.HTTPSConnection(parts.hostname, parts.port or 443, timeout=timeout, context=context)
+            conn.sock = context.wrap_socket(raw, server_hostname=host)
+            try:
+                conn.request("GET", parts.path or "/", headers={"Host": host})
+                return conn.getresponse().status == 200
+            finally:
+                conn.close()
+        except (OSError, http.client.HTTPException, ValueError):
+            return False
+    request = urllib.request.Request(url, headers={"Host": host} if host else {})
     try:
         with urllib.request.urlopen(request, timeout=timeout, context=context) as resp:
             return resp.status == 200

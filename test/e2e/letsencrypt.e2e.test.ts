@@ -1,0 +1,189 @@
+/**
+ * End to end: tlsMode letsencrypt against a real ACME CA (pebble, Let's Encrypt's test server) on
+ * the local internet, with its DNS (local/internet.ts), on the small `acme` stack (1 LB + 1 app
+ * node). The tests run in order and share the cloud:
+ *   a. a first `up` with no DNS record: the cluster serves, with the temporary certificate, and
+ *      the letsencrypt step fails saying what to do; the CA validated nothing;
+ *   b. the user creates the record and runs `up` again: the CA's certificate is served, renewed
+ *      by certbot (the deploy hook reloads nginx);
+ *   d. a later configuration push keeps it;
+ *   c. from scratch with dnsZone: the program creates the record and one `up` does it all.
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { ACME_PLACEHOLDER_ORGANIZATION } from "../../lib/conventions";
+import { leftoversOf, LocalCloud } from "../../local/cloud";
+import { ACME_MANAGEMENT_PORT } from "../../local/internet";
+import { localCloudPrerequisites } from "../../local/prerequisites";
+import { cloudPrefix, localDown, localUp, LocalStackOptions, ProgramFailure, UpResult } from "../../local/stack";
+import { curl, e2eSkipReason, onHost, seconds } from "./support";
+
+const STACK = "acme";
+const DOMAIN = "www.pycluster.test";
+const ZONE = "pycluster.test";
+const keep = process.env.PYCLUSTER_E2E_KEEP === "1";
+const log = process.env.PYCLUSTER_E2E_VERBOSE ? (l: string) => console.log(`  ${l}`) : () => undefined;
+const base: LocalStackOptions = { stack: STACK, log };
+
+let skip: string | undefined;
+let cloud: LocalCloud;
+let lbIp = "";
+let up: UpResult;
+let renewedSerial = "";
+const started = Date.now();
+
+async function teardown() {
+    if (keep || skip) return;
+    await localDown(base).catch(e => console.error(`teardown: ${e}`));
+}
+
+before(async () => {
+    skip = await e2eSkipReason();
+    if (!skip) {
+        const missing = await localCloudPrerequisites({ internet: true });
+        if (missing.length > 0) {
+            skip = `the Let's Encrypt end-to-end test needs the local internet's services: ${missing.join("; ")}`;
+            if (process.env.PYCLUSTER_REQUIRE_E2E === "1") throw new Error(`PYCLUSTER_REQUIRE_E2E=1 but ${skip}`);
+            console.log(`SKIPPED: ${skip}`);
+        }
+    }
+    if (skip) return;
+    await localDown(base);
+    process.once("SIGINT", () => void teardown().then(() => process.exit(130)));
+    process.once("SIGTERM", () => void teardown().then(() => process.exit(143)));
+});
+after(async () => {
+    await teardown();
+    if (!skip) console.log(`letsencrypt e2e: ${seconds(Date.now() - started)} in all`);
+});
+
+const e2e = (name: string, fn: () => Promise<void>) => test(name, async t => (skip ? t.skip(skip) : fn()));
+
+interface Served {
+    subject: string;
+    issuer: string;
+    serial: string;
+    /** `openssl s_client`'s verdict against `caFile`. */
+    verify: string;
+}
+
+/** The certificate the site presents for the domain, seen from the internet (verified against `caFile`, if given). */
+function served(caFile?: string): Served {
+    const script =
+        `out=$(echo | openssl s_client -connect ${lbIp}:443 -servername ${DOMAIN} -verify_hostname ${DOMAIN}${caFile ? ` -CAfile ${caFile}` : ""} 2>&1); ` +
+        `printf '%s\n' "$out" | grep -o 'Verify return code: .*'; printf '%s\n' "$out" | openssl x509 -noout -subject -issuer -serial`;
+    const out = spawnSync("ip", ["netns", "exec", cloud.publicNetns, "sh", "-c", script], { encoding: "utf8" }).stdout;
+    const field = (re: RegExp) => re.exec(out)?.[1]?.trim() ?? "";
+    return { subject: field(/^subject=(.*)$/m), issuer: field(/^issuer=(.*)$/m), serial: field(/^serial=(.*)$/m), verify: field(/^Verify return code: (.*)$/m) };
+}
+
+/** pebble's root for the certificates it issues (new at every start), from its management API, as a file. */
+function pebbleRoot(): string {
+    const internet = cloud.internet!;
+    const r = spawnSync("ip", ["netns", "exec", cloud.publicNetns, "curl", "-sS", "--cacert", internet.caCertFile, `https://${internet.ip}:${ACME_MANAGEMENT_PORT}/roots/0`], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pyc-acme-")), "pebble-root.pem");
+    fs.writeFileSync(file, r.stdout);
+    return file;
+}
+
+/** Challenges pebble validated: it logs "authz <id> set VALID by completed challenge <id>" for each (a reused valid authorization is not validated again, as at Let's Encrypt). */
+const validations = () => (fs.readFileSync(cloud.internet!.acmeLog, "utf8").match(/authz \S+ set VALID by completed challenge/g) ?? []).length;
+
+/** The site through the LB as a browser reaches it (by name), accepting any certificate. */
+const siteStatus = () => curl(cloud.publicNetns, ["-k", "--resolve", `${DOMAIN}:443:${lbIp}`, "-o", "/dev/null", "-w", "%{http_code}", `https://${DOMAIN}/`]).out;
+
+e2e("a. first up without a DNS record: the site serves the temporary certificate and the letsencrypt step fails, saying what to do", async () => {
+    const t0 = Date.now();
+    const failure = await localUp(base).then(
+        () => undefined,
+        (e: unknown) => e,
+    );
+    console.log(`first up (no record): ${seconds(Date.now() - t0)}`);
+    assert.ok(failure instanceof ProgramFailure, `the up must fail, got ${String(failure)}`);
+    cloud = LocalCloud.open(cloudPrefix(STACK));
+    lbIp = cloud.hosts().find(h => h.publicIp)!.publicIp!;
+    const message = failure.message;
+    assert.match(message, /^pycluster-acme-lb-letsencrypt: create failed/);
+    assert.equal(message.match(/: create failed/g)?.length, 1, `only the letsencrypt step failed:\n${message}`);
+    assert.ok(
+        message.includes(
+            `hostctl letsencrypt: ${DOMAIN} does not resolve here, not the load balancer's public address ${lbIp}: Let's Encrypt validates the domain at the address it resolves to. ` +
+                `To fix: point an A record for ${DOMAIN} at ${lbIp}, or set dnsZone to the zone of ${DOMAIN} at OVH so that \`pulumi up\` manages the record; ` +
+                `the site serves a temporary certificate meanwhile; run \`pulumi up\` again once ${DOMAIN} resolves to ${lbIp}.`,
+        ),
+        message,
+    );
+    assert.equal(siteStatus(), "200", "the cluster is up and serves the app");
+    const cert = served();
+    assert.match(cert.subject, new RegExp(`O ?= ?${ACME_PLACEHOLDER_ORGANIZATION}`), `the temporary certificate: ${cert.subject}`);
+    assert.match(cert.issuer, new RegExp(`O ?= ?${ACME_PLACEHOLDER_ORGANIZATION}`), "self-signed");
+    assert.match(fs.readFileSync(cloud.internet!.acmeLog, "utf8"), /Listening on: /, "the CA runs");
+    assert.equal(validations(), 0, "the CA validated nothing");
+    assert.doesNotMatch(fs.readFileSync(cloud.internet!.acmeLog, "utf8"), /Attempting to validate/, "nor tried: the step stopped before certbot");
+});
+
+e2e("b. the user points the record at the LB and runs up again: the CA's certificate is served, and certbot renews it", async () => {
+    cloud.setDnsRecord(DOMAIN, lbIp);
+    const t0 = Date.now();
+    up = await localUp(base);
+    console.log(`second up (record set by the user): ${seconds(Date.now() - t0)}, ${up.remoteExecutions.length} remote steps`);
+    const le = up.steps.find(s => s.name === "pycluster-acme-lb-letsencrypt")!;
+    assert.equal(le.action, "create", "the failed step ran again");
+    assert.match(le.output ?? "", /letsencrypt: www\.pycluster\.test served with its certificate; renewal by certbot\.timer/);
+    assert.equal(validations(), 1, "the CA validated the challenge once");
+    const root = pebbleRoot();
+    const cert = served(root);
+    assert.match(cert.issuer, /Pebble Intermediate CA/, `issued by the CA: ${cert.issuer}`);
+    assert.equal(cert.verify, "0 (ok)", "chains to the CA's root, for the domain");
+    assert.equal((await onHost(up, "lb", "sudo readlink /etc/nginx/pycluster/tls/fullchain.pem")).trim(), `/etc/letsencrypt/live/${DOMAIN}/fullchain.pem`);
+    assert.match(await onHost(up, "lb", `sudo cat /etc/letsencrypt/renewal/${DOMAIN}.conf`), new RegExp(`^server = https://${cloud.internet!.ip}:14000/dir$`, "m"), "renewals go to the same CA");
+    assert.match(await onHost(up, "lb", "sudo cat /etc/letsencrypt/renewal-hooks/deploy/pycluster-reload-nginx"), /nginx -t -q && systemctl reload nginx/);
+    assert.equal((await onHost(up, "lb", "systemctl is-enabled certbot.timer")).trim(), "enabled");
+    // What certbot.timer runs, forced: a new certificate, and the deploy hook makes nginx serve it.
+    await onHost(up, "lb", "sudo certbot renew --force-renewal --no-random-sleep-on-renew -q");
+    const renewed = served(root);
+    assert.notEqual(renewed.serial, cert.serial, "nginx serves the renewed certificate");
+    assert.equal(renewed.verify, "0 (ok)");
+    renewedSerial = renewed.serial;
+});
+
+e2e("d. a later configuration push keeps certbot's certificate", async () => {
+    const t0 = Date.now();
+    const pushed = await localUp({ ...base, set: { upstreamKeepalive: "64" } });
+    console.log(`configuration push: ${seconds(Date.now() - t0)}, ${pushed.remoteExecutions.length} remote steps`);
+    assert.ok(pushed.remoteExecutions.some(s => s.name === "pycluster-acme-lb-nginx"), "nginx's configuration was pushed");
+    assert.match(await onHost(pushed, "lb", "sudo nginx -T 2>/dev/null"), /keepalive 64;/);
+    assert.equal((await onHost(pushed, "lb", "sudo readlink /etc/nginx/pycluster/tls/fullchain.pem")).trim(), `/etc/letsencrypt/live/${DOMAIN}/fullchain.pem`);
+    assert.equal(served().serial, renewedSerial, "the same certificate is served");
+});
+
+e2e("c. with dnsZone, a first up creates the record, pointing at the floating IP, and gets the certificate in one go", async () => {
+    await localDown(base);
+    const t0 = Date.now();
+    up = await localUp({ ...base, set: { dnsZone: ZONE } });
+    console.log(`first up with dnsZone: ${seconds(Date.now() - t0)}, ${up.remoteExecutions.length} remote steps`);
+    cloud = up.cloud;
+    lbIp = up.outputs.lbPublicIp;
+    const record = up.steps.find(s => s.type === "ovh:Domain/zoneRecord:ZoneRecord")!;
+    assert.equal(record.action, "create");
+    assert.deepEqual(cloud.dnsRecords().map(r => [r.name, r.type, r.value]), [[DOMAIN, "A", lbIp]], "the zone holds the record, pointing at the floating IP");
+    const answer = (await onHost(up, "lb", `getent ahostsv4 ${DOMAIN}`)).trim().split(/\s+/)[0];
+    assert.equal(answer, lbIp, "and the LB's resolver sees it");
+    const le = up.steps.find(s => s.name === "pycluster-acme-lb-letsencrypt")!;
+    assert.ok(le.startedAt >= record.startedAt + record.ms, "certbot ran after the record existed");
+    const cert = served(pebbleRoot());
+    assert.match(cert.issuer, /Pebble Intermediate CA/);
+    assert.equal(cert.verify, "0 (ok)");
+});
+
+e2e("e. destroy deletes the record and leaves nothing of the cloud", async () => {
+    if (keep) return;
+    const steps = await localDown(base);
+    assert.ok(steps.some(s => s.type === "ovh:Domain/zoneRecord:ZoneRecord" && s.action === "delete"));
+    assert.deepEqual(leftoversOf(cloudPrefix(STACK)), { netns: [], links: [], mounts: [], pids: [], cgroups: [] });
+});
