@@ -455,8 +455,13 @@ function writeWheel(dir: string, name: string, version: string, moduleText: stri
 e2e("7b. real apps, not the sample: Flask (WSGI, Debian's python3-flask, a requirement from the app's wheelhouse), then FastAPI (ASGI on uvicorn workers); the releases output lists them", async () => {
     const apps = fs.mkdtempSync(path.join(os.tmpdir(), "pyc-e2e-apps-"));
     try {
+        // The e2e stack serves appDir's static/ from the LB (staticDir): each app brings its own.
+        const withStatic = (dir: string) => {
+            fs.mkdirSync(path.join(dir, "static"), { recursive: true });
+            fs.writeFileSync(path.join(dir, "static", "robots.txt"), `User-agent: *\nDisallow: /${path.basename(dir)}\n`);
+        };
         const flaskDir = path.join(apps, "flask");
-        fs.mkdirSync(flaskDir);
+        withStatic(flaskDir);
         fs.writeFileSync(
             path.join(flaskDir, "wsgi.py"),
             [
@@ -489,7 +494,7 @@ e2e("7b. real apps, not the sample: Flask (WSGI, Debian's python3-flask, a requi
         }
 
         const fastapiDir = path.join(apps, "fastapi");
-        fs.mkdirSync(fastapiDir);
+        withStatic(fastapiDir);
         fs.writeFileSync(
             path.join(fastapiDir, "asgi.py"),
             [
