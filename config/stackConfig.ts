@@ -6,7 +6,8 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { capacityModel, CapacityModel, RESERVED_FDS } from "./capacity";
+import { capacityModel, CapacityModel, overloadLimits, OverloadLimits, rateLoad, RateLoad, rateModel, RateModel, rateShortfall, RateTargets, RESERVED_FDS } from "./capacity";
+import { MEASURED_RATES, RatesProvenance } from "./rates";
 import { compareVersions, defaultWorkerCount, FLAVORS, Platform, PLATFORMS } from "./catalog";
 import { KeyDeclaration, ProjectDeclarations } from "./declarations";
 import { blockSize, formatIpv4, nthAddress, overlaps, parseCidr, parseIpv4, isPrivateCidr } from "./ipv4";
@@ -127,6 +128,10 @@ export interface StackConfig {
         nrOpen: number;
     };
     capacity: CapacityModel;
+    /** What the vCPUs carry (config/rates.ts), the rate targets and the load they mean. */
+    rates: { targets: RateTargets; model: RateModel; load: RateLoad; appRequestsPerCore?: number; measured: RatesProvenance };
+    /** The limits nginx answers overload with (503 + Retry-After), sized from the model. */
+    overload: OverloadLimits;
     /** Settings that are allowed but probably not what the user wants. */
     warnings: string[];
 }
@@ -194,6 +199,8 @@ export const MONITORING_PORTS = {
 /** Ports the LB listens on inside the ephemeral range: kept out of it (net.ipv4.ip_local_reserved_ports). */
 export const LB_RESERVED_PORTS = [LB_STATUS_PORT, MONITORING_PORTS.nodeExporter, MONITORING_PORTS.nginxExporter, MONITORING_PORTS.mtail];
 const LOCAL_PORT_RANGE: [number, number] = [1024, 65535];
+/** OVH flavors give RAM in GB. */
+const GB = 1e9;
 const RESERVED_USERS = new Set(["root", "daemon", "bin", "sys", "nobody", "www-data", "nginx", "debian", "ubuntu", "sshd", "systemd-network"]);
 const SECRET_KEYS = ["ovhApplicationSecret", "ovhConsumerKey", "openstackPassword", "appEnv", "tlsPrivateKey"];
 /**
@@ -729,6 +736,9 @@ export function parseStackConfig(raw: RawConfig, ctx: ParseContext): StackConfig
         nrOpen: Math.max(1_048_576, maxOpenFiles),
     };
 
+    // ===== capacity: concurrency, rates and overload limits (config/capacity.ts, config/rates.ts) =====
+    const lbRam = FLAVORS[lbHost.flavor]?.ramGb;
+    const appRam = FLAVORS[appHost.flavor]?.ramGb;
     const capacity = capacityModel({
         lbWorkers,
         lbWorkerConnections,
@@ -740,15 +750,44 @@ export function parseStackConfig(raw: RawConfig, ctx: ParseContext): StackConfig
         appWorkerConnections: workerConnections,
         appWorkerOpenFiles: appOpenFiles,
         appBacklog: backlog,
+        // Memory only where the flavor table knows it (a vCPU override names no RAM).
+        memory: lbRam !== undefined && appRam !== undefined && lbHost.vcpus === FLAVORS[lbHost.flavor]?.vcpus && appHost.vcpus === FLAVORS[appHost.flavor]?.vcpus
+            ? { lbBytes: lbRam * GB, appNodeBytes: appRam * GB, rates: MEASURED_RATES }
+            : undefined,
     });
     if (r.problems.length === 0 && capacity.ceiling < targetConcurrency) {
         r.fail(
             "targetConcurrency",
             targetConcurrency,
             `the cluster holds at most ${capacity.ceiling} concurrent requests, bound by ${capacity.binding.name} (${capacity.binding.formula}). ` +
-                `Raise that limit (more app nodes, gunicornWorkers or gunicornWorkerConnections; lbWorkerProcesses; maxOpenFiles) or lower targetConcurrency`,
+                `Raise that limit (more app nodes, gunicornWorkers or gunicornWorkerConnections; lbWorkerProcesses; maxOpenFiles; larger flavors) or lower targetConcurrency`,
         );
     }
+    const rateTargets = { requestsPerSecond: r.integer("targetRequestsPerSecond", 0, 100_000_000), newConnectionsPerSecond: r.integer("targetNewConnectionsPerSecond", 0, 100_000_000) };
+    const appRateSetting = r.integer("appRequestsPerCore", 0, 10_000_000);
+    // The measured cost is the bundled sample's; another app's is unknown until someone measures it.
+    const appRequestsPerCore = appRateSetting || (sample ? MEASURED_RATES.sampleAppRequestsPerCore : undefined);
+    const rateInputs = { lbVcpus: lbHost.vcpus, appNodes: nodeCount, appVcpus: appHost.vcpus, appWorkersPerNode: workers, appRequestsPerCore, rates: MEASURED_RATES };
+    const rateLimitSetting = r.integer("lbRequestRateLimit", 0, 100_000_000);
+    if (appRequestsPerCore === undefined && rateTargets.requestsPerSecond > 0) {
+        r.failMissing("appRequestsPerCore", `targetRequestsPerSecond (${rateTargets.requestsPerSecond}) can only be checked against what one core of your app serves per second: measure it (npm run bench, or your own load test on one worker) and set it`);
+    }
+    const shortfall = r.problems.length === 0 ? rateShortfall(rateInputs, rateTargets, HEADROOM) : undefined;
+    if (shortfall) r.fail(shortfall.key, rateTargets[shortfall.key === "targetRequestsPerSecond" ? "requestsPerSecond" : "newConnectionsPerSecond"], `${shortfall.reason}. Fix: ${shortfall.fix}`);
+    if (rateLimitSetting > 0 && rateLimitSetting < Math.max(rateTargets.requestsPerSecond, rateTargets.newConnectionsPerSecond)) {
+        r.fail("lbRequestRateLimit", rateLimitSetting, `is below the target rate (${Math.max(rateTargets.requestsPerSecond, rateTargets.newConnectionsPerSecond)}/s): the load balancer would refuse the traffic the stack is meant to carry; raise it or use 0 (from the capacity model)`);
+    }
+    const rates = { targets: rateTargets, model: rateModel(rateInputs), load: rateLoad(rateInputs, rateTargets), appRequestsPerCore, measured: MEASURED_RATES.provenance };
+    const overload = overloadLimits({
+        rates: rates.model,
+        requestRateSetting: rateLimitSetting,
+        appNodes: nodeCount,
+        appWorkersPerNode: workers,
+        appWorkerConnections: workerConnections,
+        appWorkerOpenFiles: appOpenFiles,
+        lbWorkers,
+    });
+    // ===== end of capacity =====
 
     if (r.problems.length > 0 || !network) throw new ConfigError(r.problems, project, ctx.stack);
     network.gatewayModel = gatewayModel;
@@ -818,6 +857,8 @@ export function parseStackConfig(raw: RawConfig, ctx: ParseContext): StackConfig
         monitoring,
         kernel,
         capacity,
+        rates,
+        overload,
         warnings,
     };
 }

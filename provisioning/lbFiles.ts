@@ -64,6 +64,12 @@ export function lbNginxFiles(cfg: StackConfig, rt: LbRuntime): BundleFile[] {
                 staticFiles: lb.staticFiles ? { urlPath: lb.staticFiles.urlPath, root: staticRoot(cfg) } : undefined,
                 // A node that is changing refuses connections: with a batch of b, b + 1 tries reach a serving node.
                 nextUpstreamTries: Math.min(cfg.app.nodeCount, cfg.app.rolloutBatchSize + 2),
+                overload: {
+                    requestRate: cfg.overload.requestRate,
+                    requestBurst: cfg.overload.requestBurst,
+                    perNodeConnections: cfg.overload.perNodeConnections,
+                    retryAfterSeconds: cfg.overload.retryAfterSeconds,
+                },
             }),
         },
     ];
