@@ -14,20 +14,25 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { capacityModel } from "../config/capacity";
+import { MEASURED_RATES } from "../config/rates";
 import { defaultWorkerCount } from "../config/catalog";
 import { StackConfig } from "../config/stackConfig";
 import { localDown, localStackConfig, localUp, UpResult } from "../local/stack";
-import { classifyErrors, describeErrors, okAnswers } from "./lib/classify";
+import { classifyErrors } from "./lib/classify";
+import { classifySlots, describeSlots, parseH2loadLog, percentiles, sumSlots } from "./lib/h2load";
 import { ClusterFacts, configPlan, ConfigPlan, Fixtures, loadFixtures } from "./lib/configs";
 import { applyPlan, ClusterAccess, differingFiles, effectiveCapacityInputs, onHost, probeApp, probeLb } from "./lib/hosts";
 import {
     finish,
+    finishH2load,
+    FinishedH2load,
     FinishedWrk,
     LOADGEN_CGROUP,
-    planChunks,
+    planProcesses,
     prepareLoadgenCgroup,
     removeLoadgenCgroup,
     runningLoadGenerators,
+    startH2load,
     startWrk,
     stopLoadGenerators,
     writeScript,
@@ -45,10 +50,25 @@ import {
 } from "./lib/memoryGuard";
 import { BenchOptions, ConfigName, parseOptions, stepTiming } from "./lib/options";
 import { chartInput, fullReport } from "./lib/report";
-import { BenchResult, ConfigResult, evaluateTargets, firstFailure, isHeld, maxHeld, nextProbe, StepResult, ThroughputResult, ThroughputRun } from "./lib/results";
-import { HostRef, readMachineCpu, Sampler, cgroupCpuUsec, cgroupMemoryBytes, otherCloudsCpuUsec } from "./lib/sampler";
+import {
+    BenchResult,
+    Calibration,
+    CalibrationRun,
+    ConfigResult,
+    evaluateTargets,
+    firstFailure,
+    isHeld,
+    maxHeld,
+    MemoryPerRequest,
+    nextProbe,
+    starvation,
+    StepResult,
+    ThroughputResult,
+    ThroughputRun,
+} from "./lib/results";
+import { HostRef, readMachineCpu, Sampler, SampleSummary, cgroupCpuUsec, cgroupMemoryBytes, otherCloudsCpuUsec } from "./lib/sampler";
 import { renderChart } from "./lib/svg";
-import { mergeLatency, renderLuaScript, sumResults, WrkMode } from "./lib/wrk";
+import { renderLuaScript, WrkMode } from "./lib/wrk";
 
 const log = (line: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}`);
 const sleep = (ms: number) => new Promise<void>(r => setTimeout(r, ms));
@@ -73,6 +93,8 @@ interface Ctx {
     reserve: number;
     bytesPerRequest: number;
     bytesPerAppWorker: number;
+    /** New connections per second every step ramps at (calibrated, or --ramp-rate). */
+    rampRate: number;
     /** App workers running now over all nodes (for the next configuration's memory check). */
     appWorkersNow: number;
     applied?: ConfigName;
@@ -198,6 +220,85 @@ async function throughput(ctx: Ctx): Promise<ThroughputResult | undefined> {
     return result;
 }
 
+/** CPU time so far: the load balancer, the app nodes, the load generators (us), and the machine's busy ticks. */
+function cpuNow(ctx: Ctx): { lb: number; apps: number; loadgen: number; busy: number; at: number } {
+    const of = (names: string[]) => ctx.hosts.filter(h => names.includes(h.name)).reduce((a, h) => a + (cgroupCpuUsec(h.cgroup) ?? 0), 0);
+    return { lb: of([ctx.lbHost]), apps: of(ctx.appHosts), loadgen: cgroupCpuUsec(LOADGEN_CGROUP) ?? 0, busy: readMachineCpu().busy, at: Date.now() };
+}
+
+/**
+ * One calibration run: h2load processes at once (closed loop, `clients` connections each), the
+ * CPU of each part measured over the run. "handshakes" sends `Connection: close`, so every
+ * request opens a new TLS connection.
+ */
+async function calibrationRun(ctx: Ctx, kind: CalibrationRun["kind"], url: string, netns: string[], clients: number, requestsEach: number): Promise<CalibrationRun> {
+    const headers = kind === "handshakes" ? ["Connection: close"] : [];
+    const before = cpuNow(ctx);
+    const finished = await Promise.all(netns.map((ns, i) => finishH2load(startH2load(`calibrate-${kind}-${i}`, ns, { url, clients, requests: requestsEach, headers }))));
+    const after = cpuNow(ctx);
+    const s = (after.at - before.at) / 1000;
+    const failedToRun = finished.filter(f => !f.result);
+    if (failedToRun.length) throw new Error(`calibration (${kind}): ${failedToRun.map(f => f.failure).join("; ")}`);
+    const ok = finished.reduce((a, f) => a + f.result!.status["2xx"], 0);
+    const requests = finished.reduce((a, f) => a + f.result!.total, 0);
+    return {
+        kind,
+        target: url,
+        connections: clients * netns.length,
+        requests,
+        seconds: s,
+        perSecond: ok / s,
+        ok,
+        failed: requests - ok,
+        lbCores: (after.lb - before.lb) / 1e6 / s,
+        appCores: (after.apps - before.apps) / 1e6 / s,
+        loadgenCores: (after.loadgen - before.loadgen) / 1e6 / s,
+        busyCores: (after.busy - before.busy) / 100 / s,
+    };
+}
+
+/**
+ * This machine's rates, with the bench's own clients against the cluster: new TLS connections
+ * with every CPU busy (what the steps ramp at a share of), and per core of each part. Each kind
+ * runs twice: a short probe to learn the rate, then a run sized to last --calibrate seconds.
+ */
+async function calibrate(ctx: Ctx): Promise<Calibration> {
+    const o = ctx.o;
+    const lbUrl = `https://${ctx.facts.lbPublicIp}/`;
+    const directUrl = `http://${ctx.facts.appIps[0]}:${ctx.cfg.app.port}/`;
+    const kinds: [CalibrationRun["kind"], string, string[], number][] = [
+        ["handshakes", lbUrl, ctx.clientNetns.slice(0, 4), 16],
+        ["keepalive", lbUrl, ctx.clientNetns.slice(0, 4), 16],
+        // From the LB's namespace (app nodes are private), in the load generators' cgroup.
+        ["direct", directUrl, [ctx.lbNetns], 64],
+    ];
+    const runs: CalibrationRun[] = [];
+    for (const [kind, url, netns, clients] of kinds) {
+        checkInterrupted();
+        await waitQuiet(ctx);
+        const probe = await calibrationRun(ctx, kind, url, netns, clients, clients * 40);
+        const each = Math.max(clients * 40, Math.round((probe.perSecond * o.calibrateSeconds) / netns.length));
+        const run = await calibrationRun(ctx, kind, url, netns, clients, each);
+        runs.push(run);
+        log(
+            `  calibration ${kind.padEnd(10)}: ${run.perSecond.toFixed(0)}/s (${run.ok} of ${run.requests} ok in ${run.seconds.toFixed(1)} s); cores: LB ${run.lbCores.toFixed(2)}, ` +
+                `apps ${run.appCores.toFixed(2)}, load generators ${run.loadgenCores.toFixed(2)}, machine ${run.busyCores.toFixed(2)} of ${os.cpus().length}`,
+        );
+        if (run.failed > 0) log(`  calibration ${kind}: ${run.failed} requests were not answered 2xx: its figures are not this machine's rate`);
+    }
+    const [hs, ka, direct] = runs;
+    return {
+        runs,
+        machineHandshakesPerSecond: hs.perSecond,
+        perCore: {
+            tlsHandshakesPerLbCore: Math.round(hs.perSecond / hs.lbCores),
+            proxiedRequestsPerLbCore: Math.round(ka.perSecond / ka.lbCores),
+            sampleAppRequestsPerCore: Math.round(direct.perSecond / direct.appCores),
+        },
+        loadgenCoreSecondsPerHandshake: hs.loadgenCores / hs.perSecond,
+    };
+}
+
 /** CPU used outside the bench over `ms`, in cores: everything not on its hosts or load generators, and the other local clouds' share of it. */
 async function foreignCores(ctx: Ctx, ms: number): Promise<{ foreign: number; otherClouds: number }> {
     const own = [ctx.up.cloud.names.cgroup, LOADGEN_CGROUP];
@@ -288,21 +389,24 @@ async function runStep(ctx: Ctx, config: ConfigName, concurrency: number, kind: 
     const o = ctx.o;
     const started = Date.now();
     const notes: string[] = [];
+    const noSlots = { slots: concurrency, ok: 0, http5xx: 0, otherStatus: 0, neverConnected: 0, reset: 0, timeout: 0, failed: concurrency };
     const empty = (skipped: string): StepResult => ({
         concurrency,
         kind,
         holdS: 0,
         processes: 0,
         rampS: 0,
+        rampRate: ctx.rampRate,
         ok: 0,
         answered: 0,
         sent: 0,
-        codes: {},
-        errors: { connect: 0, reset: 0, timeout: 0, unanswered: 0, http5xx: 0, otherStatus: 0, total: 0 },
+        slots: noSlots,
         failed: concurrency,
         hosts: {},
         appInFlightPeak: 0,
         machine: { minMemAvailableMiB: 0, memDropMiB: 0, busyCores: 0, loadgenCores: 0, foreignCores: 0, otherCloudsCores: 0 },
+        loadgen: { peakMemMiB: 0, peakCpuCores: 0, meanCpuCores: 0 },
+        cpu: { saturatedShare: 0, loadgenShareOfBusy: 0 },
         simultaneous: false,
         held: false,
         skipped,
@@ -320,16 +424,18 @@ async function runStep(ctx: Ctx, config: ConfigName, concurrency: number, kind: 
         notes.push(`started although CPU was used outside the bench: ${quiet.foreign.toFixed(2)} cores (other local clouds ${quiet.otherClouds.toFixed(2)}) after waiting ${quiet.waitedS.toFixed(0)} s`);
     }
 
-    const chunks = planChunks(concurrency, o.chunk, o.rampRate, ctx.clientNetns);
-    const timing = stepTiming(concurrency, o);
-    const rampS = chunks[chunks.length - 1].startMs / 1000;
+    const plan = planProcesses(concurrency, o.chunk, ctx.rampRate, ctx.clientNetns);
+    const timing = stepTiming(concurrency, o, ctx.rampRate);
     const holdMs = timing.holdMs;
     const url = `https://${ctx.facts.lbPublicIp}/wait?ms=${holdMs}`;
-    const durationS = (holdMs + timing.graceMs) / 1000;
-    log(`  ${concurrency} in flight: ${chunks.length} wrk processes over ${ctx.clientNetns.length} source IPs, ramp ${rampS.toFixed(1)} s, hold ${holdMs / 1000} s, answers due within ${durationS} s of each connection's start (guard: ${prediction.explanation})`);
+    const deadlineS = (holdMs + timing.graceMs) / 1000;
+    log(
+        `  ${concurrency} in flight: ${plan.length} h2load processes over ${ctx.clientNetns.length} source IPs, ramp ${(timing.rampMs / 1000).toFixed(1)} s at ${ctx.rampRate}/s, ` +
+            `hold ${holdMs / 1000} s, answers due within ${deadlineS} s of each connection's start (guard: ${prediction.explanation})`,
+    );
 
     await closeIdleUpstreamConnections(ctx);
-    const sampler = new Sampler(ctx.hosts, ctx.appHosts, LOADGEN_CGROUP, [ctx.up.cloud.names.cgroup, LOADGEN_CGROUP]);
+    const sampler = new Sampler(ctx.hosts, ctx.appHosts, LOADGEN_CGROUP, [ctx.up.cloud.names.cgroup, LOADGEN_CGROUP], os.cpus().length);
     sampler.start(1000);
     stepAbort = undefined;
     const guard = setInterval(() => {
@@ -340,41 +446,42 @@ async function runStep(ctx: Ctx, config: ConfigName, concurrency: number, kind: 
             void stopLoadGenerators(2000);
         }
     }, 250);
-    const procs = [];
-    let finished: FinishedWrk[] = [];
-    const rampStart = Date.now();
+    const logDir = fs.mkdtempSync(path.join(os.tmpdir(), "pycbench-step-"));
+    let finished: FinishedH2load[] = [];
     try {
-        for (const [i, c] of chunks.entries()) {
-            const wait = rampStart + c.startMs - Date.now();
-            if (wait > 0) await sleep(wait);
-            if (stepAbort || interrupted) break;
-            procs.push(
-                startWrk(`${config}-${concurrency}-${i}`, c.netns, {
-                    url,
-                    connections: c.connections,
-                    threads: 1,
-                    durationS,
-                    timeoutS: durationS,
-                    scriptPath: ctx.script,
-                    mode: "once",
-                    path: `/wait?ms=${holdMs}`,
-                }),
-            );
-        }
-        finished = await Promise.all(procs.map(finish));
+        const procs = plan.map((p, i) =>
+            startH2load(`${config}-${concurrency}-${i}`, p.netns, {
+                url,
+                clients: p.connections,
+                requests: p.connections,
+                connectionsPerSecond: p.rate,
+                connectionTimeoutS: deadlineS,
+                logFile: path.join(logDir, `${i}.log`),
+            }),
+        );
+        finished = await Promise.all(procs.map(finishH2load));
     } finally {
         clearInterval(guard);
     }
     const summary = sampler.stop();
+    // Latency of the answered requests beyond the hold, from every request's own record.
+    const answeredUs: number[] = [];
+    for (let i = 0; i < plan.length; i++) {
+        try {
+            for (const row of parseH2loadLog(fs.readFileSync(path.join(logDir, `${i}.log`), "utf8"))) if (row.status >= 200 && row.status < 300) answeredUs.push(row.durationUs);
+        } catch {
+            /* no log: the process failed, noted below */
+        }
+    }
+    fs.rmSync(logDir, { recursive: true, force: true });
     checkInterrupted();
 
-    const results = finished.filter(f => f.result).map(f => f.result!);
     for (const f of finished.filter(f => f.failure)) notes.push(`${f.label}: ${f.failure}`);
-    const sum = sumResults(results);
-    const expected = stepAbort ? chunks.slice(0, procs.length).reduce((a, c) => a + c.connections, 0) : concurrency;
-    const errors = classifyErrors({ expected, codes: sum.codes ?? {}, errors: sum.errors });
-    const ok = okAnswers(sum.codes ?? {});
-    const lat = mergeLatency(results);
+    const perProcess = finished.map((f, i) => (f.result ? classifySlots(f.result) : { ...noSlots, slots: plan[i].connections, failed: plan[i].connections }));
+    const slots = sumSlots(perProcess);
+    const results = finished.filter(f => f.result).map(f => f.result!);
+    const ok = slots.ok;
+    const pct = percentiles(answeredUs, [50, 99, 100]);
     const hosts: StepResult["hosts"] = {};
     for (const [name, h] of Object.entries(summary.hosts)) {
         hosts[name] = { peakMemMiB: h.peakMemBytes / MiB, peakCpuCores: h.peakCpuCores, meanCpuCores: h.meanCpuCores, peakTcpInUse: h.peakTcpInUse, peakConntrack: h.peakConntrack };
@@ -383,19 +490,19 @@ async function runStep(ctx: Ctx, config: ConfigName, concurrency: number, kind: 
         concurrency,
         kind,
         holdS: holdMs / 1000,
-        processes: chunks.length,
-        rampS,
+        processes: plan.length,
+        rampS: timing.rampMs / 1000,
+        rampRate: ctx.rampRate,
         ok,
-        answered: Object.values(sum.codes ?? {}).reduce((a, b) => a + b, 0),
-        sent: sum.sent ?? 0,
-        codes: sum.codes ?? {},
-        errors,
-        failed: Math.max(0, concurrency - ok),
-        latency: lat && {
-            p50ExcessMs: lat.p50Us / 1000 - holdMs,
-            p99ExcessMs: lat.p99Us / 1000 - holdMs,
-            worstP99ExcessMs: lat.maxP99Us / 1000 - holdMs,
-            maxExcessMs: lat.maxUs / 1000 - holdMs,
+        answered: results.reduce((a, r) => a + r.done, 0),
+        sent: results.reduce((a, r) => a + r.started, 0),
+        slots,
+        failed: concurrency - ok,
+        latency: pct && {
+            p50ExcessMs: pct[0] / 1000 - holdMs,
+            p99ExcessMs: pct[1] / 1000 - holdMs,
+            worstP99ExcessMs: pct[1] / 1000 - holdMs,
+            maxExcessMs: pct[2] / 1000 - holdMs,
         },
         hosts,
         appInFlightPeak: summary.appInFlightPeak,
@@ -407,6 +514,9 @@ async function runStep(ctx: Ctx, config: ConfigName, concurrency: number, kind: 
             foreignCores: summary.meanForeignCores,
             otherCloudsCores: summary.meanOtherCloudsCores,
         },
+        loadgen: { peakMemMiB: summary.loadgen.peakMemBytes / MiB, peakCpuCores: summary.loadgen.peakCpuCores, meanCpuCores: summary.meanLoadgenCores },
+        cpu: { saturatedShare: summary.saturatedShare, loadgenShareOfBusy: summary.loadgenShareOfBusy },
+        memoryPerRequest: memoryPerRequest(ctx, summary),
         simultaneous: summary.appInFlightPeak >= 0.98 * concurrency,
         held: false,
         aborted: stepAbort,
@@ -414,32 +524,57 @@ async function runStep(ctx: Ctx, config: ConfigName, concurrency: number, kind: 
         wallS: 0,
         generators: finished.map((f, i) => ({
             netns: f.netns,
-            startMs: chunks[i].startMs,
-            connections: chunks[i].connections,
-            ok: okAnswers(f.result?.codes ?? {}),
-            sent: f.result?.sent ?? 0,
-            errors: { ...(f.result?.errors ?? {}) },
+            connections: plan[i].connections,
+            rate: plan[i].rate,
+            slots: f.result ? perProcess[i] : undefined,
+            connectMeanMs: f.result?.connectUs ? f.result.connectUs.mean / 1000 : undefined,
             failure: f.failure,
         })),
         timeline: summary.timeline,
     };
     step.held = isHeld(step);
+    const hostsGrowthMiB = Object.values(summary.hosts).reduce((a, h) => a + h.peakMemBytes - h.startMemBytes, 0) / MiB;
+    step.starvedBy = starvation(step, hostsGrowthMiB);
     if (summary.meanForeignCores > 0.5) {
         notes.push(`CPU used outside the bench's hosts and load generators during the step: ${summary.meanForeignCores.toFixed(2)} cores on average (other local clouds: ${summary.meanOtherCloudsCores.toFixed(2)})`);
     }
-    ctx.bytesPerRequest = learnBytesPerRequest(ctx.bytesPerRequest, summary.memAvailableAtStart, summary.minMemAvailable, Math.min(ok + errors.unanswered, concurrency));
+    if (step.starvedBy) notes.push(`not a measurement of the cluster: the load generators starved the hosts (${step.starvedBy})`);
+    ctx.bytesPerRequest = learnBytesPerRequest(ctx.bytesPerRequest, summary.memAvailableAtStart, summary.minMemAvailable, Math.min(summary.appInFlightPeak, concurrency));
     if (!step.held) {
         await restartServices(ctx);
         notes.push("services restarted after the failed step (work still queued on the hosts dropped)");
     }
     step.wallS = (Date.now() - started) / 1000;
+    const m = step.memoryPerRequest;
     log(
-        `  ${concurrency}: ${step.held ? "HELD" : step.aborted ? "ABORTED" : "FAILED"} - ok ${ok}/${concurrency}, errors ${errors.total}, ` +
+        `  ${concurrency}: ${step.held ? "HELD" : step.aborted ? "ABORTED" : "FAILED"} - ok ${ok}/${concurrency}, failed slots: ${describeSlots(slots)}, ` +
             `p50/p99 beyond hold ${step.latency ? `${step.latency.p50ExcessMs.toFixed(0)}/${step.latency.p99ExcessMs.toFixed(0)} ms` : "-"}, ` +
-            `at apps ${summary.appInFlightPeak}, machine memory used ${step.machine.memDropMiB.toFixed(0)} MiB, ${step.wallS.toFixed(0)} s` +
+            `at apps ${summary.appInFlightPeak}, machine memory used ${step.machine.memDropMiB.toFixed(0)} MiB, ` +
+            `load generators ${step.loadgen.peakMemMiB.toFixed(0)} MiB / ${step.loadgen.meanCpuCores.toFixed(2)} cores, ` +
+            (m ? `per request: LB ${kib(m.lbBytes)}, app ${kib(m.appBytes)}, kernel ${kib(m.serverKernelBytes)} (server side), clients ${kib(m.loadgenBytes)}, ` : "") +
+            `${step.wallS.toFixed(0)} s` +
             (notes.length ? `\n    ${notes.join("\n    ")}` : ""),
     );
     return step;
+}
+
+const kib = (b: number) => `${(b / 1024).toFixed(1)} KiB`;
+
+/** Memory per in-flight request by component: each one's growth over the step, over the requests in flight at the apps' peak. */
+function memoryPerRequest(ctx: Ctx, s: SampleSummary): MemoryPerRequest | undefined {
+    const inFlight = s.appInFlightPeak;
+    if (inFlight < 100) return undefined;
+    const growth = (names: string[]) => names.reduce((a, n) => a + Math.max(0, (s.hosts[n]?.peakMemBytes ?? 0) - (s.hosts[n]?.startMemBytes ?? 0)), 0);
+    const sockets = Math.max(1, s.kernel.peakSockets - s.kernel.startSockets);
+    const perSocket = Math.max(0, s.kernel.peakBytes - s.kernel.startBytes) / sockets;
+    return {
+        inFlight,
+        lbBytes: growth([ctx.lbHost]) / inFlight,
+        appBytes: growth(ctx.appHosts) / inFlight,
+        kernelPerSocketBytes: perSocket,
+        serverKernelBytes: 3 * perSocket,
+        loadgenBytes: s.loadgen.peakMemBytes / inFlight + perSocket,
+    };
 }
 
 /** A step that other work on the machine took a real share of the CPUs from. */
@@ -518,7 +653,7 @@ async function benchConfig(ctx: Ctx, name: ConfigName): Promise<ConfigResult> {
         for (let retry = 1; retry <= o.retries && !step.held && !step.skipped && !step.aborted && contended(step); retry++) {
             log(`  ${n}: failed while ${step.machine.otherCloudsCores.toFixed(2)} cores went to other local clouds (${step.machine.foreignCores.toFixed(2)} outside the bench): measuring again (${retry}/${o.retries})`);
             const again = await runStep(ctx, name, n, kind);
-            again.notes.unshift(`attempt ${retry + 1}: attempt ${retry} failed under contention (${describeErrors(step.errors)}; ${step.machine.otherCloudsCores.toFixed(2)} cores to other clouds)`);
+            again.notes.unshift(`attempt ${retry + 1}: attempt ${retry} failed under contention (${describeSlots(step.slots)}; ${step.machine.otherCloudsCores.toFixed(2)} cores to other clouds)`);
             step = again;
         }
         return step;
@@ -555,7 +690,7 @@ async function main(): Promise<number> {
     fs.mkdirSync(o.resultsDir, { recursive: true });
     const mem0 = meminfo();
     const result: BenchResult = {
-        version: 1,
+        version: 2,
         startedAt: startedAt.toISOString(),
         finishedAt: "",
         command: ["npx tsx bench/bench.ts", ...process.argv.slice(2)].join(" "),
@@ -570,6 +705,8 @@ async function main(): Promise<number> {
         options: o,
         stack: { name: o.stack, set: o.set, targetConcurrency: 0 },
         bytesPerRequestLearned: DEFAULT_BYTES_PER_REQUEST,
+        ramp: { rate: 0, source: "not started" },
+        modelRates: MEASURED_RATES,
         configs: [],
         targets: [],
     };
@@ -612,8 +749,21 @@ async function main(): Promise<number> {
             bytesPerRequest: DEFAULT_BYTES_PER_REQUEST,
             bytesPerAppWorker: DEFAULT_BYTES_PER_APP_WORKER,
             appWorkersNow: cfg.gunicorn.workers * appIps.length,
+            rampRate: o.rampRate ?? 0,
         };
         log(`memory: ${(mem0.availableBytes / 1024 / MiB).toFixed(1)} GiB available at start, reserve ${(ctx.reserve / 1024 / MiB).toFixed(1)} GiB; kernel defaults of a fresh namespace: ${JSON.stringify(ctx.facts.kernelDefaults)}`);
+        if (o.calibrateSeconds > 0) {
+            log(`calibrating: this machine's rates with the bench's own clients against the cluster (${o.calibrateSeconds} s per run)`);
+            result.calibration = await calibrate(ctx);
+        }
+        const cal = result.calibration;
+        // Round down to 10/s: a rate that reads well, never above the share asked for.
+        ctx.rampRate = o.rampRate ?? Math.max(10, Math.floor((o.rampShare * cal!.machineHandshakesPerSecond) / 10) * 10);
+        result.ramp = {
+            rate: ctx.rampRate,
+            source: o.rampRate !== undefined ? "--ramp-rate" : `${o.rampShare} x the ${cal!.machineHandshakesPerSecond.toFixed(0)} new TLS connections/s this machine completed in the calibration`,
+        };
+        log(`steps ramp at ${ctx.rampRate} new connections/s (${result.ramp.source})`);
         for (const name of o.configs) {
             checkInterrupted();
             const c = await benchConfig(ctx, name);

@@ -3,25 +3,25 @@ import assert from "node:assert/strict";
 import { chartInput, latencyOf, stepsTable } from "../../bench/lib/report";
 import type { BenchResult, StepResult } from "../../bench/lib/results";
 
-const noErrors = { connect: 0, reset: 0, timeout: 0, unanswered: 0, http5xx: 0, otherStatus: 0, total: 0 };
-
-function step(concurrency: number, errors: StepResult["errors"], held: boolean, p99ExcessMs: number): StepResult {
+function step(concurrency: number, slots: StepResult["slots"], held: boolean, p99ExcessMs: number): StepResult {
     return {
         concurrency,
         kind: "step",
         holdS: 20,
         processes: 1,
         rampS: 0,
-        ok: held ? concurrency : 20,
+        rampRate: 400,
+        ok: slots.ok,
         answered: concurrency,
         sent: concurrency,
-        codes: {},
-        errors,
-        failed: held ? 0 : concurrency - 20,
+        slots,
+        failed: slots.failed,
         latency: { p50ExcessMs: p99ExcessMs / 2, p99ExcessMs, worstP99ExcessMs: p99ExcessMs, maxExcessMs: p99ExcessMs },
         hosts: {},
         appInFlightPeak: concurrency,
         machine: { minMemAvailableMiB: 0, memDropMiB: 0, busyCores: 0, loadgenCores: 0, foreignCores: 0, otherCloudsCores: 0 },
+        loadgen: { peakMemMiB: 10, peakCpuCores: 0.1, meanCpuCores: 0.05 },
+        cpu: { saturatedShare: 0, loadgenShareOfBusy: 0.1 },
         simultaneous: true,
         held,
         notes: [],
@@ -29,8 +29,8 @@ function step(concurrency: number, errors: StepResult["errors"], held: boolean, 
     };
 }
 
-const failed = step(2500, { ...noErrors, connect: 600_000, timeout: 2476, unanswered: 2476, total: 602_476 }, false, -3317);
-const held = step(20, noErrors, true, 8);
+const failed = step(2500, { slots: 2500, ok: 20, http5xx: 4, otherStatus: 0, neverConnected: 600, reset: 0, timeout: 1876, failed: 2480 }, false, -3317);
+const held = step(20, { slots: 20, ok: 20, http5xx: 0, otherStatus: 0, neverConnected: 0, reset: 0, timeout: 0, failed: 0 }, true, 8);
 
 test("latency is reported only for steps without errors: a failed step's histogram times its error answers", () => {
     assert.equal(latencyOf(failed), undefined);
