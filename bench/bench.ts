@@ -126,6 +126,7 @@ function installSignalHandlers(): void {
 function prerequisites(o: BenchOptions): void {
     if (process.getuid?.() !== 0) throw new Error("the bench needs root (network namespaces, cgroups, local hosts)");
     if (spawnSync("wrk", ["--version"]).error) throw new Error("wrk is missing: apt-get install wrk");
+    if (spawnSync("h2load", ["--version"]).error) throw new Error("h2load is missing: apt-get install nghttp2-client");
     const nofile = Number(spawnSync("bash", ["-c", "ulimit -n"], { encoding: "utf8" }).stdout.trim());
     if (nofile < o.chunk + 64) throw new Error(`open-file limit ${nofile} is below --chunk ${o.chunk} + 64: lower --chunk`);
 }

@@ -116,13 +116,15 @@ export interface StepTiming {
 /**
  * How long a step of `concurrency` requests ramps, holds and waits. Every
  * request must still be held when the last one arrives, so the hold is at
- * least 1.25 x the ramp + 10 s (and never below --hold): then all of them are
- * in flight at the same time for a while. The ramp opens `rampRate`
+ * least 1.25 x the ramp + 10 s (2 s + half the ramp for ramps under 16 s; never
+ * below --hold): then all of them are in flight at the same time for a while. The ramp opens `rampRate`
  * connections per second. Pure.
  */
 export function stepTiming(concurrency: number, o: Pick<BenchOptions, "holdMs" | "graceMs">, rampRate: number): StepTiming {
     const rampMs = Math.round((concurrency * 1000) / rampRate);
-    const holdMs = rampMs === 0 ? o.holdMs : Math.max(o.holdMs, Math.ceil((rampMs * 1.25 + 10_000) / 1000) * 1000);
+    // The plateau (all in flight) must outlast a few 1 s samples and a 3 s memory sample: 10 s, less for a short ramp.
+    const plateauMs = Math.min(10_000, 2000 + rampMs / 2);
+    const holdMs = rampMs === 0 ? o.holdMs : Math.max(o.holdMs, Math.ceil((rampMs * 1.25 + plateauMs) / 1000) * 1000);
     return { rampMs, holdMs, graceMs: o.graceMs ?? defaultGraceMs(holdMs) };
 }
 

@@ -179,9 +179,21 @@ export function ratesTable(r: BenchResult): string {
         ["app memory per in-flight request", kibText(m.appBytesPerInFlight), kibText(mem?.appBytes), ratio(mem?.appBytes, m.appBytesPerInFlight)],
         ["kernel memory per TCP socket", kibText(m.kernelBytesPerSocket), kibText(mem?.kernelPerSocketBytes), ratio(mem?.kernelPerSocketBytes, m.kernelBytesPerSocket)],
     ];
+    const runs = r.calibration?.runs ?? [];
+    const predicted: string[][] = runs.map(x => {
+        // The model's rate for the cores each part actually had in the run (the hosts share this machine).
+        const byLb = x.kind === "handshakes" ? x.lbCores * m.tlsHandshakesPerLbCore : x.kind === "keepalive" ? x.lbCores * m.proxiedRequestsPerLbCore : Infinity;
+        const byApps = x.appCores * m.sampleAppRequestsPerCore;
+        const p = Math.min(byLb, byApps);
+        const bound = byLb <= byApps ? `LB ${x.lbCores.toFixed(2)} cores` : `apps ${x.appCores.toFixed(2)} cores`;
+        return [x.kind, `${p.toFixed(0)}/s (${bound})`, `${x.perSecond.toFixed(0)}/s`, (x.perSecond / p).toFixed(2)];
+    });
     return [
         table(["figure", `model (config/rates.ts, ${m.provenance.date})`, "measured now", "now / model"], rows),
         mem ? `(memory from generated's ${held!.concurrency} step: ${mem.inFlight} in flight at the apps)` : "(memory: no held step of generated)",
+        ...(predicted.length
+            ? ["", "Rates predicted by the model for the cores each part had in the calibration vs measured:", table(["run", "predicted (binding)", "measured", "measured / predicted"], predicted)]
+            : []),
     ].join("\n");
 }
 

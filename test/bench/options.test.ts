@@ -32,6 +32,7 @@ test("defaults: the issue's steps, all three configurations, holds of at least 2
 test("a step holds long enough for all its requests to be in flight at once", () => {
     const o = { holdMs: 20_000, graceMs: undefined };
     assert.deepEqual(stepTiming(500, o, 1000), { rampMs: 500, holdMs: 20_000, graceMs: defaultGraceMs(20_000) });
+    assert.equal(stepTiming(500, { holdMs: 3000, graceMs: 4000 }, 280).holdMs, 6000, "a short ramp: 1.25 x 1.8 s + 2.9 s");
     const big = stepTiming(100_000, o, 400);
     assert.equal(big.rampMs, 250_000, "100,000 connections at 400/s");
     assert.ok(big.holdMs >= big.rampMs * 1.25 + 10_000);
