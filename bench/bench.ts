@@ -277,8 +277,10 @@ async function calibrate(ctx: Ctx): Promise<Calibration> {
     for (const [kind, url, netns, clients] of kinds) {
         checkInterrupted();
         await waitQuiet(ctx);
-        const probe = await calibrationRun(ctx, kind, url, netns, clients, clients * 40);
-        const each = Math.max(clients * 40, Math.round((probe.perSecond * o.calibrateSeconds) / netns.length));
+        // The probe grows with --calibrate: short for --quick, long enough to learn the rate otherwise.
+        const probeEach = clients * Math.max(10, Math.round(20 * o.calibrateSeconds));
+        const probe = await calibrationRun(ctx, kind, url, netns, clients, probeEach);
+        const each = Math.max(probeEach, Math.round((probe.perSecond * o.calibrateSeconds) / netns.length));
         const run = await calibrationRun(ctx, kind, url, netns, clients, each);
         runs.push(run);
         log(

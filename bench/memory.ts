@@ -47,6 +47,8 @@ function renderedNginx(): { main: string; site: string } {
     const main = renderNginxMain({ workerProcesses: 1, workerConnections: 19_000, workerOpenFiles: 19_500 });
     // Upstreams: the local gunicorn instead of the bench's app nodes.
     const local = site
+        // The status listener on loopback (the LB's private address does not exist here).
+        .replace(/^(\s+listen )\d+\.\d+\.\d+\.\d+(:\d+;)$/m, "$1127.0.0.1$2")
         .replace(/^\s+server 10\.\d+\.\d+\.\d+:\d+ max_fails.*\n/gm, (line, offset: number) => (offset === site.search(/^\s+server 10\./m) ? line.replace(/10\.\d+\.\d+\.\d+:\d+/, "127.0.0.1:8000") : ""));
     if ((local.match(/^\s+server \S+ max_fails/gm) ?? []).length !== 1 || !local.includes("server 127.0.0.1:8000")) throw new Error("could not point the rendered upstream at the local app");
     return { main, site: local };

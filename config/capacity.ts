@@ -281,17 +281,19 @@ export interface OverloadLimits {
     /** nginx upstream max_conns: what one app node holds; a full node is skipped, all full = 503. */
     perNodeConnections: number;
     /**
-     * Accept queue of each of nginx's listening sockets (one per worker with reuseport): what
-     * the LB handshakes in about a second. Beyond it the kernel drops new connections' SYNs
-     * instead of queueing work nginx would only reach after the clients gave up.
+     * Accept queue of each of nginx's listening sockets (one per worker with reuseport): about a
+     * second of the handshakes the LB's vCPUs carry, over the sockets. Beyond it the kernel drops
+     * new connections' SYNs (the clients retry them) instead of queueing handshakes nginx would
+     * only reach after the clients gave up: with the LB short of CPU, a queue of 25,000 per
+     * socket left it completing 7 of 6,000 connections, 16 per socket 3,252 (bench/README.md).
      */
     listenBacklog: number;
     /** Seconds a refused client is told to wait (Retry-After). */
     retryAfterSeconds: number;
 }
 
-/** nginx's own default accept queue (listen backlog=511 on Linux). */
-export const NGINX_DEFAULT_BACKLOG = 511;
+/** The smallest accept queue per listening socket: room for an ordinary burst of new connections. */
+export const MIN_LISTEN_BACKLOG = 128;
 
 /** The limits nginx enforces so that overload is answered with 503s, sized from the model. Pure. */
 export function overloadLimits(o: OverloadInputs): OverloadLimits {
@@ -302,7 +304,7 @@ export function overloadLimits(o: OverloadInputs): OverloadLimits {
         requestRate,
         requestBurst: requestRate,
         perNodeConnections: o.appWorkersPerNode * perWorker,
-        listenBacklog: Math.max(NGINX_DEFAULT_BACKLOG, Math.ceil(o.rates.newConnections.ceiling / o.lbWorkers)),
+        listenBacklog: Math.max(MIN_LISTEN_BACKLOG, Math.ceil(o.rates.newConnections.ceiling / o.lbWorkers)),
         retryAfterSeconds: 1,
     };
 }

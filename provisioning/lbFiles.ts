@@ -57,7 +57,8 @@ export function lbNginxFiles(cfg: StackConfig, rt: LbRuntime): BundleFile[] {
                 clientMaxBodySize: lb.clientMaxBodySize,
                 serverNames: lb.domain ? [lb.domain] : [rt.publicIp],
                 hasDomain: lb.domain !== undefined,
-                listenBacklog: lb.listenBacklog,
+                // About a second of handshakes per socket: sized from the rates, not from somaxconn.
+                listenBacklog: cfg.overload.listenBacklog,
                 hstsMaxAge: lb.hstsMaxAge,
                 statusListen: { address: cfg.network.lbIp, port: lb.statusPort },
                 statusAllow: [cfg.network.cidr, "127.0.0.1"],

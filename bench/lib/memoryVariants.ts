@@ -82,6 +82,7 @@ ip link set lo up
 GUN= NGX=
 cleanup() { [ -n "$NGX" ] && kill -QUIT "$NGX" 2>/dev/null; [ -n "$GUN" ] && kill -TERM "$GUN" 2>/dev/null; wait 2>/dev/null; }
 trap cleanup EXIT
+# gunicorn runs in the app's directory; nothing is written there.
 cd ${sq(o.appDir)}
 env ${env} ${SYSTEM_PYTHON} -m gunicorn --worker-class ${sq(v.workerClass ?? "gevent")} --workers 1 --worker-connections 20000 --backlog 4096 -b 127.0.0.1:8000 ${sq(v.appModule ?? "app:application")} 2>/dev/null &
 GUN=$!
@@ -92,14 +93,14 @@ pss() { local s=0 p v; for p in $1 $(pgrep -P $1); do v=$(awk '/^Pss:/ {print $2
 h2load --h1 -c 20 -n 400 ${sq(warmUrl)} >/dev/null 2>&1
 sleep 1
 echo "base nginx $(pss $NGX) app $(pss $GUN)"
-h2load --h1 -t1 -c${o.requests} -n${o.requests} --rate=${Math.max(1, Math.round(o.rate / 10))} --rate-period=100ms --connection-active-timeout=${Math.ceil(o.holdMs / 1000 + rampS + 30)} ${sq(url)} > h2load.out 2>&1 &
+h2load --h1 -t1 -c${o.requests} -n${o.requests} --rate=${Math.max(1, Math.round(o.rate / 10))} --rate-period=100ms --connection-active-timeout=${Math.ceil(o.holdMs / 1000 + rampS + 30)} ${sq(url)} > ${sq(`${o.nginxDir}/h2load.out`)} 2>&1 &
 H=$!
 sleep ${Math.ceil(rampS + 1)}
 pn=0; pa=0
 for i in $(seq ${Math.max(3, Math.floor(o.holdMs / 1000 - rampS - 2))}); do n=$(pss $NGX); a=$(pss $GUN); [ $n -gt $pn ] && pn=$n; [ $a -gt $pa ] && pa=$a; sleep 1; done
 echo "peak nginx $pn app $pa"
 wait $H
-grep -E '^requests:' h2load.out
+grep -E '^requests:' ${sq(`${o.nginxDir}/h2load.out`)}
 `;
 }
 

@@ -160,7 +160,7 @@ export function quickOverrides(): Partial<BenchOptions> {
         steps: [500],
         holdMs: 3000,
         graceMs: 4000,
-        calibrateSeconds: 2,
+        calibrateSeconds: 1,
         refine: 0,
         throughputConnections: 16,
         throughputSeconds: 1,

@@ -40,6 +40,8 @@ test("bench --quick: calibrated, three configurations on the bench stack, every 
     const tail = out.split("\n").slice(-60).join("\n");
     assert.equal(code, 0, `the bench failed:\n${tail}`);
     console.log(`# bench --quick: ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    // Where the time went: the bench's own timestamped lines.
+    for (const line of out.split("\n").filter(l => l.startsWith("[bench "))) console.log(`#   ${line}`);
 
     const files = fs.readdirSync(results);
     const json = files.find(f => f.endsWith(".json"));

@@ -104,5 +104,7 @@ test("overload limits: the model's request ceiling (or the operator's), a node's
     assert.equal(overloadLimits({ rates, requestRateSetting: 500, appNodes: 2, appWorkersPerNode: 5, appWorkerConnections: undefined, appWorkerOpenFiles: 1128, lbWorkers: 13 }).requestRate, 500);
     const uvicorn = overloadLimits({ rates, requestRateSetting: 0, appNodes: 2, appWorkersPerNode: 5, appWorkerConnections: undefined, appWorkerOpenFiles: 1128, lbWorkers: 13 });
     assert.equal(uvicorn.perNodeConnections, 5 * 1000, "uvicorn: what the open files allow");
-    assert.equal(uvicorn.listenBacklog, 511, "never below nginx's own default");
+    assert.equal(uvicorn.listenBacklog, Math.ceil(4000 / 13), "a second of handshakes over 13 sockets");
+    const tiny = rateModel({ ...rateBase, lbVcpus: 1, rates: { ...RATES, tlsHandshakesPerLbCore: 100 } });
+    assert.equal(overloadLimits({ rates: tiny, requestRateSetting: 0, appNodes: 2, appWorkersPerNode: 5, appWorkerConnections: 6000, appWorkerOpenFiles: 7024, lbWorkers: 4 }).listenBacklog, 128, "room for an ordinary burst");
 });
