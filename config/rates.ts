@@ -48,15 +48,19 @@ export interface MeasuredRates {
 export const MEASURED_RATES: MeasuredRates = {
     provenance: {
         date: "2026-12-02",
-        machine: "PROVISIONAL: development calibration, replaced by a committed run",
-        software: "nginx 1.22.1, OpenSSL 3.0, gunicorn 20.1.0, python3-gevent 22.10.2 (Debian 12)",
-        source: "bench/results/(development run)",
-        method: "bench calibration",
+        machine:
+            "2 vCPUs (AMD EPYC, Firecracker VM), 24 GiB, Linux 6.18, shared by the load generators, the load balancer and 4 app nodes (systemd-nspawn hosts)",
+        software: "Debian 12: nginx 1.22.1, OpenSSL 3.0, gunicorn 20.1.0, python3-gevent 22.10.2; clients h2load 1.52.0",
+        source: "bench/results/2026-12-02T22-21-43-664Z.json (npm run bench -- --configs generated --steps 10k,50k --refine 0)",
+        method:
+            "rates: the bench's calibration, requests answered per second over the cores the LB (or the app nodes) used meanwhile, every CPU busy; " +
+            "memory: growth of each component over the 50,000 step / 50,000 requests in flight; kernel: slab + TCP buffers over every socket the step opened " +
+            "(these local hosts also keep a conntrack entry per connection for their emulated security groups)",
     },
-    tlsHandshakesPerLbCore: 1497,
-    proxiedRequestsPerLbCore: 7995,
-    sampleAppRequestsPerCore: 3928,
-    lbBytesPerInFlight: 22 * 1024,
-    appBytesPerInFlight: 14 * 1024,
-    kernelBytesPerSocket: 5 * 1024,
+    tlsHandshakesPerLbCore: 1688,
+    proxiedRequestsPerLbCore: 8723,
+    sampleAppRequestsPerCore: 4317,
+    lbBytesPerInFlight: 24_299,
+    appBytesPerInFlight: 13_239,
+    kernelBytesPerSocket: 5181,
 };
