@@ -14,20 +14,27 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { capacityModel } from "../config/capacity";
+import { MEASURED_RATES } from "../config/rates";
 import { defaultWorkerCount } from "../config/catalog";
 import { StackConfig } from "../config/types";
 import { localDown, localStackConfig, localUp, UpResult } from "../local/stack";
-import { classifyErrors, describeErrors, okAnswers } from "./lib/classify";
+import { classifyErrors } from "./lib/classify";
+import { calibrate, rampPlan } from "./lib/calibration";
+import { answeredDurationsUs, describeSlots } from "./lib/h2load";
+import { skippedStep, stepLine, stepResult } from "./lib/step";
 import { ClusterFacts, configPlan, ConfigPlan, Fixtures, loadFixtures } from "./lib/configs";
 import { applyPlan, ClusterAccess, differingFiles, effectiveCapacityInputs, onHost, probeApp, probeLb } from "./lib/hosts";
 import {
     finish,
+    finishH2load,
+    FinishedH2load,
     FinishedWrk,
     LOADGEN_CGROUP,
-    planChunks,
+    planProcesses,
     prepareLoadgenCgroup,
     removeLoadgenCgroup,
     runningLoadGenerators,
+    startH2load,
     startWrk,
     stopLoadGenerators,
     writeScript,
@@ -45,10 +52,10 @@ import {
 } from "./lib/memoryGuard";
 import { BenchOptions, ConfigName, parseOptions, stepTiming } from "./lib/options";
 import { chartInput, fullReport } from "./lib/report";
-import { BenchResult, ConfigResult, evaluateTargets, firstFailure, isHeld, maxHeld, nextProbe, StepResult, ThroughputResult, ThroughputRun } from "./lib/results";
+import { BenchResult, Calibration, ConfigResult, evaluateTargets, firstFailure, maxHeld, nextProbe, StepResult, ThroughputResult, ThroughputRun } from "./lib/results";
 import { HostRef, readMachineCpu, Sampler, cgroupCpuUsec, cgroupMemoryBytes, otherCloudsCpuUsec } from "./lib/sampler";
 import { renderChart } from "./lib/svg";
-import { mergeLatency, renderLuaScript, sumResults, WrkMode } from "./lib/wrk";
+import { renderLuaScript, WrkMode } from "./lib/wrk";
 
 const log = (line: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}`);
 const sleep = (ms: number) => new Promise<void>(r => setTimeout(r, ms));
@@ -73,6 +80,8 @@ interface Ctx {
     reserve: number;
     bytesPerRequest: number;
     bytesPerAppWorker: number;
+    /** New connections per second every step ramps at (calibrated, or --ramp-rate). */
+    rampRate: number;
     /** App workers running now over all nodes (for the next configuration's memory check). */
     appWorkersNow: number;
     applied?: ConfigName;
@@ -104,6 +113,7 @@ function installSignalHandlers(): void {
 function prerequisites(o: BenchOptions): void {
     if (process.getuid?.() !== 0) throw new Error("the bench needs root (network namespaces, cgroups, local hosts)");
     if (spawnSync("wrk", ["--version"]).error) throw new Error("wrk is missing: apt-get install wrk");
+    if (spawnSync("h2load", ["--version"]).error) throw new Error("h2load is missing: apt-get install nghttp2-client");
     const nofile = Number(spawnSync("bash", ["-c", "ulimit -n"], { encoding: "utf8" }).stdout.trim());
     if (nofile < o.chunk + 64) throw new Error(`open-file limit ${nofile} is below --chunk ${o.chunk} + 64: lower --chunk`);
 }
@@ -198,6 +208,13 @@ async function throughput(ctx: Ctx): Promise<ThroughputResult | undefined> {
     return result;
 }
 
+/** bench/lib/calibration.ts against this run's cluster. */
+function calibrateMachine(ctx: Ctx): Promise<Calibration> {
+    const { facts, cfg } = ctx;
+    const urls = { lbUrl: `https://${facts.lbPublicIp}/`, directUrl: `http://${facts.appIps[0]}:${cfg.app.port}/` };
+    return calibrate({ ...ctx, ...urls, seconds: ctx.o.calibrateSeconds, waitQuiet: () => waitQuiet(ctx), checkInterrupted, log });
+}
+
 /** CPU used outside the bench over `ms`, in cores: everything not on its hosts or load generators, and the other local clouds' share of it. */
 async function foreignCores(ctx: Ctx, ms: number): Promise<{ foreign: number; otherClouds: number }> {
     const own = [ctx.up.cloud.names.cgroup, LOADGEN_CGROUP];
@@ -288,48 +305,30 @@ async function runStep(ctx: Ctx, config: ConfigName, concurrency: number, kind: 
     const o = ctx.o;
     const started = Date.now();
     const notes: string[] = [];
-    const empty = (skipped: string): StepResult => ({
-        concurrency,
-        kind,
-        holdS: 0,
-        processes: 0,
-        rampS: 0,
-        ok: 0,
-        answered: 0,
-        sent: 0,
-        codes: {},
-        errors: { connect: 0, reset: 0, timeout: 0, unanswered: 0, http5xx: 0, otherStatus: 0, total: 0 },
-        failed: concurrency,
-        hosts: {},
-        appInFlightPeak: 0,
-        machine: { minMemAvailableMiB: 0, memDropMiB: 0, busyCores: 0, loadgenCores: 0, foreignCores: 0, otherCloudsCores: 0 },
-        simultaneous: false,
-        held: false,
-        skipped,
-        notes,
-        wallS: 0,
-    });
+    const id = { concurrency, kind, rampRate: ctx.rampRate };
     const mem = meminfo();
     const prediction = predictStep(concurrency, ctx.bytesPerRequest, mem.availableBytes, ctx.reserve);
     if (!prediction.fits) {
         log(`  ${concurrency}: not run, the memory guard refuses it: ${prediction.explanation}`);
-        return empty(`memory guard: ${prediction.explanation}`);
+        return skippedStep(id, `memory guard: ${prediction.explanation}`, notes);
     }
     const quiet = await waitQuiet(ctx);
     if (quiet.foreign > 0.5 || quiet.otherClouds > 0.2) {
         notes.push(`started although CPU was used outside the bench: ${quiet.foreign.toFixed(2)} cores (other local clouds ${quiet.otherClouds.toFixed(2)}) after waiting ${quiet.waitedS.toFixed(0)} s`);
     }
 
-    const chunks = planChunks(concurrency, o.chunk, o.rampRate, ctx.clientNetns);
-    const timing = stepTiming(concurrency, o);
-    const rampS = chunks[chunks.length - 1].startMs / 1000;
+    const plan = planProcesses(concurrency, o.chunk, ctx.rampRate, ctx.clientNetns);
+    const timing = stepTiming(concurrency, o, ctx.rampRate);
     const holdMs = timing.holdMs;
     const url = `https://${ctx.facts.lbPublicIp}/wait?ms=${holdMs}`;
-    const durationS = (holdMs + timing.graceMs) / 1000;
-    log(`  ${concurrency} in flight: ${chunks.length} wrk processes over ${ctx.clientNetns.length} source IPs, ramp ${rampS.toFixed(1)} s, hold ${holdMs / 1000} s, answers due within ${durationS} s of each connection's start (guard: ${prediction.explanation})`);
+    const deadlineS = (holdMs + timing.graceMs) / 1000;
+    log(
+        `  ${concurrency} in flight: ${plan.length} h2load processes over ${ctx.clientNetns.length} source IPs, ramp ${(timing.rampMs / 1000).toFixed(1)} s at ${ctx.rampRate}/s, ` +
+            `hold ${holdMs / 1000} s, answers due within ${deadlineS} s of each connection's start (guard: ${prediction.explanation})`,
+    );
 
     await closeIdleUpstreamConnections(ctx);
-    const sampler = new Sampler(ctx.hosts, ctx.appHosts, LOADGEN_CGROUP, [ctx.up.cloud.names.cgroup, LOADGEN_CGROUP]);
+    const sampler = new Sampler(ctx.hosts, ctx.appHosts, LOADGEN_CGROUP, [ctx.up.cloud.names.cgroup, LOADGEN_CGROUP], os.cpus().length);
     sampler.start(1000);
     stepAbort = undefined;
     const guard = setInterval(() => {
@@ -340,105 +339,37 @@ async function runStep(ctx: Ctx, config: ConfigName, concurrency: number, kind: 
             void stopLoadGenerators(2000);
         }
     }, 250);
-    const procs = [];
-    let finished: FinishedWrk[] = [];
-    const rampStart = Date.now();
+    const logDir = fs.mkdtempSync(path.join(os.tmpdir(), "pycbench-step-"));
+    let finished: FinishedH2load[] = [];
     try {
-        for (const [i, c] of chunks.entries()) {
-            const wait = rampStart + c.startMs - Date.now();
-            if (wait > 0) await sleep(wait);
-            if (stepAbort || interrupted) break;
-            procs.push(
-                startWrk(`${config}-${concurrency}-${i}`, c.netns, {
-                    url,
-                    connections: c.connections,
-                    threads: 1,
-                    durationS,
-                    timeoutS: durationS,
-                    scriptPath: ctx.script,
-                    mode: "once",
-                    path: `/wait?ms=${holdMs}`,
-                }),
-            );
-        }
-        finished = await Promise.all(procs.map(finish));
+        const procs = plan.map((p, i) =>
+            startH2load(`${config}-${concurrency}-${i}`, p.netns, {
+                url,
+                clients: p.connections,
+                requests: p.connections,
+                connectionsPerSecond: p.rate,
+                connectionTimeoutS: deadlineS,
+                logFile: path.join(logDir, `${i}.log`),
+            }),
+        );
+        finished = await Promise.all(procs.map(finishH2load));
     } finally {
         clearInterval(guard);
     }
     const summary = sampler.stop();
+    // Latency of the answered requests beyond the hold, from every request's own record.
+    const answeredUs = answeredDurationsUs(plan.map((_, i) => path.join(logDir, `${i}.log`)), f => fs.readFileSync(f, "utf8"));
+    fs.rmSync(logDir, { recursive: true, force: true });
     checkInterrupted();
 
-    const results = finished.filter(f => f.result).map(f => f.result!);
-    for (const f of finished.filter(f => f.failure)) notes.push(`${f.label}: ${f.failure}`);
-    const sum = sumResults(results);
-    const expected = stepAbort ? chunks.slice(0, procs.length).reduce((a, c) => a + c.connections, 0) : concurrency;
-    const errors = classifyErrors({ expected, codes: sum.codes ?? {}, errors: sum.errors });
-    const ok = okAnswers(sum.codes ?? {});
-    const lat = mergeLatency(results);
-    const hosts: StepResult["hosts"] = {};
-    for (const [name, h] of Object.entries(summary.hosts)) {
-        hosts[name] = { peakMemMiB: h.peakMemBytes / MiB, peakCpuCores: h.peakCpuCores, meanCpuCores: h.meanCpuCores, peakTcpInUse: h.peakTcpInUse, peakConntrack: h.peakConntrack };
-    }
-    const step: StepResult = {
-        concurrency,
-        kind,
-        holdS: holdMs / 1000,
-        processes: chunks.length,
-        rampS,
-        ok,
-        answered: Object.values(sum.codes ?? {}).reduce((a, b) => a + b, 0),
-        sent: sum.sent ?? 0,
-        codes: sum.codes ?? {},
-        errors,
-        failed: Math.max(0, concurrency - ok),
-        latency: lat && {
-            p50ExcessMs: lat.p50Us / 1000 - holdMs,
-            p99ExcessMs: lat.p99Us / 1000 - holdMs,
-            worstP99ExcessMs: lat.maxP99Us / 1000 - holdMs,
-            maxExcessMs: lat.maxUs / 1000 - holdMs,
-        },
-        hosts,
-        appInFlightPeak: summary.appInFlightPeak,
-        machine: {
-            minMemAvailableMiB: summary.minMemAvailable / MiB,
-            memDropMiB: (summary.memAvailableAtStart - summary.minMemAvailable) / MiB,
-            busyCores: summary.meanMachineBusyCores,
-            loadgenCores: summary.meanLoadgenCores,
-            foreignCores: summary.meanForeignCores,
-            otherCloudsCores: summary.meanOtherCloudsCores,
-        },
-        simultaneous: summary.appInFlightPeak >= 0.98 * concurrency,
-        held: false,
-        aborted: stepAbort,
-        notes,
-        wallS: 0,
-        generators: finished.map((f, i) => ({
-            netns: f.netns,
-            startMs: chunks[i].startMs,
-            connections: chunks[i].connections,
-            ok: okAnswers(f.result?.codes ?? {}),
-            sent: f.result?.sent ?? 0,
-            errors: { ...(f.result?.errors ?? {}) },
-            failure: f.failure,
-        })),
-        timeline: summary.timeline,
-    };
-    step.held = isHeld(step);
-    if (summary.meanForeignCores > 0.5) {
-        notes.push(`CPU used outside the bench's hosts and load generators during the step: ${summary.meanForeignCores.toFixed(2)} cores on average (other local clouds: ${summary.meanOtherCloudsCores.toFixed(2)})`);
-    }
-    ctx.bytesPerRequest = learnBytesPerRequest(ctx.bytesPerRequest, summary.memAvailableAtStart, summary.minMemAvailable, Math.min(ok + errors.unanswered, concurrency));
+    const step = stepResult(id, { holdMs, rampMs: timing.rampMs, plan, finished, answeredUs, summary, lbHost: ctx.lbHost, appHosts: ctx.appHosts, aborted: stepAbort }, notes);
+    ctx.bytesPerRequest = learnBytesPerRequest(ctx.bytesPerRequest, summary.memAvailableAtStart, summary.minMemAvailable, Math.min(summary.appInFlightPeak, concurrency));
     if (!step.held) {
         await restartServices(ctx);
         notes.push("services restarted after the failed step (work still queued on the hosts dropped)");
     }
     step.wallS = (Date.now() - started) / 1000;
-    log(
-        `  ${concurrency}: ${step.held ? "HELD" : step.aborted ? "ABORTED" : "FAILED"} - ok ${ok}/${concurrency}, errors ${errors.total}, ` +
-            `p50/p99 beyond hold ${step.latency ? `${step.latency.p50ExcessMs.toFixed(0)}/${step.latency.p99ExcessMs.toFixed(0)} ms` : "-"}, ` +
-            `at apps ${summary.appInFlightPeak}, machine memory used ${step.machine.memDropMiB.toFixed(0)} MiB, ${step.wallS.toFixed(0)} s` +
-            (notes.length ? `\n    ${notes.join("\n    ")}` : ""),
-    );
+    log(stepLine(step));
     return step;
 }
 
@@ -518,7 +449,7 @@ async function benchConfig(ctx: Ctx, name: ConfigName): Promise<ConfigResult> {
         for (let retry = 1; retry <= o.retries && !step.held && !step.skipped && !step.aborted && contended(step); retry++) {
             log(`  ${n}: failed while ${step.machine.otherCloudsCores.toFixed(2)} cores went to other local clouds (${step.machine.foreignCores.toFixed(2)} outside the bench): measuring again (${retry}/${o.retries})`);
             const again = await runStep(ctx, name, n, kind);
-            again.notes.unshift(`attempt ${retry + 1}: attempt ${retry} failed under contention (${describeErrors(step.errors)}; ${step.machine.otherCloudsCores.toFixed(2)} cores to other clouds)`);
+            again.notes.unshift(`attempt ${retry + 1}: attempt ${retry} failed under contention (${describeSlots(step.slots)}; ${step.machine.otherCloudsCores.toFixed(2)} cores to other clouds)`);
             step = again;
         }
         return step;
@@ -555,7 +486,7 @@ async function main(): Promise<number> {
     fs.mkdirSync(o.resultsDir, { recursive: true });
     const mem0 = meminfo();
     const result: BenchResult = {
-        version: 1,
+        version: 2,
         startedAt: startedAt.toISOString(),
         finishedAt: "",
         command: ["npx tsx bench/bench.ts", ...process.argv.slice(2)].join(" "),
@@ -570,6 +501,8 @@ async function main(): Promise<number> {
         options: o,
         stack: { name: o.stack, set: o.set, targetConcurrency: 0 },
         bytesPerRequestLearned: DEFAULT_BYTES_PER_REQUEST,
+        ramp: { rate: 0, source: "not started" },
+        modelRates: MEASURED_RATES,
         configs: [],
         targets: [],
     };
@@ -612,8 +545,16 @@ async function main(): Promise<number> {
             bytesPerRequest: DEFAULT_BYTES_PER_REQUEST,
             bytesPerAppWorker: DEFAULT_BYTES_PER_APP_WORKER,
             appWorkersNow: cfg.gunicorn.workers * appIps.length,
+            rampRate: o.rampRate ?? 0,
         };
         log(`memory: ${(mem0.availableBytes / 1024 / MiB).toFixed(1)} GiB available at start, reserve ${(ctx.reserve / 1024 / MiB).toFixed(1)} GiB; kernel defaults of a fresh namespace: ${JSON.stringify(ctx.facts.kernelDefaults)}`);
+        if (o.calibrateSeconds > 0) {
+            log(`calibrating: this machine's rates with the bench's own clients against the cluster (${o.calibrateSeconds} s per run)`);
+            result.calibration = await calibrateMachine(ctx);
+        }
+        result.ramp = rampPlan(o, result.calibration);
+        ctx.rampRate = result.ramp.rate;
+        log(`steps ramp at ${ctx.rampRate} new connections/s (${result.ramp.source})`);
         for (const name of o.configs) {
             checkInterrupted();
             const c = await benchConfig(ctx, name);

@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
-import { StackConfig } from "../config/types";
+import type { RateCeiling } from "../config/capacity";
+import type { StackConfig } from "../config/types";
 import { Cluster } from "./cluster";
 import { Host } from "./host";
 import { scrapeTargets } from "../provisioning/monitoringFiles";
@@ -79,6 +80,8 @@ export function stackOutputs(cfg: StackConfig, cluster: Cluster) {
             bindingLimit: `${cfg.capacity.binding.name}: ${cfg.capacity.binding.formula}`,
             targetConcurrency: cfg.targetConcurrency,
             limits: Object.fromEntries(cfg.capacity.limits.map(l => [l.name, l.requests])),
+            rates: rateOutputs(cfg),
+            overload: cfg.overload,
         },
         settings: {
             region: cfg.openstack.region,
@@ -127,5 +130,23 @@ function monitoringOutputs(cfg: StackConfig, cluster: Cluster, sshConfigFile: st
                   ssh: sshCommand(sshConfigFile, mon.host.name),
               }
             : null,
+    };
+}
+
+/** What the vCPUs carry per second, from the measured per-core costs, against the stack's targets. */
+function rateOutputs(cfg: StackConfig) {
+    const r = cfg.rates;
+    const ceiling = (c: RateCeiling, target: number) => ({
+        ceiling: c.ceiling,
+        bindingLimit: `${c.binding.name}: ${c.binding.formula}`,
+        target: target || "not checked (0)",
+        limits: Object.fromEntries(c.limits.map(l => [l.name, l.perSecond])),
+    });
+    return {
+        requestsPerSecond: ceiling(r.model.requests, r.targets.requestsPerSecond),
+        newConnectionsPerSecond: ceiling(r.model.newConnections, r.targets.newConnectionsPerSecond),
+        atTargets: { lbCores: Number(r.load.lbCores.toFixed(2)), appCoresPerNode: r.load.appCoresPerNode === undefined ? "unknown app cost" : Number(r.load.appCoresPerNode.toFixed(2)) },
+        appRequestsPerCore: r.appRequestsPerCore ?? "unknown: set appRequestsPerCore",
+        measured: `${r.measured.date}, ${r.measured.machine} (${r.measured.source})`,
     };
 }

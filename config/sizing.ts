@@ -2,13 +2,33 @@
  * Sizing: from the target concurrency and the flavors, how many nginx and
  * gunicorn processes, how many connections and open files each, and the kernel
  * limits; then the capacity model (config/capacity.ts) checks the result holds
- * the target. Pure arithmetic on values the reader returns.
+ * the target concurrency and rates (targetRequestsPerSecond,
+ * targetNewConnectionsPerSecond against the per-core costs of config/rates.ts),
+ * and sizes the limits nginx answers overload with. Pure arithmetic on values
+ * the reader returns.
  */
-import { capacityModel, CapacityModel, RESERVED_FDS } from "./capacity";
-import { defaultWorkerCount } from "./catalog";
+import { capacityModel, CapacityModel, MemoryInputs, overloadLimits, rateLoad, rateModel, rateShortfall, RESERVED_FDS } from "./capacity";
+import { defaultWorkerCount, FLAVORS } from "./catalog";
 import { HEADROOM, LB_RESERVED_PORTS, LOCAL_PORT_RANGE } from "./ports";
+import { MEASURED_RATES } from "./rates";
 import type { Reader } from "./reader";
 import type { AppKind, StackConfig } from "./types";
+
+/** A node's flavor as config/platform.ts read it (vcpus may be an override). */
+export interface HostFlavor {
+    flavor: string;
+    vcpus: number;
+}
+
+/** The nodes the sized processes run on. */
+export interface SizedHosts {
+    lb: HostFlavor;
+    app: HostFlavor;
+    appNodes: number;
+}
+
+/** OVH flavors give RAM in GB. */
+const GB = 1e9;
 
 export interface SizingInputs {
     lbVcpus: number;
@@ -80,26 +100,78 @@ export function kernelSettings(sizing: Sizing, gunicornBacklog: number): StackCo
 }
 
 /** The capacity model of the sized cluster; a problem on targetConcurrency when it cannot hold the target. */
-export function checkCapacity(r: Reader, sizing: Sizing, appNodes: number, gunicornBacklog: number): CapacityModel {
+export function checkCapacity(r: Reader, sizing: Sizing, hosts: SizedHosts, gunicornBacklog: number): CapacityModel {
     const capacity = capacityModel({
         lbWorkers: sizing.lb.workerProcesses,
         lbWorkerConnections: sizing.lb.workerConnections,
         lbWorkerOpenFiles: sizing.lb.workerOpenFiles,
         // The LB's own listening ports are reserved out of its ephemeral range.
         lbEphemeralPorts: LOCAL_PORT_RANGE[1] - LOCAL_PORT_RANGE[0] + 1 - LB_RESERVED_PORTS.length,
-        appNodes,
+        appNodes: hosts.appNodes,
         appWorkersPerNode: sizing.gunicorn.workers,
         appWorkerConnections: sizing.gunicorn.workerConnections,
         appWorkerOpenFiles: sizing.gunicorn.openFiles,
         appBacklog: gunicornBacklog,
+        memory: memoryInputs(hosts),
     });
     if (r.problems.length === 0 && capacity.ceiling < sizing.targetConcurrency) {
         r.fail(
             "targetConcurrency",
             sizing.targetConcurrency,
             `the cluster holds at most ${capacity.ceiling} concurrent requests, bound by ${capacity.binding.name} (${capacity.binding.formula}). ` +
-                `Raise that limit (more app nodes, gunicornWorkers or gunicornWorkerConnections; lbWorkerProcesses; maxOpenFiles) or lower targetConcurrency`,
+                `Raise that limit (more app nodes, gunicornWorkers or gunicornWorkerConnections; lbWorkerProcesses; maxOpenFiles; larger flavors) or lower targetConcurrency`,
         );
     }
     return capacity;
+}
+
+/** Memory only where the flavor table knows it (a vCPU override names no RAM). */
+function memoryInputs(hosts: SizedHosts): MemoryInputs | undefined {
+    const lb = FLAVORS[hosts.lb.flavor];
+    const app = FLAVORS[hosts.app.flavor];
+    if (!lb || !app || hosts.lb.vcpus !== lb.vcpus || hosts.app.vcpus !== app.vcpus) return undefined;
+    return { lbBytes: lb.ramGb * GB, appNodeBytes: app.ramGb * GB, rates: MEASURED_RATES };
+}
+
+/**
+ * The rate targets and what the vCPUs carry (a problem on the target the flavors cannot carry,
+ * naming the binding limit), and the overload limits nginx enforces: lbRequestRateLimit, else the
+ * model's request ceiling. `sample`: the app is the bundled sample, whose cost per core is measured.
+ */
+export function checkRates(r: Reader, sizing: Sizing, hosts: SizedHosts, sample: boolean): Pick<StackConfig, "rates" | "overload"> {
+    const targets = { requestsPerSecond: r.integer("targetRequestsPerSecond", 0, 100_000_000), newConnectionsPerSecond: r.integer("targetNewConnectionsPerSecond", 0, 100_000_000) };
+    const appRateSetting = r.integer("appRequestsPerCore", 0, 10_000_000);
+    // The measured cost is the bundled sample's; another app's is unknown until someone measures it.
+    const appRequestsPerCore = appRateSetting || (sample ? MEASURED_RATES.sampleAppRequestsPerCore : undefined);
+    const inputs = { lbVcpus: hosts.lb.vcpus, appNodes: hosts.appNodes, appVcpus: hosts.app.vcpus, appWorkersPerNode: sizing.gunicorn.workers, appRequestsPerCore, rates: MEASURED_RATES };
+    const rateLimitSetting = r.integer("lbRequestRateLimit", 0, 100_000_000);
+    if (appRequestsPerCore === undefined && targets.requestsPerSecond > 0) {
+        r.failMissing(
+            "appRequestsPerCore",
+            `targetRequestsPerSecond (${targets.requestsPerSecond}) can only be checked against what one core of your app serves per second: measure it (npm run bench, or your own load test on one worker) and set it`,
+        );
+    }
+    const shortfall = r.problems.length === 0 ? rateShortfall(inputs, targets, HEADROOM) : undefined;
+    if (shortfall) r.fail(shortfall.key, targets[shortfall.key === "targetRequestsPerSecond" ? "requestsPerSecond" : "newConnectionsPerSecond"], `${shortfall.reason}. Fix: ${shortfall.fix}`);
+    const targetRate = Math.max(targets.requestsPerSecond, targets.newConnectionsPerSecond);
+    if (rateLimitSetting > 0 && rateLimitSetting < targetRate) {
+        r.fail(
+            "lbRequestRateLimit",
+            rateLimitSetting,
+            `is below the target rate (${targetRate}/s): the load balancer would refuse the traffic the stack is meant to carry; raise it or use 0 (from the capacity model)`,
+        );
+    }
+    const model = rateModel(inputs);
+    return {
+        rates: { targets, model, load: rateLoad(inputs, targets), appRequestsPerCore, measured: MEASURED_RATES.provenance },
+        overload: overloadLimits({
+            rates: model,
+            requestRateSetting: rateLimitSetting,
+            appNodes: hosts.appNodes,
+            appWorkersPerNode: sizing.gunicorn.workers,
+            appWorkerConnections: sizing.gunicorn.workerConnections,
+            appWorkerOpenFiles: sizing.gunicorn.openFiles,
+            lbWorkers: sizing.lb.workerProcesses,
+        }),
+    };
 }

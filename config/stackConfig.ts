@@ -17,7 +17,7 @@ import { readNetwork, readSshSources } from "./network";
 import { readFlavor, readPlatform } from "./platform";
 import { LB_STATUS_PORT } from "./ports";
 import { ConfigError, Reader } from "./reader";
-import { checkCapacity, kernelSettings, readSizing } from "./sizing";
+import { checkCapacity, checkRates, kernelSettings, readSizing } from "./sizing";
 import { readTls } from "./tls";
 import type { ParseContext, RawConfig, StackConfig } from "./types";
 
@@ -47,7 +47,9 @@ export function parseStackConfig(raw: RawConfig, ctx: ParseContext, read?: Set<s
     const staticFiles = readStaticFiles(r, ctx, app.dir);
     const monitoring = readMonitoring(r, { monitoringNode, nodeIp: network.plan?.monitoringIp, proxyReadTimeout: lb.proxyReadTimeout });
     const kernel = kernelSettings(sizing, gunicorn.backlog);
-    const capacity = checkCapacity(r, sizing, nodeCount, gunicorn.backlog);
+    const hosts = { lb: lbHost, app: appHost, appNodes: nodeCount };
+    const capacity = checkCapacity(r, sizing, hosts, gunicorn.backlog);
+    const { rates, overload } = checkRates(r, sizing, hosts, app.sample);
 
     if (r.problems.length > 0 || !network.plan) throw new ConfigError(r.problems, project, ctx.stack);
     return {
@@ -59,7 +61,7 @@ export function parseStackConfig(raw: RawConfig, ctx: ParseContext, read?: Set<s
         network: network.plan,
         ssh: { user: platform.sshUser, ...sshSources },
         platform,
-        lb: { flavor: lbHost.flavor, vcpus: lbHost.vcpus, ...sizing.lb, listenBacklog: kernel.somaxconn, ...lb, statusPort: LB_STATUS_PORT, tls, staticFiles },
+        lb: { flavor: lbHost.flavor, vcpus: lbHost.vcpus, ...sizing.lb, listenBacklog: overload.listenBacklog, ...lb, statusPort: LB_STATUS_PORT, tls, staticFiles },
         app: {
             ...app,
             nodeCount,
@@ -70,6 +72,8 @@ export function parseStackConfig(raw: RawConfig, ctx: ParseContext, read?: Set<s
         monitoring,
         kernel,
         capacity,
+        rates,
+        overload,
         warnings: sizing.warnings,
     };
 }

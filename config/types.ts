@@ -2,10 +2,11 @@
  * The typed settings of a stack, as config/stackConfig.ts produces them from
  * the raw configuration, and what that parse needs. Types only.
  */
-import type { CapacityModel } from "./capacity";
+import type { CapacityModel, OverloadLimits, RateLoad, RateModel, RateTargets } from "./capacity";
 import type { Platform } from "./catalog";
 import type { ProjectDeclarations } from "./declarations";
 import type { MONITORING_PORTS } from "./ports";
+import type { RatesProvenance } from "./rates";
 import type { OvhEndpoint } from "./regions";
 import type { Secret } from "./secret";
 
@@ -69,6 +70,7 @@ export interface StackConfig {
         workerProcesses: number;
         workerConnections: number;
         workerOpenFiles: number;
+        /** Accept queue per listening socket: about a second of the handshakes the LB's vCPUs carry (overloadLimits, config/capacity.ts). */
         listenBacklog: number;
         method: LbMethod;
         upstreamKeepalive: number;
@@ -131,6 +133,10 @@ export interface StackConfig {
         nrOpen: number;
     };
     capacity: CapacityModel;
+    /** What the vCPUs carry (config/rates.ts), the rate targets and the load they mean. */
+    rates: { targets: RateTargets; model: RateModel; load: RateLoad; appRequestsPerCore?: number; measured: RatesProvenance };
+    /** The limits nginx answers overload with (503 + Retry-After), sized from the model. */
+    overload: OverloadLimits;
     /** Settings that are allowed but probably not what the user wants. */
     warnings: string[];
 }

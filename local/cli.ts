@@ -63,6 +63,8 @@ async function main() {
             console.log(`  Prometheus   ${sshTunnelCommand(r.sshConfigFile, lbAlias, ip[1], Number(ip[2]))}   then ${prometheus.tunnelUrl}`);
         }
         console.log(`  capacity     ${o.capacity.ceiling} concurrent requests (bound by ${o.capacity.bindingLimit})`);
+        const rates = o.capacity.rates;
+        console.log(`               ${rates.requestsPerSecond.ceiling} requests/s (bound by ${rates.requestsPerSecond.bindingLimit}), ${rates.newConnectionsPerSecond.ceiling} new TLS connections/s (bound by ${rates.newConnectionsPerSecond.bindingLimit}); per-core costs measured ${rates.measured}`);
         console.log(`remove it with: npm run local -- down${args.stack === "local" ? "" : ` --stack ${args.stack}`}`);
     } else if (args.command === "preview") {
         const steps = await localPreview({ stack: args.stack, set: args.set, setObject: args.setObject, log });

@@ -64,6 +64,12 @@ export function lbNginxFiles(cfg: StackConfig, rt: LbRuntime): BundleFile[] {
                 statusAllow: [cfg.network.cidr, "127.0.0.1"],
                 staticFiles: lb.staticFiles ? { urlPath: lb.staticFiles.urlPath, root: staticRoot(cfg) } : undefined,
                 nextUpstreamTries: stackRolloutPlan(cfg).nextUpstreamTries,
+                overload: {
+                    requestRate: cfg.overload.requestRate,
+                    requestBurst: cfg.overload.requestBurst,
+                    perNodeConnections: cfg.overload.perNodeConnections,
+                    retryAfterSeconds: cfg.overload.retryAfterSeconds,
+                },
             }),
         },
     ];

@@ -1,13 +1,15 @@
 /**
- * Load-generator processes: wrk in the cloud's client network namespaces (one
- * source IP each), every process in the bench's own cgroup (so its CPU is
- * measured) and recorded by PID, so that an abort, a failure or Ctrl-C ends
- * exactly the processes this run started, and nothing else.
+ * Load-generator processes: h2load (steps, calibration) and wrk (throughput)
+ * in the cloud's client network namespaces (one source IP each), every process
+ * in the bench's own cgroup (so its CPU and memory are measured) and recorded
+ * by PID, so that an abort, a failure or Ctrl-C ends exactly the processes
+ * this run started, and nothing else.
  */
 import { ChildProcess, spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { cgroupDirs, cgroupPids, ensureCgroup, removeCgroup } from "../../local/procs";
+import { H2loadInvocation, h2loadArgs, H2loadResult, parseH2loadOutput } from "./h2load";
 import { parseWrkOutput, WrkInvocation, wrkArgs, WrkResult } from "./wrk";
 import { sq } from "./configs";
 
@@ -44,12 +46,20 @@ export function removeLoadgenCgroup(): void {
  * exec`, which execs wrk: the PID we hold is wrk's own.
  */
 export function startWrk(label: string, netns: string, inv: WrkInvocation): WrkProcess {
+    return startLoadgen(label, netns, ["wrk", ...wrkArgs(inv)]);
+}
+
+export function startH2load(label: string, netns: string, inv: H2loadInvocation): WrkProcess {
+    return startLoadgen(label, netns, ["h2load", ...h2loadArgs(inv)]);
+}
+
+function startLoadgen(label: string, netns: string, command: string[]): WrkProcess {
     const joins = cgroupDirs(LOADGEN_CGROUP)
         .map(d => `echo $$ > ${sq(path.join(d, "cgroup.procs"))}`)
         .join(" && ");
-    const argv = ["ip", "netns", "exec", netns, "wrk", ...wrkArgs(inv)].map(sq).join(" ");
+    const argv = ["ip", "netns", "exec", netns, ...command].map(sq).join(" ");
     const child = spawn("bash", ["-c", `${joins || "true"} && exec ${argv}`], { stdio: ["ignore", "pipe", "pipe"] });
-    if (child.pid === undefined) throw new Error(`cannot start wrk (${label})`);
+    if (child.pid === undefined) throw new Error(`cannot start ${command[0]} (${label})`);
     let out = "";
     child.stdout!.on("data", d => (out += d));
     child.stderr!.on("data", d => (out += d));
@@ -112,6 +122,23 @@ export async function finish(p: WrkProcess): Promise<FinishedWrk> {
     }
 }
 
+export interface FinishedH2load {
+    label: string;
+    netns: string;
+    result?: H2loadResult;
+    /** Why there is no result (h2load failed to start, or was ended before its summary: it prints none when interrupted). */
+    failure?: string;
+}
+
+export async function finishH2load(p: WrkProcess): Promise<FinishedH2load> {
+    const { code, signal } = await p.done;
+    try {
+        return { label: p.label, netns: p.netns, result: parseH2loadOutput(p.output()) };
+    } catch {
+        return { label: p.label, netns: p.netns, failure: `h2load exited ${code ?? signal}: ${p.output().trim().slice(-400)}` };
+    }
+}
+
 /** Writes the Lua script next to the results (wrk reads it by path). */
 export function writeScript(dir: string, content: string): string {
     fs.mkdirSync(dir, { recursive: true });
@@ -120,26 +147,26 @@ export function writeScript(dir: string, content: string): string {
     return file;
 }
 
-export interface ChunkPlan {
+export interface ProcessPlan {
     connections: number;
-    /** Start offset from the beginning of the step, ms. */
-    startMs: number;
+    /** New connections per second this process opens. */
+    rate: number;
     netns: string;
 }
 
 /**
- * Splits a step into processes of at most `chunk` connections, spread over
- * the client namespaces round-robin and started `chunk / rampRate` seconds
- * apart, so connections open at about `rampRate` per second. Pure.
+ * Splits a step over load-generator processes, all started together: at least one per client
+ * namespace (source IP), more when a process would hold over `maxPerProcess` connections
+ * (each stays under the open-file cap); each opens its share of `rate` connections per
+ * second, so the step ramps at `rate` in all and lasts `concurrency / rate` s. Pure.
  */
-export function planChunks(concurrency: number, chunk: number, rampRate: number, clients: string[]): ChunkPlan[] {
-    const n = Math.ceil(concurrency / chunk);
+export function planProcesses(concurrency: number, maxPerProcess: number, rate: number, clients: string[]): ProcessPlan[] {
+    if (!(rate > 0)) throw new RangeError(`the ramp rate must be > 0, got ${rate}`);
+    const n = Math.min(concurrency, Math.max(clients.length, Math.ceil(concurrency / maxPerProcess)));
     const base = Math.floor(concurrency / n);
     const extra = concurrency - base * n;
-    const spacingMs = (Math.min(chunk, concurrency) * 1000) / rampRate;
-    return Array.from({ length: n }, (_, i) => ({
-        connections: base + (i < extra ? 1 : 0),
-        startMs: Math.round(i * spacingMs),
-        netns: clients[i % clients.length],
-    }));
+    return Array.from({ length: n }, (_, i) => {
+        const connections = base + (i < extra ? 1 : 0);
+        return { connections, rate: (rate * connections) / concurrency, netns: clients[i % clients.length] };
+    });
 }

@@ -18,9 +18,13 @@ export interface BenchOptions {
     holdMs: number;
     /** Extra time a request may take beyond its hold before it counts as timed out, ms; undefined = 15 s + hold/4 per step. */
     graceMs?: number;
-    /** New connections per second while a step ramps up (connections open in bursts of `chunk`). */
-    rampRate: number;
-    /** Connections per load-generator process (each stays under the 20,000 open-file cap). */
+    /** New connections per second while a step ramps up; undefined = from the calibration (rampShare of the machine's handshake rate). */
+    rampRate?: number;
+    /** Share of the calibrated handshake rate (all CPUs busy) the steps ramp at, leaving the rest of the CPUs to the hosts. */
+    rampShare: number;
+    /** Seconds of each calibration run (new connections, kept-alive requests, straight to an app node); 0 = no calibration. */
+    calibrateSeconds: number;
+    /** Most connections one load-generator process holds (each stays under the 20,000 open-file cap). */
     chunk: number;
     configs: ConfigName[];
     /** Stack config overrides for the cluster, i.e. for the generated configuration. */
@@ -54,8 +58,10 @@ export const USAGE = `usage: npx tsx bench/bench.ts [options]
   --hold DURATION       shortest time the app holds each request (simulated I/O), default 20s;
                         a step holds at least 1.25 x its ramp + 10 s, so all its requests are in flight at once
   --grace DURATION      slack beyond the hold before a request counts as timed out, default 15s + hold/4, at most 50s
-  --ramp-rate N         new connections per second while a step ramps up, default 600
-  --chunk N             connections per wrk process (each < 20000 open files), default 500
+  --ramp-rate N         new connections per second while a step ramps up, default: from the calibration
+  --ramp-share X        share of the calibrated handshake rate the steps ramp at, default 0.5
+  --calibrate DURATION  length of each calibration run, default 8s (0 = none; needs --ramp-rate)
+  --chunk N             most connections per load-generator process (each < 20000 open files), default 12500
   --configs LIST        generated,seed,stock (default: all three, in that order)
   --set KEY=VALUE       stack config override for the cluster (= the generated configuration); repeatable
   --refine N            probes below a configuration's first failing step, default 4
@@ -110,14 +116,15 @@ export interface StepTiming {
 /**
  * How long a step of `concurrency` requests ramps, holds and waits. Every
  * request must still be held when the last one arrives, so the hold is at
- * least 1.25 x the ramp + 10 s (and never below --hold): then all of them are
- * in flight at the same time for a while. A step of one process opens all its
- * connections at once and just holds for --hold. Pure.
+ * least 1.25 x the ramp + 10 s (2 s + half the ramp for ramps under 16 s; never
+ * below --hold): then all of them are in flight at the same time for a while. The ramp opens `rampRate`
+ * connections per second. Pure.
  */
-export function stepTiming(concurrency: number, o: Pick<BenchOptions, "holdMs" | "graceMs" | "rampRate" | "chunk">): StepTiming {
-    const processes = Math.ceil(concurrency / o.chunk);
-    const rampMs = Math.round(((processes - 1) * Math.min(o.chunk, concurrency) * 1000) / o.rampRate);
-    const holdMs = rampMs === 0 ? o.holdMs : Math.max(o.holdMs, Math.ceil((rampMs * 1.25 + 10_000) / 1000) * 1000);
+export function stepTiming(concurrency: number, o: Pick<BenchOptions, "holdMs" | "graceMs">, rampRate: number): StepTiming {
+    const rampMs = Math.round((concurrency * 1000) / rampRate);
+    // The plateau (all in flight) must outlast a few 1 s samples and a 3 s memory sample: 10 s, less for a short ramp.
+    const plateauMs = Math.min(10_000, 2000 + rampMs / 2);
+    const holdMs = rampMs === 0 ? o.holdMs : Math.max(o.holdMs, Math.ceil((rampMs * 1.25 + plateauMs) / 1000) * 1000);
     return { rampMs, holdMs, graceMs: o.graceMs ?? defaultGraceMs(holdMs) };
 }
 
@@ -126,8 +133,9 @@ export function defaultOptions(): BenchOptions {
         stack: "bench",
         steps: [10_000, 25_000, 50_000, 75_000, 100_000],
         holdMs: 20_000,
-        rampRate: 600,
-        chunk: 500,
+        rampShare: 0.5,
+        calibrateSeconds: 8,
+        chunk: 12_500,
         configs: [...CONFIG_NAMES],
         set: {},
         refine: 4,
@@ -152,8 +160,7 @@ export function quickOverrides(): Partial<BenchOptions> {
         steps: [500],
         holdMs: 3000,
         graceMs: 4000,
-        rampRate: 1000,
-        chunk: 500,
+        calibrateSeconds: 1,
         refine: 0,
         throughputConnections: 16,
         throughputSeconds: 1,
@@ -203,6 +210,15 @@ export function parseOptions(argv: string[]): BenchOptions {
                 break;
             case "--ramp-rate":
                 given.rampRate = parseCount(value(i++, flag));
+                break;
+            case "--ramp-share": {
+                const share = Number(value(i++, flag));
+                if (!(share > 0 && share <= 1)) throw new Error("--ramp-share needs a number in (0, 1]");
+                given.rampShare = share;
+                break;
+            }
+            case "--calibrate":
+                given.calibrateSeconds = parseDuration(value(i++, flag)) / 1000;
                 break;
             case "--chunk":
                 given.chunk = parseCount(value(i++, flag));
@@ -276,5 +292,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     }
     const base = defaultOptions();
     const quick = given.quick ? quickOverrides() : {};
-    return { ...base, ...quick, ...given, set };
+    const o = { ...base, ...quick, ...given, set };
+    if (o.calibrateSeconds === 0 && o.rampRate === undefined) throw new Error("--calibrate 0 needs --ramp-rate: without a calibration the bench does not know what this machine can ramp at");
+    return o;
 }

@@ -2,7 +2,8 @@
  * What the bench prints: the steps table, per-host peaks, throughput,
  * predicted against measured, and the targets. Pure (results in, text out).
  */
-import { describeErrors } from "./classify";
+import { MeasuredRates } from "../../config/rates";
+import { describeSlots } from "./h2load";
 import { BenchResult, ConfigResult, StepResult } from "./results";
 import { ChartInput } from "./svg";
 
@@ -16,18 +17,19 @@ const ms = (v: number | undefined) => (v === undefined ? "-" : v >= 10_000 ? `${
 const mib = (v: number) => (v >= 10_240 ? `${(v / 1024).toFixed(1)} GiB` : `${Math.round(v)} MiB`);
 
 /**
- * Latency beyond the hold, for steps where every request was answered without error: wrk's
- * histogram also times the quick error answers of a failed step, which says nothing of the hold.
+ * Latency beyond the hold, for steps where every request was answered 2xx: in a failed step
+ * the answered requests are a biased sample (the ones that got through).
  */
 export function latencyOf(s: StepResult): StepResult["latency"] {
-    return s.errors.total === 0 ? s.latency : undefined;
+    return s.slots.failed === 0 ? s.latency : undefined;
 }
 
 function stepStatus(s: StepResult): string {
     if (s.skipped) return `skipped: ${s.skipped}`;
     if (s.aborted) return `ABORTED: ${s.aborted}`;
     if (s.held) return "held";
-    if (s.errors.total === 0 && s.ok === s.concurrency && !s.simultaneous) return "not all at once";
+    if (s.slots.failed === 0 && !s.simultaneous) return "not all at once";
+    if (s.starvedBy) return "FAILED (load generators starved the hosts)";
     return "FAILED";
 }
 
@@ -48,17 +50,21 @@ export function stepsTable(r: BenchResult): string {
                 `${s.concurrency}${s.kind === "refine" ? "*" : ""}`,
                 s.skipped ? "-" : `${s.rampS.toFixed(0)}/${s.holdS.toFixed(0)}`,
                 s.skipped ? "-" : `${s.ok}/${s.concurrency}`,
-                s.skipped ? "-" : describeErrors(s.errors),
+                s.skipped ? "-" : describeSlots(s.slots),
                 ms(latencyOf(s)?.p50ExcessMs),
                 ms(latencyOf(s)?.p99ExcessMs),
                 s.skipped ? "-" : String(s.appInFlightPeak),
                 lb ? `${mib(lb.peakMemMiB)} / ${lb.peakCpuCores.toFixed(2)}` : "-",
                 apps.length ? `${mib(appMem)} / ${appCpu.toFixed(2)}` : "-",
+                s.skipped ? "-" : `${mib(s.loadgen.peakMemMiB)} / ${s.loadgen.meanCpuCores.toFixed(2)}`,
                 stepStatus(s),
             ]);
         }
     }
-    return table(["config", "in flight", "ramp/hold s", "ok", "errors", "p50-hold", "p99-hold", "at apps", "LB mem / cpu", "app mem (max) / cpu (sum)", "result"], rows);
+    return table(
+        ["config", "in flight", "ramp/hold s", "ok", "failed slots", "p50-hold", "p99-hold", "at apps", "LB mem / cpu", "app mem (max) / cpu (sum)", "clients mem / cpu", "result"],
+        rows,
+    );
 }
 
 export function hostsTable(r: BenchResult): string {
@@ -132,6 +138,88 @@ function verdict(c: ConfigResult): string {
     return `holds above the model (${c.maxHeld} > ${p})`;
 }
 
+const kibText = (b: number | undefined) => (b === undefined ? "-" : `${(b / 1024).toFixed(1)} KiB`);
+
+/** The calibration: this machine's rates with the bench's clients, and the ramp chosen from them. */
+export function calibrationTable(r: BenchResult): string {
+    const c = r.calibration;
+    if (!c) return `no calibration; steps ramp at ${r.ramp.rate}/s (${r.ramp.source})`;
+    const what = { handshakes: "new TLS connection per request, through the LB", keepalive: "kept-alive connections, through the LB", direct: "straight to one app node (http)" };
+    const rows = c.runs.map(x => [
+        x.kind,
+        what[x.kind],
+        String(x.connections),
+        x.perSecond.toFixed(0),
+        `${x.ok}/${x.requests}`,
+        x.lbCores.toFixed(2),
+        x.appCores.toFixed(2),
+        x.loadgenCores.toFixed(2),
+        `${x.busyCores.toFixed(2)} of ${r.machine.cpus}`,
+    ]);
+    return [
+        table(["run", "what", "conns", "per s", "ok", "LB cores", "app cores", "client cores", "machine busy"], rows),
+        `steps ramp at ${r.ramp.rate} new connections/s: ${r.ramp.source}`,
+    ].join("\n");
+}
+
+/** The model's per-core and per-request figures (config/rates.ts) against this run's. */
+export function ratesTable(r: BenchResult): string {
+    const m: MeasuredRates = r.modelRates;
+    const c = r.calibration?.perCore;
+    const gen = r.configs.find(x => x.name === "generated");
+    // Memory per request from generated's largest held step (the steadiest figure).
+    const held = gen?.steps.filter(s => s.held && s.memoryPerRequest).sort((a, b) => b.concurrency - a.concurrency)[0];
+    const mem = held?.memoryPerRequest;
+    const ratio = (measured: number | undefined, model: number) => (measured === undefined ? "-" : `${(measured / model).toFixed(2)}`);
+    const rows: string[][] = [
+        ["TLS handshakes per LB core (/s)", String(m.tlsHandshakesPerLbCore), c ? String(c.tlsHandshakesPerLbCore) : "-", ratio(c?.tlsHandshakesPerLbCore, m.tlsHandshakesPerLbCore)],
+        ["proxied requests per LB core (/s)", String(m.proxiedRequestsPerLbCore), c ? String(c.proxiedRequestsPerLbCore) : "-", ratio(c?.proxiedRequestsPerLbCore, m.proxiedRequestsPerLbCore)],
+        ["sample app requests per core (/s)", String(m.sampleAppRequestsPerCore), c ? String(c.sampleAppRequestsPerCore) : "-", ratio(c?.sampleAppRequestsPerCore, m.sampleAppRequestsPerCore)],
+        ["LB memory per in-flight request", kibText(m.lbBytesPerInFlight), kibText(mem?.lbBytes), ratio(mem?.lbBytes, m.lbBytesPerInFlight)],
+        ["app memory per in-flight request", kibText(m.appBytesPerInFlight), kibText(mem?.appBytes), ratio(mem?.appBytes, m.appBytesPerInFlight)],
+        ["kernel memory per TCP socket", kibText(m.kernelBytesPerSocket), kibText(mem?.kernelPerSocketBytes), ratio(mem?.kernelPerSocketBytes, m.kernelBytesPerSocket)],
+    ];
+    const runs = r.calibration?.runs ?? [];
+    const predicted: string[][] = runs.map(x => {
+        // The model's rate for the cores each part actually had in the run (the hosts share this machine).
+        const byLb = x.kind === "handshakes" ? x.lbCores * m.tlsHandshakesPerLbCore : x.kind === "keepalive" ? x.lbCores * m.proxiedRequestsPerLbCore : Infinity;
+        const byApps = x.appCores * m.sampleAppRequestsPerCore;
+        const p = Math.min(byLb, byApps);
+        const bound = byLb <= byApps ? `LB ${x.lbCores.toFixed(2)} cores` : `apps ${x.appCores.toFixed(2)} cores`;
+        return [x.kind, `${p.toFixed(0)}/s (${bound})`, `${x.perSecond.toFixed(0)}/s`, (x.perSecond / p).toFixed(2)];
+    });
+    return [
+        table(["figure", `model (config/rates.ts, ${m.provenance.date})`, "measured now", "now / model"], rows),
+        mem ? `(memory from generated's ${held!.concurrency} step: ${mem.inFlight} in flight at the apps)` : "(memory: no held step of generated)",
+        ...(predicted.length
+            ? ["", "Rates predicted by the model for the cores each part had in the calibration vs measured:", table(["run", "predicted (binding)", "measured", "measured / predicted"], predicted)]
+            : []),
+    ].join("\n");
+}
+
+/** Memory per in-flight request by component, per step. */
+export function memoryTable(r: BenchResult): string {
+    const rows: string[][] = [];
+    for (const c of r.configs) {
+        for (const s of c.steps) {
+            const m = s.memoryPerRequest;
+            if (!m || s.skipped) continue;
+            rows.push([
+                c.name,
+                String(s.concurrency),
+                String(m.inFlight),
+                kibText(m.lbBytes),
+                kibText(m.appBytes),
+                kibText(m.lbBytes + m.appBytes),
+                kibText(m.serverKernelBytes),
+                kibText(m.lbBytes + m.appBytes + m.serverKernelBytes),
+                kibText(m.loadgenBytes),
+            ]);
+        }
+    }
+    return table(["config", "step", "in flight", "LB (nginx)", "apps (gunicorn)", "server processes", "server sockets (kernel, 3 per request)", "server total", "clients (h2load + socket)"], rows);
+}
+
 export function targetsText(r: BenchResult): string {
     return r.targets.map(t => `  [${t.met === undefined ? "n/a" : t.met ? "met" : "NOT MET"}] ${t.target}: ${t.detail}`).join("\n");
 }
@@ -157,6 +245,9 @@ export function chartInput(r: BenchResult): ChartInput {
 
 export function fullReport(r: BenchResult): string {
     return [
+        "Calibration (this machine, the bench's own clients against the cluster; cores = mean over the run):",
+        calibrationTable(r),
+        "",
         "Steps (in flight = concurrent requests, each held by the app; p50/p99 beyond the hold; * = refinement probe):",
         stepsTable(r),
         "",
@@ -166,10 +257,16 @@ export function fullReport(r: BenchResult): string {
         "Throughput at moderate concurrency (endpoint /):",
         throughputTable(r),
         "",
+        "Memory per in-flight request (each component's growth over the step / requests in flight):",
+        memoryTable(r),
+        "",
         "Capacity model, predicted vs measured:",
         predictedTable(r),
         "",
-        "Targets (issue 5, for the generated configuration):",
+        "Rates model (config/rates.ts) vs this run:",
+        ratesTable(r),
+        "",
+        "Targets (for the generated configuration):",
         targetsText(r),
     ].join("\n");
 }

@@ -4,7 +4,8 @@
  * next refinement probe, and the targets of issue 5.
  */
 import { CapacityModel } from "../../config/capacity";
-import { ErrorsByKind } from "./classify";
+import { MeasuredRates } from "../../config/rates";
+import { SlotOutcomes } from "./h2load";
 import { AppEffective, LbEffective } from "./hosts";
 import { BenchOptions, ConfigName } from "./options";
 
@@ -24,12 +25,16 @@ export interface StepResult {
     holdS: number;
     processes: number;
     rampS: number;
+    /** New connections per second the step opened. */
+    rampRate: number;
     /** Requests answered 2xx. */
     ok: number;
+    /** Requests answered, any status. */
     answered: number;
+    /** Requests that went out (their connection came up). */
     sent: number;
-    codes: Record<string, number>;
-    errors: ErrorsByKind;
+    /** What happened to each request slot (one connection, one request), each counted once. */
+    slots: SlotOutcomes;
     /** Requests of the step that did not get a 2xx answer. */
     failed: number;
     latency?: { p50ExcessMs: number; p99ExcessMs: number; worstP99ExcessMs: number; maxExcessMs: number };
@@ -37,6 +42,14 @@ export interface StepResult {
     /** Requests in flight at the app nodes at the busiest moment (their TCP sockets over the step's start). */
     appInFlightPeak: number;
     machine: { minMemAvailableMiB: number; memDropMiB: number; busyCores: number; loadgenCores: number; foreignCores: number; otherCloudsCores: number };
+    /** The load generators' own share: their processes' memory (PSS) at its peak, their CPU. */
+    loadgen: { peakMemMiB: number; peakCpuCores: number; meanCpuCores: number };
+    /** Share of the step's samples with every CPU of the machine busy (>= 90%), and the load generators' share of the busy CPU. */
+    cpu: { saturatedShare: number; loadgenShareOfBusy: number };
+    /** Memory per in-flight request by component, over the requests in flight at the apps' peak. */
+    memoryPerRequest?: MemoryPerRequest;
+    /** Why a failed step says nothing about the cluster: the load generators starved the hosts. */
+    starvedBy?: string;
     /** All requests were in flight at the app nodes at the same time (within 2%). */
     simultaneous: boolean;
     held: boolean;
@@ -44,10 +57,53 @@ export interface StepResult {
     skipped?: string;
     notes: string[];
     wallS: number;
-    /** Every load-generator process: where and when it started, what it got. */
-    generators?: { netns: string; startMs: number; connections: number; ok: number; sent: number; errors: Record<string, number>; failure?: string }[];
+    /** Every load-generator process: where it ran, its share of the step, what it got. */
+    generators?: { netns: string; connections: number; rate: number; slots?: SlotOutcomes; connectMeanMs?: number; failure?: string }[];
     /** Samples, one per second: [s, LB TCP sockets, app TCP sockets, LB cores, app cores, loadgen cores, machine busy cores, MemAvailable MiB]. */
     timeline?: number[][];
+}
+
+/** Bytes per in-flight request, each component's growth over the step divided by the requests in flight. */
+export interface MemoryPerRequest {
+    inFlight: number;
+    /** nginx on the load balancer (PSS). */
+    lbBytes: number;
+    /** gunicorn on all app nodes together (PSS). */
+    appBytes: number;
+    /** Kernel memory (slab + TCP buffers) per TCP socket, over every socket the step opened (clients' included). */
+    kernelPerSocketBytes: number;
+    /** The servers' sockets: the LB holds two per request (client, upstream), an app node one. */
+    serverKernelBytes: number;
+    /** The load generators (PSS) and their one socket per request. */
+    loadgenBytes: number;
+}
+
+/** The calibration runs: this machine's rates with the bench's own clients against the cluster. */
+export interface CalibrationRun {
+    kind: "handshakes" | "keepalive" | "direct";
+    target: string;
+    connections: number;
+    requests: number;
+    seconds: number;
+    /** Requests (= new connections for "handshakes") answered per second. */
+    perSecond: number;
+    ok: number;
+    failed: number;
+    /** Mean cores over the run. */
+    lbCores: number;
+    appCores: number;
+    loadgenCores: number;
+    busyCores: number;
+}
+
+export interface Calibration {
+    runs: CalibrationRun[];
+    /** New TLS connections per second (one request each) the machine completes with every CPU busy. */
+    machineHandshakesPerSecond: number;
+    /** The rates per core measured now, in config/rates.ts's terms. */
+    perCore: { tlsHandshakesPerLbCore: number; proxiedRequestsPerLbCore: number; sampleAppRequestsPerCore: number };
+    /** Client CPU per new TLS connection, core-seconds. */
+    loadgenCoreSecondsPerHandshake: number;
 }
 
 export interface ThroughputRun {
@@ -88,7 +144,8 @@ export interface ConfigResult {
 }
 
 export interface BenchResult {
-    version: 1;
+    /** 2: h2load steps counted per slot, calibration, memory per component. */
+    version: 2;
     startedAt: string;
     finishedAt: string;
     command: string;
@@ -100,13 +157,36 @@ export interface BenchResult {
     /** Whether the generated files on the hosts after localUp equalled the renderers' output. */
     generatedMatchedRender?: boolean;
     bytesPerRequestLearned: number;
+    calibration?: Calibration;
+    /** Connections per second every step ramped at, and where that figure came from. */
+    ramp: { rate: number; source: string };
+    /** config/rates.ts as the program had it: the model's per-core figures, to compare with the calibration. */
+    modelRates: MeasuredRates;
     configs: ConfigResult[];
     targets: TargetVerdict[];
     interrupted?: string;
 }
 
-export function isHeld(s: Pick<StepResult, "errors" | "ok" | "concurrency" | "simultaneous" | "aborted" | "skipped">): boolean {
-    return !s.aborted && !s.skipped && s.errors.total === 0 && s.ok === s.concurrency && s.simultaneous;
+export function isHeld(s: Pick<StepResult, "slots" | "ok" | "concurrency" | "simultaneous" | "aborted" | "skipped">): boolean {
+    return !s.aborted && !s.skipped && s.slots.failed === 0 && s.ok === s.concurrency && s.simultaneous;
+}
+
+/**
+ * Why a step that failed says nothing about the cluster, when the load generators starved the
+ * hosts: the CPUs were saturated for at least half the step and the load generators took at
+ * least a third of the busy CPU, or the memory guard stopped the step while the load
+ * generators held more memory than the hosts had grown by. Undefined otherwise. Pure.
+ */
+export function starvation(s: Pick<StepResult, "held" | "aborted" | "skipped" | "cpu" | "loadgen">, hostsMemGrowthMiB: number): string | undefined {
+    if (s.held || s.skipped) return undefined;
+    const pct = (x: number) => `${Math.round(100 * x)}%`;
+    if (s.aborted && s.loadgen.peakMemMiB > hostsMemGrowthMiB) {
+        return `the load generators held ${Math.round(s.loadgen.peakMemMiB)} MiB, more than the hosts grew by (${Math.round(hostsMemGrowthMiB)} MiB), when memory ran out`;
+    }
+    if (s.cpu.saturatedShare >= 0.5 && s.cpu.loadgenShareOfBusy >= 1 / 3) {
+        return `every CPU was busy for ${pct(s.cpu.saturatedShare)} of the step and the load generators took ${pct(s.cpu.loadgenShareOfBusy)} of it`;
+    }
+    return undefined;
 }
 
 export function maxHeld(steps: StepResult[]): number {
@@ -149,7 +229,10 @@ export interface TargetVerdict {
     detail: string;
 }
 
-/** Issue 5's targets, for the generated configuration. */
+/** Memory per in-flight request the server processes (nginx + gunicorn) may take together (issue 15). */
+export const SERVER_MEMORY_TARGET = 32 * 1024;
+
+/** Issues 5 and 15's targets, for the generated configuration. */
 export function evaluateTargets(configs: ConfigResult[]): TargetVerdict[] {
     const by = (n: ConfigName) => configs.find(c => c.name === n && !c.skipped);
     const gen = by("generated");
@@ -174,6 +257,17 @@ export function evaluateTargets(configs: ConfigResult[]): TargetVerdict[] {
             detail: `generated ${gen.maxHeld} vs ${others.map(c => `${c.name} ${c.maxHeld}`).join(", ")} (${best > 0 ? `${(gen.maxHeld / best).toFixed(1)}x` : "they held no step"})`,
         });
     }
+    const largest = gen?.steps.filter(s => s.held && s.memoryPerRequest).sort((a, b) => b.concurrency - a.concurrency)[0];
+    const mem = largest?.memoryPerRequest;
+    out.push({
+        target: `memory per in-flight request on the server side (nginx + gunicorn) <= ${SERVER_MEMORY_TARGET / 1024} KiB`,
+        met: mem === undefined ? undefined : mem.lbBytes + mem.appBytes <= SERVER_MEMORY_TARGET,
+        detail:
+            mem === undefined
+                ? "not measured (no held step)"
+                : `${((mem.lbBytes + mem.appBytes) / 1024).toFixed(1)} KiB at ${largest!.concurrency} (LB ${(mem.lbBytes / 1024).toFixed(1)}, apps ${(mem.appBytes / 1024).toFixed(1)}; ` +
+                  `the servers' sockets add ${(mem.serverKernelBytes / 1024).toFixed(1)} KiB of kernel memory)`,
+    });
     const added = gen?.throughput?.lbAddedP50Ms;
     out.push({
         target: "the LB adds < 1 ms at p50 at moderate load",

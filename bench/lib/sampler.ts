@@ -10,7 +10,10 @@
  *  - TCP sockets in use in the host's network namespace (/proc/<pid>/net/sockstat
  *    of one of its processes): on an app node, connections from the load balancer;
  *  - the whole machine: MemAvailable, and busy CPU, so CPU used by anything
- *    outside the bench (other clusters on this machine) is visible.
+ *    outside the bench (other clusters on this machine) is visible;
+ *  - the load generators: their CPU and memory (PSS), and their TCP sockets;
+ *  - the kernel's memory for sockets: slab (socket, file, epoll structures)
+ *    plus TCP buffer pages, machine-wide (the clients' sockets included).
  */
 import { spawnSync } from "child_process";
 import * as fs from "fs";
@@ -35,6 +38,12 @@ export interface Sample {
     loadgenCores: number;
     /** Cores used by other local clouds (other sessions' clusters) since the previous sample. */
     otherCloudsCores: number;
+    /** The load generators' memory (PSS), on memory samples. */
+    loadgenMemBytes?: number;
+    /** TCP sockets in use in the load generators' namespaces. */
+    loadgenTcpInUse?: number;
+    /** Kernel slab + TCP buffer pages, on memory samples. */
+    kernelBytes?: number;
     hosts: Record<string, { cpuCores: number; memBytes?: number; tcpInUse?: number; conntrack?: number }>;
 }
 
@@ -42,6 +51,8 @@ export interface HostSummary {
     peakCpuCores: number;
     meanCpuCores: number;
     peakMemBytes: number;
+    /** Memory at the step's first sample. */
+    startMemBytes: number;
     peakTcpInUse: number;
     baselineTcpInUse: number;
     /** Highest netfilter conntrack count (sampled on the load balancer only). */
@@ -59,6 +70,12 @@ export interface SampleSummary {
     meanForeignCores: number;
     /** Of which: other local clouds on this machine. */
     meanOtherCloudsCores: number;
+    loadgen: { peakMemBytes: number; peakCpuCores: number };
+    /** Share of samples with the machine's CPUs >= 90% busy; the load generators' share of the busy CPU. */
+    saturatedShare: number;
+    loadgenShareOfBusy: number;
+    /** Kernel socket memory (slab + TCP buffers) at the start and at its peak; TCP sockets in use everywhere (hosts and clients) at the start and at their peak. */
+    kernel: { startBytes: number; peakBytes: number; startSockets: number; peakSockets: number };
     hosts: Record<string, HostSummary>;
     /** Highest sum of TCP sockets in use over the app nodes, minus its value at the start: requests in flight at the apps. */
     appInFlightPeak: number;
@@ -108,6 +125,31 @@ export function otherCloudsCpuUsec(own: string[]): number {
         }
         for (const n of names) total += cgroupCpuUsec(n) ?? 0;
         if (names.length > 0 || fs.existsSync(path.join(root, "cgroup.procs"))) break;
+    }
+    return total;
+}
+
+/** Kernel memory for sockets, machine-wide: slab plus the TCP buffer pages (/proc/net/sockstat "mem"). */
+export function kernelSocketBytes(): number {
+    const slab = /^Slab:\s+(\d+) kB/m.exec(fs.readFileSync("/proc/meminfo", "utf8"));
+    const tcp = /^TCP:.* mem (\d+)/m.exec(fs.readFileSync("/proc/net/sockstat", "utf8"));
+    return (slab ? Number(slab[1]) * 1024 : 0) + (tcp ? Number(tcp[1]) * 4096 : 0);
+}
+
+/** TCP sockets in use in the network namespaces of `pids` (each namespace counted once). */
+export function tcpInUseOfPids(pids: number[]): number {
+    const seen = new Set<string>();
+    let total = 0;
+    for (const pid of pids) {
+        try {
+            const ns = fs.readlinkSync(`/proc/${pid}/ns/net`);
+            if (seen.has(ns)) continue;
+            seen.add(ns);
+            const m = /^TCP: inuse (\d+)/m.exec(fs.readFileSync(`/proc/${pid}/net/sockstat`, "utf8"));
+            if (m) total += Number(m[1]);
+        } catch {
+            /* exited meanwhile */
+        }
     }
     return total;
 }
@@ -196,6 +238,7 @@ export class Sampler {
         private readonly loadgenCgroup: string,
         /** Top-level cgroup names that are the bench's own (its cloud, its load generators). */
         private readonly ownCgroups: string[],
+        private readonly cpus: number,
         private readonly memEveryTicks = 3,
     ) {}
 
@@ -242,7 +285,13 @@ export class Sampler {
             hosts[h.name] = entry;
         }
         const memAvailable = parseMeminfo(fs.readFileSync("/proc/meminfo", "utf8")).availableBytes;
-        this.samples.push({ t: now, memAvailable, machineBusyCores, loadgenCores, otherCloudsCores, hosts });
+        const loadgenPids = cgroupPids(this.loadgenCgroup);
+        const sample: Sample = { t: now, memAvailable, machineBusyCores, loadgenCores, otherCloudsCores, hosts, loadgenTcpInUse: tcpInUseOfPids(loadgenPids) };
+        if (withMem) {
+            sample.loadgenMemBytes = cgroupMemoryBytes(this.loadgenCgroup).bytes;
+            sample.kernelBytes = kernelSocketBytes();
+        }
+        this.samples.push(sample);
         this.prevMachine = machine;
         this.prevLoadgen = loadgen;
         this.prevOthers = others;
@@ -254,12 +303,12 @@ export class Sampler {
         if (this.timer) clearInterval(this.timer);
         this.timer = undefined;
         this.take(false);
-        return summarize(this.samples, this.hosts.map(h => h.name), this.appHostNames, this.memoryMethod);
+        return summarize(this.samples, this.hosts.map(h => h.name), this.appHostNames, this.memoryMethod, this.cpus);
     }
 }
 
 /** Peaks and means over samples (the first sample only sets baselines). Pure. */
-export function summarize(samples: Sample[], hostNames: string[], appHostNames: string[], memoryMethod: string): SampleSummary {
+export function summarize(samples: Sample[], hostNames: string[], appHostNames: string[], memoryMethod: string, cpus: number): SampleSummary {
     const rest = samples.slice(1);
     const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
     const hosts: Record<string, HostSummary> = {};
@@ -269,6 +318,7 @@ export function summarize(samples: Sample[], hostNames: string[], appHostNames: 
             peakCpuCores: Math.max(0, ...cpu),
             meanCpuCores: mean(cpu),
             peakMemBytes: Math.max(0, ...samples.map(s => s.hosts[name]?.memBytes ?? 0)),
+            startMemBytes: samples[0]?.hosts[name]?.memBytes ?? 0,
             peakTcpInUse: Math.max(0, ...samples.map(s => s.hosts[name]?.tcpInUse ?? 0)),
             baselineTcpInUse: samples[0]?.hosts[name]?.tcpInUse ?? 0,
             peakConntrack: samples.some(s => s.hosts[name]?.conntrack !== undefined) ? Math.max(...samples.map(s => s.hosts[name]?.conntrack ?? 0)) : undefined,
@@ -278,6 +328,9 @@ export function summarize(samples: Sample[], hostNames: string[], appHostNames: 
     const appInFlightPeak = samples.length ? Math.max(0, Math.max(...samples.map(appSum)) - appSum(samples[0])) : 0;
     const hostCores = rest.map(s => hostNames.reduce((a, n) => a + (s.hosts[n]?.cpuCores ?? 0), 0));
     const foreign = rest.map((s, i) => Math.max(0, s.machineBusyCores - hostCores[i] - s.loadgenCores));
+    const sockets = (s: Sample) => hostNames.reduce((a, n) => a + (s.hosts[n]?.tcpInUse ?? 0), 0) + (s.loadgenTcpInUse ?? 0);
+    const kernelSamples = samples.filter(s => s.kernelBytes !== undefined);
+    const meanBusy = mean(rest.map(s => s.machineBusyCores));
     return {
         samples: samples.length,
         seconds: samples.length > 1 ? (samples[samples.length - 1].t - samples[0].t) / 1000 : 0,
@@ -287,6 +340,15 @@ export function summarize(samples: Sample[], hostNames: string[], appHostNames: 
         meanLoadgenCores: mean(rest.map(s => s.loadgenCores)),
         meanForeignCores: mean(foreign),
         meanOtherCloudsCores: mean(rest.map(s => s.otherCloudsCores)),
+        loadgen: { peakMemBytes: Math.max(0, ...samples.map(s => s.loadgenMemBytes ?? 0)), peakCpuCores: Math.max(0, ...rest.map(s => s.loadgenCores)) },
+        saturatedShare: rest.length ? rest.filter(s => s.machineBusyCores >= 0.9 * cpus).length / rest.length : 0,
+        loadgenShareOfBusy: meanBusy > 0 ? mean(rest.map(s => s.loadgenCores)) / meanBusy : 0,
+        kernel: {
+            startBytes: kernelSamples[0]?.kernelBytes ?? 0,
+            peakBytes: Math.max(0, ...kernelSamples.map(s => s.kernelBytes!)),
+            startSockets: samples.length ? sockets(samples[0]) : 0,
+            peakSockets: Math.max(0, ...samples.map(sockets)),
+        },
         hosts,
         appInFlightPeak,
         timeline: samples.map(s => {

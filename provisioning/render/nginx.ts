@@ -130,7 +130,22 @@ export interface NginxSiteOptions {
     staticFiles?: { urlPath: string; root: string };
     /** Attempts per request: a whole rollout batch may refuse new connections at once. */
     nextUpstreamTries: number;
+    /** How overload is refused (sized by the capacity model); absent = no limits. */
+    overload?: OverloadOptions;
 }
+
+export interface OverloadOptions {
+    /** Requests per second passed on (limit_req); one burst of `requestBurst` on top. */
+    requestRate: number;
+    requestBurst: number;
+    /** Connections to one app node (upstream max_conns). */
+    perNodeConnections: number;
+    /** What Retry-After tells a refused client. */
+    retryAfterSeconds: number;
+}
+
+/** The named location that answers every refusal: 503 with Retry-After. */
+export const OVERLOADED_LOCATION = "@overloaded";
 
 /** Mozilla "intermediate" (guideline 5.7+/6): ECDHE with AEAD ciphers only, no DHE. */
 export const MOZILLA_INTERMEDIATE_CIPHERS = [
@@ -145,7 +160,8 @@ export const MOZILLA_INTERMEDIATE_CIPHERS = [
 function upstreamBlock(o: NginxSiteOptions): string {
     if (o.upstreams.length === 0) throw new Error("the upstream needs at least one app node");
     const method = o.method === "round_robin" ? [] : [`    ${o.method};`];
-    const servers = o.upstreams.map(u => `    server ${u.address}:${u.port} max_fails=${MAX_FAILS} fail_timeout=${FAIL_TIMEOUT_S}s${u.down ? " down" : ""};`);
+    const maxConns = o.overload ? ` max_conns=${o.overload.perNodeConnections}` : "";
+    const servers = o.upstreams.map(u => `    server ${u.address}:${u.port} max_fails=${MAX_FAILS} fail_timeout=${FAIL_TIMEOUT_S}s${maxConns}${u.down ? " down" : ""};`);
     return [
         `upstream ${o.appName} {`,
         `    # Shared memory, so every worker sees the same failure counts and connection numbers.`,
@@ -158,6 +174,40 @@ function upstreamBlock(o: NginxSiteOptions): string {
         `    keepalive_requests 10000;`,
         `}`,
     ].join("\n");
+}
+
+/**
+ * How overload is refused, as three pieces of the site: the request-rate zone (http context), the
+ * limits in the proxying location, and the named location that answers 503 with Retry-After (and
+ * HSTS, which add_header in a location would otherwise drop). Empty without o.overload.
+ */
+function overloadParts(o: NginxSiteOptions, hsts: string[]): { zone: string[]; limits: string[]; location: string[] } {
+    const ov = o.overload;
+    if (!ov) return { zone: [], limits: [], location: [] };
+    return {
+        zone: [
+            `# Overload, sized by the capacity model: beyond this rate (and a node's max_conns) nginx answers`,
+            `# 503 with Retry-After at once instead of passing on work the app nodes would reach after the`,
+            `# clients gave up. One key for every client: the limit is the cluster's capacity, not a quota.`,
+            `limit_req_zone "all" zone=${o.appName}_rate:1m rate=${ov.requestRate}r/s;`,
+            ``,
+        ],
+        limits: [
+            `        limit_req zone=${o.appName}_rate burst=${ov.requestBurst} nodelay;`,
+            `        limit_req_status 503;`,
+            `        # Refused by a limit, or no app node could take it (every node full or failing): 503 + Retry-After.`,
+            `        error_page 502 503 = ${OVERLOADED_LOCATION};`,
+        ],
+        location: [
+            ``,
+            `    location ${OVERLOADED_LOCATION} {`,
+            `        default_type text/plain;`,
+            `        add_header Retry-After ${ov.retryAfterSeconds} always;`,
+            ...hsts.map(l => `        ${l}`),
+            `        return 503 "overloaded: retry after ${ov.retryAfterSeconds} s\\n";`,
+            `    }`,
+        ],
+    };
 }
 
 export function renderNginxSite(o: NginxSiteOptions): string {
@@ -193,9 +243,11 @@ export function renderNginxSite(o: NginxSiteOptions): string {
           ]
         : [];
 
+    const overload = overloadParts(o, hsts);
     return [
         `# Load-balancer site for ${o.appName}, rendered by pycluster. Change the stack configuration, not this file.`,
         ``,
+        ...overload.zone,
         upstreamBlock(o),
         ``,
         `# Requests for any other host name get no answer (444 closes the connection).`,
@@ -255,7 +307,9 @@ export function renderNginxSite(o: NginxSiteOptions): string {
         `        proxy_next_upstream error timeout http_502 http_503;`,
         `        proxy_next_upstream_tries ${o.nextUpstreamTries};`,
         `        proxy_next_upstream_timeout ${o.connectTimeout * 2}s;`,
+        ...overload.limits,
         `    }`,
+        ...overload.location,
         `}`,
         ``,
         `# Private status listener: stub_status for the exporter and operators, never public.`,

@@ -4,8 +4,8 @@ import * as fs from "fs";
 import * as path from "path";
 import { parse as parseYaml } from "yaml";
 import { defaultGraceMs, parseCount, parseDuration, parseOptions, stepTiming } from "../../bench/lib/options";
-import { evaluateTargets, isHeld, nextProbe, roundProbe } from "../../bench/lib/results";
-import { planChunks } from "../../bench/lib/loadgen";
+import { evaluateTargets, isHeld, nextProbe, roundProbe, starvation } from "../../bench/lib/results";
+import { planProcesses } from "../../bench/lib/loadgen";
 import { fillTemplate, loadFixtures, planScript, sysctlSettings } from "../../bench/lib/configs";
 import { parseAppProbe, parseLbProbe, reservedInRange } from "../../bench/lib/hosts";
 
@@ -30,14 +30,25 @@ test("defaults: the issue's steps, all three configurations, holds of at least 2
 });
 
 test("a step holds long enough for all its requests to be in flight at once", () => {
-    const o = { holdMs: 20_000, graceMs: undefined, rampRate: 600, chunk: 500 };
-    assert.deepEqual(stepTiming(500, o), { rampMs: 0, holdMs: 20_000, graceMs: defaultGraceMs(20_000) });
-    const big = stepTiming(100_000, o);
-    assert.equal(big.rampMs, Math.round((199 * 500 * 1000) / 600));
+    const o = { holdMs: 20_000, graceMs: undefined };
+    assert.deepEqual(stepTiming(500, o, 1000), { rampMs: 500, holdMs: 20_000, graceMs: defaultGraceMs(20_000) });
+    assert.equal(stepTiming(500, { holdMs: 3000, graceMs: 4000 }, 280).holdMs, 6000, "a short ramp: 1.25 x 1.8 s + 2.9 s");
+    const big = stepTiming(100_000, o, 400);
+    assert.equal(big.rampMs, 250_000, "100,000 connections at 400/s");
     assert.ok(big.holdMs >= big.rampMs * 1.25 + 10_000);
-    assert.equal(big.graceMs, 50_000, "capped: idle connections must not outlive nginx's keepalive_timeout");
-    assert.equal(stepTiming(25_000, o).graceMs, 15_000 + stepTiming(25_000, o).holdMs / 4);
-    assert.equal(stepTiming(100_000, { ...o, graceMs: 5000 }).graceMs, 5000);
+    assert.equal(big.graceMs, 50_000, "capped at 50 s");
+    assert.equal(stepTiming(25_000, o, 600).graceMs, 15_000 + stepTiming(25_000, o, 600).holdMs / 4);
+    assert.equal(stepTiming(100_000, { ...o, graceMs: 5000 }, 600).graceMs, 5000);
+});
+
+test("the ramp comes from the calibration unless --ramp-rate says otherwise", () => {
+    assert.equal(parseOptions([]).rampRate, undefined);
+    assert.equal(parseOptions([]).rampShare, 0.5);
+    assert.equal(parseOptions(["--ramp-rate", "300"]).rampRate, 300);
+    assert.equal(parseOptions(["--ramp-share", "0.25"]).rampShare, 0.25);
+    assert.throws(() => parseOptions(["--ramp-share", "1.5"]), /in \(0, 1\]/);
+    assert.throws(() => parseOptions(["--calibrate", "0"]), /--calibrate 0 needs --ramp-rate/);
+    assert.equal(parseOptions(["--calibrate", "0", "--ramp-rate", "200"]).calibrateSeconds, 0);
 });
 
 test("options: steps sorted and unique, --set repeatable, grace follows the hold", () => {
@@ -59,25 +70,37 @@ test("--quick is a small smoke run; explicit options still win", () => {
     assert.deepEqual(parseOptions(["--quick", "--steps", "1k"]).steps, [1000]);
 });
 
-test("a step's connections are split into processes under the open-file cap, spread over source IPs and over the ramp", () => {
-    const chunks = planChunks(100_000, 2500, 2000, ["c1", "c2", "c3"]);
-    assert.equal(chunks.length, 40);
-    assert.equal(chunks.reduce((a, c) => a + c.connections, 0), 100_000);
-    assert.deepEqual(chunks.slice(0, 4).map(c => c.netns), ["c1", "c2", "c3", "c1"]);
-    assert.equal(chunks[1].startMs, 1250);
-    assert.equal(chunks[39].startMs, 48_750);
-    assert.equal(stepTiming(100_000, { holdMs: 0, rampRate: 2000, chunk: 2500 }).rampMs, chunks[39].startMs, "the timing's ramp is the plan's");
-    const odd = planChunks(5001, 2500, 1000, ["c1"]);
-    assert.deepEqual(odd.map(c => c.connections), [1667, 1667, 1667]);
+test("a step's connections are split into processes under the open-file cap, over every source IP, sharing the ramp rate", () => {
+    const plan = planProcesses(100_000, 12_500, 400, ["c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8"]);
+    assert.equal(plan.length, 8);
+    assert.equal(plan.reduce((a, p) => a + p.connections, 0), 100_000);
+    assert.equal(plan.reduce((a, p) => a + p.rate, 0), 400);
+    assert.deepEqual(plan.map(p => p.netns), ["c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8"]);
+    const capped = planProcesses(100_000, 5000, 400, ["c1", "c2"]);
+    assert.equal(capped.length, 20, "no process above 5000 connections");
+    assert.deepEqual(capped.slice(0, 3).map(p => p.netns), ["c1", "c2", "c1"]);
+    const odd = planProcesses(5001, 12_500, 100, ["c1", "c2", "c3"]);
+    assert.deepEqual(odd.map(p => p.connections), [1667, 1667, 1667]);
+    assert.equal(planProcesses(3, 12_500, 100, ["c1", "c2", "c3", "c4"]).length, 3, "never a process without connections");
+    assert.throws(() => planProcesses(10, 100, 0, ["c1"]), /ramp rate must be > 0/);
 });
 
-test("a step holds only with every request answered 2xx, no error, all at once", () => {
-    const errors = { connect: 0, reset: 0, timeout: 0, unanswered: 0, http5xx: 0, otherStatus: 0, total: 0 };
-    assert.equal(isHeld({ errors, ok: 100, concurrency: 100, simultaneous: true }), true);
-    assert.equal(isHeld({ errors, ok: 99, concurrency: 100, simultaneous: true }), false);
-    assert.equal(isHeld({ errors, ok: 100, concurrency: 100, simultaneous: false }), false);
-    assert.equal(isHeld({ errors: { ...errors, reset: 1, total: 1 }, ok: 100, concurrency: 100, simultaneous: true }), false);
-    assert.equal(isHeld({ errors, ok: 100, concurrency: 100, simultaneous: true, aborted: "memory" }), false);
+test("a step holds only with every request answered 2xx, all at once", () => {
+    const slots = { slots: 100, ok: 100, http5xx: 0, otherStatus: 0, neverConnected: 0, reset: 0, timeout: 0, failed: 0 };
+    assert.equal(isHeld({ slots, ok: 100, concurrency: 100, simultaneous: true }), true);
+    assert.equal(isHeld({ slots: { ...slots, ok: 99, timeout: 1, failed: 1 }, ok: 99, concurrency: 100, simultaneous: true }), false);
+    assert.equal(isHeld({ slots, ok: 100, concurrency: 100, simultaneous: false }), false);
+    assert.equal(isHeld({ slots, ok: 100, concurrency: 100, simultaneous: true, aborted: "memory" }), false);
+});
+
+test("a failed step blames the load generators only when they took the machine", () => {
+    const failed = { held: false, cpu: { saturatedShare: 0.8, loadgenShareOfBusy: 0.45 }, loadgen: { peakMemMiB: 900, peakCpuCores: 1.2, meanCpuCores: 0.9 } };
+    assert.match(starvation(failed, 2000)!, /every CPU was busy for 80% of the step and the load generators took 45% of it/);
+    assert.equal(starvation({ ...failed, cpu: { saturatedShare: 0.8, loadgenShareOfBusy: 0.2 } }, 2000), undefined, "the hosts took the CPU: the cluster failed");
+    assert.equal(starvation({ ...failed, cpu: { saturatedShare: 0.3, loadgenShareOfBusy: 0.6 } }, 2000), undefined, "CPU to spare: not starved");
+    assert.equal(starvation({ ...failed, held: true }, 2000), undefined);
+    const memory = { ...failed, cpu: { saturatedShare: 0, loadgenShareOfBusy: 0 }, aborted: "MemAvailable below the reserve", loadgen: { peakMemMiB: 15_000, peakCpuCores: 2, meanCpuCores: 1 } };
+    assert.match(starvation(memory, 2700)!, /the load generators held 15000 MiB, more than the hosts grew by \(2700 MiB\)/);
 });
 
 test("refinement probes: the model's prediction first when it lies in the bracket, then halves", () => {
@@ -90,16 +113,20 @@ test("refinement probes: the model's prediction first when it lies in the bracke
     assert.equal(roundProbe(7), 7);
 });
 
-test("targets: 50k must, 100k aim, 2x the others, LB under 1 ms", () => {
-    const step = (concurrency: number, held: boolean) => ({ concurrency, held, skipped: undefined }) as never;
+test("targets: 50k must, 100k aim, 2x the others, server memory per request, LB under 1 ms", () => {
+    const memory = { inFlight: 100_000, lbBytes: 20 * 1024, appBytes: 11 * 1024, kernelPerSocketBytes: 3 * 1024, serverKernelBytes: 9 * 1024, loadgenBytes: 40 * 1024 };
+    const step = (concurrency: number, held: boolean) => ({ concurrency, held, skipped: undefined, memoryPerRequest: held ? memory : undefined }) as never;
     const configs = [
         { name: "generated", maxHeld: 100_000, steps: [step(50_000, true), step(100_000, true)], throughput: { closedLoop: [], paced: [], lbAddedP50Ms: 0.4 } },
         { name: "seed", maxHeld: 770, steps: [step(770, true), step(10_000, false)] },
         { name: "stock", maxHeld: 0, steps: [step(500, false)] },
     ] as never;
     const t = evaluateTargets(configs);
-    assert.deepEqual(t.map(x => x.met), [true, true, true, true]);
+    assert.deepEqual(t.map(x => x.met), [true, true, true, true, true]);
     assert.match(t[2].detail, /129\.9x/);
+    assert.match(t[3].detail, /31\.0 KiB at 100000 \(LB 20\.0, apps 11\.0; the servers' sockets add 9\.0 KiB/);
+    const heavy = evaluateTargets([{ name: "generated", maxHeld: 100_000, steps: [{ concurrency: 100_000, held: true, memoryPerRequest: { ...memory, lbBytes: 24 * 1024 } }] }] as never);
+    assert.equal(heavy[3].met, false);
 });
 
 test("fixtures: placeholders are all filled, and an unknown one is an error", () => {

@@ -283,6 +283,14 @@ test("outputs: URL, addresses, SSH commands through the stack's ssh_config, capa
     );
     assert.ok(o.capacity.ceiling >= 50000);
     assert.match(o.capacity.bindingLimit, /worker_connections/);
+    // What the vCPUs carry, from config/rates.ts, and the limits nginx answers overload with.
+    const rates = o.capacity.rates;
+    assert.ok(rates.requestsPerSecond.ceiling > 0 && rates.newConnectionsPerSecond.ceiling > 0);
+    assert.match(rates.requestsPerSecond.bindingLimit, /^(LB CPU: proxying|app CPU): /);
+    assert.equal(rates.requestsPerSecond.target, "not checked (0)");
+    assert.match(rates.measured, /\(bench\/results\//);
+    assert.equal(o.capacity.overload.requestRate, rates.requestsPerSecond.ceiling);
+    assert.equal(o.capacity.overload.perNodeConnections, 5 * 6000);
     assert.equal(o.settings.gunicorn.workers, 5);
     assert.match(o.release, /^[0-9a-f]{12}$/);
 });

@@ -6,7 +6,8 @@ import * as path from "path";
 import { ConfigError } from "../../config/reader";
 import { BAD } from "./badConfigs";
 import { CliConfigError } from "../../local/cliConfig";
-import { parse, parseRaw, VALID } from "./configFixtures";
+import { parse, parseRaw, SAMPLE_APP, VALID } from "./configFixtures";
+import { MEASURED_RATES } from "../../config/rates";
 
 test("defaults come from Pulumi.yaml and derived sizes follow the flavor and the target", () => {
     const c = parse();
@@ -208,4 +209,51 @@ test("letsencrypt: certbot's server is Let's Encrypt production unless set; dnsZ
     assert.equal(parse({ letsencryptServer: ` ${staging} ` }).lb.tls.letsencryptServer, staging);
     assert.deepEqual(parse({ domain: "www.shop.example.com", dnsZone: "Example.com." }).lb.dnsRecord, { zone: "example.com", subdomain: "www.shop", ttl: 60 });
     assert.deepEqual(parse({ domain: "example.com", dnsZone: "example.com", dnsRecordTtl: "300" }).lb.dnsRecord, { zone: "example.com", subdomain: "", ttl: 300 }, "the apex");
+});
+
+test("rates: what the flavors' vCPUs carry, from the measured per-core costs; targets 0 = not checked", () => {
+    const c = parse();
+    assert.deepEqual(c.rates.targets, { requestsPerSecond: 0, newConnectionsPerSecond: 0 });
+    assert.equal(c.rates.appRequestsPerCore, MEASURED_RATES.sampleAppRequestsPerCore, "the bundled sample's measured cost");
+    assert.equal(c.rates.model.newConnections.limits[0].perSecond, Math.floor(2 * MEASURED_RATES.tlsHandshakesPerLbCore));
+    assert.equal(c.rates.model.requests.limits.find(l => l.name === "app CPU")!.perSecond, Math.floor(2 * 2 * MEASURED_RATES.sampleAppRequestsPerCore));
+    assert.equal(c.rates.measured, MEASURED_RATES.provenance);
+    const bigger = parse({ lbFlavor: "b3-32", appFlavor: "c3-16", appNodeCount: "4" });
+    assert.equal(bigger.rates.model.newConnections.limits[0].perSecond, Math.floor(8 * MEASURED_RATES.tlsHandshakesPerLbCore), "8 vCPUs from the flavor table");
+    assert.equal(bigger.rates.model.appCoresPerNode, 8);
+});
+
+test("a rate target the flavors carry passes, and sizes nothing beyond the model", () => {
+    const rps = Math.floor(parse().rates.model.requests.ceiling / 1.2);
+    const c = parse({ targetRequestsPerSecond: String(rps), targetNewConnectionsPerSecond: "10" });
+    assert.equal(c.rates.targets.requestsPerSecond, rps);
+    assert.ok(c.rates.load.lbCores <= 2);
+    assert.throws(() => parse({ targetRequestsPerSecond: String(rps * 2) }), /targetRequestsPerSecond = \d+: the (load balancer's 2 vCPUs|app nodes) cannot carry it/);
+});
+
+test("another app's cost is its own: unknown until set, then checked", () => {
+    const custom = { appDir: SAMPLE_APP, appModule: "app:application" };
+    const c = parse(custom);
+    assert.equal(c.rates.appRequestsPerCore, undefined);
+    assert.equal(c.rates.model.appRateKnown, false);
+    assert.ok(c.rates.model.requests.limits.every(l => l.name !== "app CPU"));
+    const measured = parse({ ...custom, appRequestsPerCore: "50", targetRequestsPerSecond: "150" });
+    assert.equal(measured.rates.model.requests.ceiling, 2 * 2 * 50);
+    assert.throws(() => parse({ ...custom, appRequestsPerCore: "50", targetRequestsPerSecond: "200" }), /app CPU: 240 requests\/s over 2 nodes at 50 per core need 2\.40 cores per node, and a node uses at most min\(5 workers, 2 vCPUs\) = 2/);
+});
+
+test("overload: nginx refuses beyond the model's request rate (or the operator's) and beyond what a node holds", () => {
+    const c = parse();
+    assert.equal(c.overload.requestRate, c.rates.model.requests.ceiling);
+    assert.equal(c.overload.perNodeConnections, 5 * 6000);
+    assert.equal(c.overload.retryAfterSeconds, 1);
+    assert.equal(parse({ lbRequestRateLimit: "250" }).overload.requestRate, 250);
+});
+
+test("memory: the nodes' RAM from the flavor table bounds what they hold; a vCPU override leaves it out", () => {
+    const c = parse();
+    const lb = c.capacity.limits.find(l => l.name === "LB memory")!;
+    assert.match(lb.formula, /0\.75 x 7629 MiB/, "b3-8: 8 GB");
+    assert.ok(c.capacity.limits.some(l => l.name === "app memory"));
+    assert.ok(parse({ lbVcpus: "4" }).capacity.limits.every(l => !/memory/.test(l.name)));
 });

@@ -94,3 +94,87 @@ export class Probe {
         return seen.length === 0 ? undefined : Math.min(...seen) - since;
     }
 }
+
+/** What happened to one request of a PacedClient. */
+export interface PacedSample {
+    /** When it was sent (ms since the epoch). */
+    at: number;
+    /** ms until it ended (answer, error or timeout). */
+    ms: number;
+    status?: number;
+    /** The Retry-After header of the answer, if any. */
+    retryAfter?: string;
+    /** "reset" (connection reset or closed with no answer), "timeout", or another error code. */
+    error?: string;
+}
+
+/**
+ * Sends GET requests to https://<host><path> at a set rate, whatever the answers (an open loop:
+ * a slow server does not slow the client down, as real clients do not), over kept-alive
+ * connections, and records what happened to each one.
+ */
+export class PacedClient {
+    readonly samples: PacedSample[] = [];
+    private timer?: NodeJS.Timeout;
+    private inFlight = 0;
+    private readonly agent: https.Agent;
+
+    constructor(
+        private readonly host: string,
+        private readonly path: string,
+        private readonly timeoutMs = 10_000,
+        sockets = 64,
+    ) {
+        this.agent = new https.Agent({ keepAlive: true, maxSockets: sockets, rejectUnauthorized: false });
+    }
+
+    /** Sends `perSecond` requests a second (in 10 ms ticks) until the rate changes or stop(). */
+    rate(perSecond: number): void {
+        if (this.timer) clearInterval(this.timer);
+        let owed = 0;
+        this.timer = setInterval(() => {
+            owed += perSecond / 100;
+            for (; owed >= 1; owed--) this.once();
+        }, 10);
+    }
+
+    private once(): void {
+        const at = Date.now();
+        this.inFlight++;
+        let done = false;
+        const end = (s: Omit<PacedSample, "at" | "ms">) => {
+            if (done) return;
+            done = true;
+            this.inFlight--;
+            this.samples.push({ at, ms: Date.now() - at, ...s });
+        };
+        const req = https.get({ host: this.host, path: this.path, agent: this.agent, timeout: this.timeoutMs }, res => {
+            res.resume();
+            res.on("end", () => end({ status: res.statusCode, retryAfter: res.headers["retry-after"] as string | undefined }));
+            res.on("error", () => end({ error: "reset" }));
+        });
+        req.on("timeout", () => {
+            end({ error: "timeout" });
+            req.destroy();
+        });
+        req.on("error", (e: NodeJS.ErrnoException) => end({ error: e.code === "ECONNRESET" || e.message === "socket hang up" ? "reset" : (e.code ?? e.message) }));
+    }
+
+    /** Stops sending, waits for the requests in flight (at most the timeout), closes the connections. */
+    async stop(): Promise<void> {
+        if (this.timer) clearInterval(this.timer);
+        const deadline = Date.now() + this.timeoutMs + 1000;
+        while (this.inFlight > 0 && Date.now() < deadline) await new Promise(r => setTimeout(r, 50));
+        this.agent.destroy();
+    }
+}
+
+/** Requests by outcome: 200, 503 with and without Retry-After, other statuses, resets, timeouts, other errors. */
+export function outcomes(samples: PacedSample[]): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const s of samples) {
+        const key = s.error ?? (s.status === 503 ? (s.retryAfter ? "503 with Retry-After" : "503 without Retry-After") : String(s.status));
+        out[key] = (out[key] ?? 0) + 1;
+    }
+    return out;
+}

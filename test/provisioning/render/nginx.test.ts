@@ -25,6 +25,7 @@ const SITE: NginxSiteOptions = {
     statusListen: { address: "127.0.0.1", port: 8080 },
     statusAllow: ["10.120.0.0/24", "127.0.0.1"],
     nextUpstreamTries: 3,
+    overload: { requestRate: 12000, requestBurst: 12000, perNodeConnections: 30000, retryAfterSeconds: 1 },
 };
 
 const block = (text: string, head: RegExp) => {
@@ -61,7 +62,7 @@ test("upstream: exactly the app nodes, shared zone, method before keepalive, pas
     assert.match(up, /keepalive_timeout 60s;/);
     assert.doesNotMatch(block(renderNginxSite({ ...SITE, method: "round_robin" }), /^upstream/m), /least_conn|ip_hash/);
     assert.match(block(renderNginxSite({ ...SITE, method: "ip_hash" }), /^upstream/m), /ip_hash;/);
-    assert.match(renderNginxSite({ ...SITE, upstreams: [{ address: "10.0.0.9", port: 9000, down: true }] }), /server 10.0.0.9:9000 max_fails=3 fail_timeout=10s down;/);
+    assert.match(renderNginxSite({ ...SITE, upstreams: [{ address: "10.0.0.9", port: 9000, down: true }] }), /server 10.0.0.9:9000 max_fails=3 fail_timeout=10s max_conns=30000 down;/);
     assert.throws(() => renderNginxSite({ ...SITE, upstreams: [] }), /at least one app node/);
 });
 
@@ -84,6 +85,28 @@ test("proxying: HTTP/1.1 keepalive to the app, the seed's headers, bounded retri
     ]) {
         assert.ok(loc.includes(line), line);
     }
+});
+
+test("overload: a cluster-wide request rate, a node's max_conns, and every refusal a 503 with Retry-After", () => {
+    const site = renderNginxSite(SITE);
+    assert.match(site, /^limit_req_zone "all" zone=webapp_rate:1m rate=12000r\/s;$/m, "one key: the cluster's capacity, not a per-client quota");
+    assert.ok(site.indexOf("limit_req_zone") < site.indexOf("upstream webapp"), "in the http context, before the servers");
+    const up = block(site, /^upstream webapp/m);
+    assert.deepEqual(up.match(/max_conns=\d+/g), ["max_conns=30000", "max_conns=30000"]);
+    const loc = block(site, /location \/ \{\n\s+proxy_pass/);
+    assert.match(loc, /limit_req zone=webapp_rate burst=12000 nodelay;\n\s+limit_req_status 503;/);
+    assert.match(loc, /error_page 502 503 = @overloaded;/, "a refused request or no node to take it: 503, never 502");
+    const overloaded = block(site, /location @overloaded/);
+    assert.match(overloaded, /add_header Retry-After 1 always;/);
+    assert.match(overloaded, /add_header Strict-Transport-Security "max-age=63072000" always;/, "HSTS repeated: add_header in a location drops the server's");
+    assert.match(overloaded, /return 503 "overloaded: retry after 1 s\\n";/);
+    assert.match(overloaded, /default_type text\/plain;/);
+    // The status listener and the ACME challenge are never limited.
+    assert.doesNotMatch(block(site, /server \{\n\s+listen 127\.0\.0\.1:8080;/), /limit_req/);
+    assert.doesNotMatch(block(site, /server \{\n\s+listen 80;/), /limit_req|@overloaded/);
+    // Without overload options (not sized), no limits at all.
+    const unlimited = renderNginxSite({ ...SITE, overload: undefined });
+    assert.doesNotMatch(unlimited, /limit_req|max_conns|@overloaded|Retry-After/);
 });
 
 test("HTTP redirects to HTTPS except ACME challenges; unknown hosts get 444", () => {
@@ -175,6 +198,8 @@ test("every rendered variant passes nginx -t of the installed nginx", { skip: mi
         { hstsMaxAge: 0 },
         { staticFiles: { urlPath: "/static/", root: "/var/www/webapp/static" } },
         { upstreams: [{ address: "10.120.0.3", port: 8000, down: true }, { address: "10.120.0.4", port: 8000 }] },
+        { overload: undefined },
+        { overload: { requestRate: 5, requestBurst: 5, perNodeConnections: 1, retryAfterSeconds: 30 } },
     ];
     for (const v of variants) {
         const r = validate(MAIN, renderNginxSite({ ...SITE, nginxVersion: version, ...v }));
