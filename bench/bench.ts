@@ -52,6 +52,7 @@ import {
 } from "./lib/memoryGuard";
 import { BenchOptions, ConfigName, parseOptions, stepTiming } from "./lib/options";
 import { chartInput, fullReport } from "./lib/report";
+import { exporterUnits, measureMonitoringCost, MonitoringCost } from "./lib/monitoringCost";
 import { BenchResult, Calibration, ConfigResult, evaluateTargets, firstFailure, maxHeld, nextProbe, StepResult, ThroughputResult, ThroughputRun } from "./lib/results";
 import { HostRef, readMachineCpu, Sampler, cgroupCpuUsec, cgroupMemoryBytes, otherCloudsCpuUsec } from "./lib/sampler";
 import { renderChart } from "./lib/svg";
@@ -179,7 +180,7 @@ function toRun(target: "lb" | "direct", url: string, connections: number, second
 }
 
 /** Requests/s at moderate concurrency through the LB and straight to one app node (from the LB's namespace), then a paced run for the LB's added p50. */
-async function throughput(ctx: Ctx): Promise<ThroughputResult | undefined> {
+async function throughput(ctx: Ctx, config: ConfigName): Promise<ThroughputResult | undefined> {
     const o = ctx.o;
     if (o.throughputConnections === 0 || o.throughputSeconds === 0) return undefined;
     const lbUrl = `https://${ctx.facts.lbPublicIp}/`;
@@ -201,11 +202,32 @@ async function throughput(ctx: Ctx): Promise<ThroughputResult | undefined> {
     const lbP50 = paced.find(r => r.target === "lb")?.p50Ms;
     const directP50 = paced.find(r => r.target === "direct")?.p50Ms;
     const result: ThroughputResult = { closedLoop, paced, lbAddedP50Ms: lbP50 !== undefined && directP50 !== undefined ? lbP50 - directP50 : undefined };
+    if (config === "generated" && o.monitoringCostRounds > 0) result.monitoringCost = await monitoringCostOf(ctx, lbUrl);
     for (const r of [...closedLoop, ...paced]) {
         log(`  ${r.target.padEnd(6)} ${String(r.connections).padStart(4)} conns: ${r.requestsPerSecond.toFixed(0)} req/s, p50 ${r.p50Ms?.toFixed(2) ?? "-"} ms, errors ${r.errors}`);
     }
     if (result.lbAddedP50Ms !== undefined) log(`  the LB adds ${result.lbAddedP50Ms.toFixed(2)} ms at p50 (paced: ${o.latencyConnections} conns, ${o.latencyPauseMs} ms apart)`);
     return result;
+}
+
+/** bench/lib/monitoringCost.ts on this run's cluster: the closed loop through the LB, exporters stopped and started over SSH. */
+function monitoringCostOf(ctx: Ctx, lbUrl: string): Promise<MonitoringCost> {
+    const o = ctx.o;
+    const units = exporterUnits(ctx.cfg);
+    const hosts: [string, string[]][] = [["lb", units.lb], ...ctx.facts.appIps.map(ip => [ip, units.app] as [string, string[]])];
+    return measureMonitoringCost({
+        rounds: o.monitoringCostRounds,
+        appStatsd: ctx.cfg.monitoring.appStatsd,
+        measure: async () => {
+            checkInterrupted();
+            const f = await runWrk(ctx, "monitoring-cost", ctx.clientNetns[0], lbUrl, "loop", o.throughputConnections, o.throughputSeconds);
+            return toRun("lb", lbUrl, o.throughputConnections, o.throughputSeconds, f).requestsPerSecond;
+        },
+        setExporters: async running => {
+            await Promise.all(hosts.map(([host, list]) => onHost(ctx.access, host, `sudo systemctl ${running ? "start" : "stop"} ${list.join(" ")}`)));
+        },
+        log,
+    });
 }
 
 /** bench/lib/calibration.ts against this run's cluster. */
@@ -470,7 +492,7 @@ async function benchConfig(ctx: Ctx, name: ConfigName): Promise<ConfigResult> {
     result.steps.sort((a, b) => a.concurrency - b.concurrency);
     // Throughput last: its hundreds of thousands of short requests would otherwise bring the
     // app workers near max_requests, and a worker recycled during a step ends what it holds.
-    result.throughput = await throughput(ctx);
+    result.throughput = await throughput(ctx, name);
     result.maxHeld = maxHeld(result.steps);
     result.firstFailure = firstFailure(result.steps);
     log(`  ${name}: held up to ${result.maxHeld}${result.firstFailure ? `, first failure at ${result.firstFailure}` : ""}; model said ${result.predicted.ceiling}`);

@@ -36,6 +36,8 @@ export interface BenchOptions {
     /** Throughput run: closed-loop connections and seconds per target; 0 seconds = skip. */
     throughputConnections: number;
     throughputSeconds: number;
+    /** Rounds of throughput with the exporters stopped, then running (generated only; 0 = skip). */
+    monitoringCostRounds: number;
     /** Paced run for the LB's added latency: connections and the pause between a connection's requests. */
     latencyConnections: number;
     latencyPauseMs: number;
@@ -74,6 +76,8 @@ export const USAGE = `usage: npx tsx bench/bench.ts [options]
   --clients N           client network namespaces (source IPs), default 8
   --stack NAME          stack file Pulumi.NAME.yaml, default bench
   --keep                leave the bench cluster up (with the generated configuration back in place)
+  --monitoring-cost N   rounds of throughput through the LB with every exporter stopped, then running,
+                        for generated (default 3; 0 = skip): what monitoring costs, same hosts, same run
   --quick               smoke run under 2 minutes: one small step, short hold, short throughput runs
   --results DIR         where results go, default bench/results
 `;
@@ -142,6 +146,7 @@ export function defaultOptions(): BenchOptions {
         continueAfterFailure: false,
         throughputConnections: 64,
         throughputSeconds: 10,
+        monitoringCostRounds: 3,
         latencyConnections: 16,
         latencyPauseMs: 50,
         memReserveMiB: 2048,
@@ -164,6 +169,7 @@ export function quickOverrides(): Partial<BenchOptions> {
         refine: 0,
         throughputConnections: 16,
         throughputSeconds: 1,
+        monitoringCostRounds: 1,
         latencyConnections: 4,
         latencyPauseMs: 50,
         quietWaitS: 5,
@@ -252,6 +258,9 @@ export function parseOptions(argv: string[]): BenchOptions {
                 given.throughputSeconds = parseDuration(d) / 1000;
                 break;
             }
+            case "--monitoring-cost":
+                given.monitoringCostRounds = wholeNumber(value(i++, flag), flag);
+                break;
             case "--latency": {
                 const [n, d] = pair(value(i++, flag), flag);
                 given.latencyConnections = n === "0" ? 0 : parseCount(n);

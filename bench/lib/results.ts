@@ -3,6 +3,7 @@
  * on it: whether a step held, a configuration's highest held concurrency, the
  * next refinement probe, and the targets of issue 5.
  */
+import { MONITORING_COST_TARGET, MonitoringCost } from "./monitoringCost";
 import { CapacityModel } from "../../config/capacity";
 import { MeasuredRates } from "../../config/rates";
 import { SlotOutcomes } from "./h2load";
@@ -122,6 +123,8 @@ export interface ThroughputResult {
     paced: ThroughputRun[];
     /** p50 through the LB minus p50 straight to one app node, at the paced (moderate) load. */
     lbAddedP50Ms?: number;
+    /** Throughput with the exporters stopped vs running (generated only). */
+    monitoringCost?: MonitoringCost;
 }
 
 export interface ConfigResult {
@@ -267,6 +270,15 @@ export function evaluateTargets(configs: ConfigResult[]): TargetVerdict[] {
                 ? "not measured (no held step)"
                 : `${((mem.lbBytes + mem.appBytes) / 1024).toFixed(1)} KiB at ${largest!.concurrency} (LB ${(mem.lbBytes / 1024).toFixed(1)}, apps ${(mem.appBytes / 1024).toFixed(1)}; ` +
                   `the servers' sockets add ${(mem.serverKernelBytes / 1024).toFixed(1)} KiB of kernel memory)`,
+    });
+    const cost = gen?.throughput?.monitoringCost;
+    out.push({
+        target: `with monitoring on, throughput through the LB stays >= ${MONITORING_COST_TARGET * 100}% of off`,
+        met: cost === undefined || cost.offRps.length === 0 ? undefined : cost.ratio >= MONITORING_COST_TARGET,
+        detail:
+            cost === undefined || cost.offRps.length === 0
+                ? "not measured"
+                : `${(cost.ratio * 100).toFixed(1)}% (median req/s on ${cost.onRps.map(x => x.toFixed(0)).join("/")} vs off ${cost.offRps.map(x => x.toFixed(0)).join("/")}; app statsd ${cost.appStatsd ? "on" : "off"})`,
     });
     const added = gen?.throughput?.lbAddedP50Ms;
     out.push({

@@ -86,6 +86,10 @@ test("bench --quick: calibrated, three configurations on the bench stack, every 
         assert.equal(x.slots, c.steps[0].concurrency);
     }
     assert.ok(r.targets.some(x => x.target.includes("LB adds") && x.met !== undefined), "the LB's added latency is measured");
+    // What monitoring costs: one round off and on, same hosts; the exporters run again afterwards.
+    const cost = generated.throughput?.monitoringCost;
+    assert.ok(cost && cost.offRps.length === 1 && cost.onRps.length === 1 && cost.offRps[0] > 0 && cost.onRps[0] > 0, JSON.stringify(cost));
+    assert.ok(r.targets.some(x => x.target.includes("monitoring on") && x.met !== undefined), "the monitoring cost is judged");
     assert.match(out, /Capacity model, predicted vs measured:/);
     assert.match(out, /Rates model \(config\/rates\.ts\) vs this run:/);
     assert.match(out, /steps ramp at \d+ new connections\/s: 0\.5 x the \d+ new TLS connections\/s this machine completed in the calibration/);
