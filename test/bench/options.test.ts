@@ -122,7 +122,13 @@ test("targets: 50k must, 100k aim, 2x the others, server memory per request, LB 
         { name: "stock", maxHeld: 0, steps: [step(500, false)] },
     ] as never;
     const t = evaluateTargets(configs);
-    assert.deepEqual(t.map(x => x.met), [true, true, true, true, true]);
+    assert.deepEqual(t.map(x => x.met), [true, true, true, true, undefined, true], "monitoring's cost: not measured in this run");
+    assert.equal(t[4].detail, "not measured");
+    const withCost = (offRps: number[], onRps: number[]) =>
+        evaluateTargets([{ name: "generated", maxHeld: 0, steps: [], throughput: { closedLoop: [], paced: [], monitoringCost: { offRps, onRps, ratio: onRps[0] / offRps[0], appStatsd: false } } }] as never)[4];
+    assert.equal(withCost([2000], [1960]).met, true);
+    assert.match(withCost([2000], [1960]).detail, /^98\.0% \(median req\/s on 1960 vs off 2000; app statsd off\)$/);
+    assert.equal(withCost([2000], [1800]).met, false, "90% is not 95%");
     assert.match(t[2].detail, /129\.9x/);
     assert.match(t[3].detail, /31\.0 KiB at 100000 \(LB 20\.0, apps 11\.0; the servers' sockets add 9\.0 KiB/);
     const heavy = evaluateTargets([{ name: "generated", maxHeld: 100_000, steps: [{ concurrency: 100_000, held: true, memoryPerRequest: { ...memory, lbBytes: 24 * 1024 } }] }] as never);
