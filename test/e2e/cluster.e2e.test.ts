@@ -432,6 +432,14 @@ e2e("7. scaling 3 -> 4 app nodes provisions the new node and adds it to the upst
     assert.equal(after.out.trim().split("\n").length, 30);
 });
 
+/** `count` JSON answers of the site (one per line whether or not the app ends its body with one). */
+function answersOf(netns: string, url: string, count: number): Record<string, unknown>[] {
+    const r = curl(netns, ["-k", "-w", "\n", ...Array.from({ length: count }, () => url)]);
+    const lines = r.out.split("\n").filter(l => l.trim() !== "");
+    assert.equal(lines.length, count, r.out);
+    return lines.map(l => JSON.parse(l));
+}
+
 /** A pure-Python wheel built here (no network, no build tools): what a wheelhouse in appDir holds. */
 function writeWheel(dir: string, name: string, version: string, moduleText: string): string {
     fs.mkdirSync(dir, { recursive: true });
@@ -483,7 +491,7 @@ e2e("7b. real apps, not the sample: Flask (WSGI, Debian's python3-flask, a requi
         writeWheel(path.join(flaskDir, "wheels"), "pycgreeting", "1.0", "def hello():\n    return 'hello from a wheel'\n");
         const flask = remember(await localUp({ ...base, set: { gunicornMaxRequests: "30000", appDir: flaskDir, appModule: "wsgi:app" }, setObject: { appPackages: ["python3-flask"] } }));
         console.log(`Flask app: ${seconds(flask.wallMs)}, ${flask.remoteExecutions.length} remote steps`);
-        const flaskAnswers = curl(flask.cloud.publicNetns, ["-k", ...Array.from({ length: 30 }, () => flask.outputs.url)]).out.trim().split("\n").map(l => JSON.parse(l));
+        const flaskAnswers = answersOf(flask.cloud.publicNetns, flask.outputs.url, 30);
         assert.ok(flaskAnswers.every(a => a.framework === "flask" && a.greeting === "hello from a wheel"), JSON.stringify(flaskAnswers[0]));
         assert.equal(new Set(flaskAnswers.map(a => a.node)).size, 3, "every node serves the Flask app");
         assert.match(await onHost(flask, appIps[0], "dpkg-query -W -f '${Status}' python3-flask"), /install ok installed/);
@@ -514,7 +522,7 @@ e2e("7b. real apps, not the sample: Flask (WSGI, Debian's python3-flask, a requi
         );
         const fastapi = remember(await localUp({ ...base, set: { gunicornMaxRequests: "30000", appDir: fastapiDir, appModule: "asgi:app", appKind: "asgi" }, setObject: { appPackages: ["python3-fastapi"] } }));
         console.log(`FastAPI app: ${seconds(fastapi.wallMs)}, ${fastapi.remoteExecutions.length} remote steps`);
-        const fastapiAnswers = curl(fastapi.cloud.publicNetns, ["-k", ...Array.from({ length: 30 }, () => fastapi.outputs.url)]).out.trim().split("\n").map(l => JSON.parse(l));
+        const fastapiAnswers = answersOf(fastapi.cloud.publicNetns, fastapi.outputs.url, 30);
         assert.ok(fastapiAnswers.every(a => a.framework === "fastapi"), JSON.stringify(fastapiAnswers[0]));
         assert.equal(new Set(fastapiAnswers.map(a => a.node)).size, 3, "every node serves the FastAPI app");
         assert.match(await onHost(fastapi, appIps[1], "sudo cat /etc/webapp/gunicorn.conf.py"), /^worker_class = "uvicorn\.workers\.UvicornWorker"$/m);
