@@ -14,17 +14,22 @@ import { e2eSkipReason, seconds } from "./support";
 
 const ROOT = path.join(__dirname, "..", "..");
 
-function shell(command: string, timeoutMs: number): Promise<{ code: number | null; out: string }> {
+/** `out`: stdout and stderr as a terminal shows them; `stdout` alone for what a command answers. */
+function shell(command: string, timeoutMs: number): Promise<{ code: number | null; out: string; stdout: string }> {
     return new Promise((resolve, reject) => {
         const child = spawn("bash", ["-c", command], { cwd: ROOT, env: { ...process.env, SSH_AUTH_SOCK: "" } });
         let out = "";
-        child.stdout.on("data", d => (out += d));
+        let stdout = "";
+        child.stdout.on("data", d => {
+            out += d;
+            stdout += d;
+        });
         child.stderr.on("data", d => (out += d));
         const timer = setTimeout(() => child.kill("SIGTERM"), timeoutMs);
         child.on("error", reject);
         child.on("close", code => {
             clearTimeout(timer);
-            resolve({ code, out });
+            resolve({ code, out, stdout });
         });
     });
 }
@@ -49,11 +54,11 @@ test("README: the local try-out works as written, and so does its way out", { ti
     assert.ok(curl, `up printed no way to reach the site:\n${printed.slice(-2000)}`);
     const answer = await shell(curl[1], 60_000);
     assert.equal(answer.code, 0, answer.out);
-    assert.match(JSON.parse(answer.out).node, /^pycluster-local-app-\d$/);
+    assert.match(JSON.parse(answer.stdout).node, /^pycluster-local-app-\d$/, answer.out);
     const ssh = /load balancer (ssh -F \S+ \S+)/.exec(printed);
     assert.ok(ssh, "up printed the load balancer's SSH command");
     const onLb = await shell(`${ssh[1]} hostname`, 60_000);
-    assert.equal(onLb.out.trim(), "pycluster-local-lb", onLb.out);
+    assert.equal(onLb.stdout.trim(), "pycluster-local-lb", onLb.out);
 
     const down = /`(npm run local -- down)`/.exec(tryOut);
     assert.ok(down, "the README says how to remove it");
