@@ -1,0 +1,25 @@
+/**
+ * Security groups enforced on the local hosts: each running instance's port's groups become its
+ * firewall (local/firewall.ts), with a remote group's members resolved to their addresses.
+ */
+import type { LocalCloud } from "./cloud";
+import { runInNetns } from "./exec";
+import { renderHostFirewall, SecurityRule } from "./firewall";
+import type { ResourceRecord } from "./engineState";
+
+/** Applies each running host's security groups as its firewall, from the ports, groups and rules in `all`. */
+export async function applySecurityGroups(cloud: LocalCloud, all: ResourceRecord[]): Promise<void> {
+    const ports = all.filter(r => r.type === "openstack:networking/port:Port");
+    const rules = all.filter(r => r.type === "openstack:networking/secGroupRule:SecGroupRule");
+    const members = (groupId: string) => ports.filter(p => (p.outputs.securityGroupIds ?? []).includes(groupId)).map(p => p.host!);
+    for (const instance of all.filter(r => r.type === "openstack:compute/instance:Instance")) {
+        const host = cloud.hosts().find(h => h.name === instance.host);
+        const port = ports.find(p => p.host === instance.outputs.accessIpV4);
+        if (!host?.running || !port) continue;
+        const groups: string[] = port.outputs.securityGroupIds ?? [];
+        const applicable: SecurityRule[] = rules
+            .filter(r => groups.includes(r.outputs.securityGroupId))
+            .map(r => ({ ...(r.outputs as SecurityRule), remoteAddresses: r.outputs.remoteGroupId ? members(r.outputs.remoteGroupId) : undefined }));
+        await runInNetns(host.netns, ["nft", "-f", "-"], { input: renderHostFirewall(applicable) });
+    }
+}
