@@ -51,10 +51,13 @@ export class Cluster extends pulumi.ComponentResource {
             access,
         });
 
+        const appChecksKnown: ((check: pulumi.Resource) => void)[] = [];
+        const appChecks = Array.from({ length: cfg.app.nodeCount }, () => new Promise<pulumi.Resource>(resolve => appChecksKnown.push(resolve)));
         this.lb = new LoadBalancer(
             names.loadBalancer(name),
             {
                 ...placement(groups.lb.id),
+                appChecks,
                 staticFiles: cfg.lb.staticFiles ? buildAppArchive(`${cfg.app.name}-static`, cfg.lb.staticFiles.dir, args.buildDir) : undefined,
             },
             { parent: this },
@@ -75,6 +78,7 @@ export class Cluster extends pulumi.ComponentResource {
             },
             { parent: this },
         );
+        this.apps.nodes.forEach((n, i) => appChecksKnown[i](n.check));
 
         if (cfg.monitoring.node && groups.monitoring) {
             this.monitoring = new MonitoringNode(

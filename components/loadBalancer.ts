@@ -14,6 +14,12 @@ import { Host, NodePlacement } from "./host";
 export interface LoadBalancerArgs extends NodePlacement {
     /** Static files nginx serves itself (staticUrlPath), packed from staticDir. */
     staticFiles?: AppArchive;
+    /**
+     * The app nodes' checks of the same change (created after the LB, hence a promise): nginx
+     * changes only once every node validated its part, so a change refused on the nodes never
+     * reloads nginx under load for nothing.
+     */
+    appChecks: Promise<pulumi.Resource>[];
 }
 
 /**
@@ -67,7 +73,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
         const files = pulumi.all([this.publicIp, certificate]).apply(([publicIp, cert]) => lbNginxFiles(cfg, { publicIp, certificate: cert }));
         const before = args.staticFiles ? [pushStaticFiles(this.host.target, cfg.app.name, args.staticFiles, [this.host.ready])] : [];
         // The bundle carries the TLS private key.
-        this.nginx = pushNginx(this.host.target, files, true, cfg.app.healthPath, stackRolloutPlan(cfg).drainLeaseSeconds, [this.host.ready, ...before]);
+        this.nginx = pushNginx(this.host.target, files, true, cfg.app.healthPath, stackRolloutPlan(cfg).drainLeaseSeconds, [this.host.ready, ...before, ...args.appChecks]);
         // stub_status and the JSON access log exist once nginx runs our configuration.
         this.monitoring = pushMonitoring(this.host.target, lbMonitoring(cfg), [this.nginx]);
         if (cfg.lb.dnsRecord) {

@@ -127,6 +127,8 @@ export interface RateInputs {
 
 export interface RateLimit {
     name: string;
+    /** Whose CPU it is: the load balancer's limits alone size what nginx refuses (overloadLimits). */
+    on: "lb" | "app";
     /** Per second, this limit on its own. */
     perSecond: number;
     formula: string;
@@ -163,6 +165,7 @@ export function rateModel(c: RateInputs): RateModel {
             : [
                   {
                       name: "app CPU",
+                      on: "app",
                       perSecond: Math.floor(c.appNodes * appCoresPerNode * c.appRequestsPerCore),
                       formula: `${c.appNodes} nodes x min(${c.appWorkersPerNode} workers, ${c.appVcpus} vCPUs) x ${c.appRequestsPerCore} requests/s per core`,
                   },
@@ -171,6 +174,7 @@ export function rateModel(c: RateInputs): RateModel {
         newConnections: ceilingOf([
             {
                 name: "LB CPU: TLS handshakes",
+                on: "lb",
                 perSecond: Math.floor(c.lbVcpus * c.rates.tlsHandshakesPerLbCore),
                 formula: `${c.lbVcpus} vCPUs x ${c.rates.tlsHandshakesPerLbCore} handshakes/s per core`,
             },
@@ -179,6 +183,7 @@ export function rateModel(c: RateInputs): RateModel {
         requests: ceilingOf([
             {
                 name: "LB CPU: proxying",
+                on: "lb",
                 perSecond: Math.floor(c.lbVcpus * c.rates.proxiedRequestsPerLbCore),
                 formula: `${c.lbVcpus} vCPUs x ${c.rates.proxiedRequestsPerLbCore} requests/s per core`,
             },
@@ -295,16 +300,26 @@ export interface OverloadLimits {
 /** The smallest accept queue per listening socket: room for an ordinary burst of new connections. */
 export const MIN_LISTEN_BACKLOG = 128;
 
+/**
+ * What the load balancer's own vCPUs carry: the app's limits are left out on purpose, so that a
+ * change of app (its kind, its code, its measured cost) never changes nginx's configuration: an
+ * nginx reload under load costs requests (the reliability suite counts them), and app nodes are
+ * guarded by max_conns and their own backlog.
+ */
+function lbCeiling(c: RateCeiling): number {
+    return Math.min(...c.limits.filter(l => l.on === "lb").map(l => l.perSecond));
+}
+
 /** The limits nginx enforces so that overload is answered with 503s, sized from the model. Pure. */
 export function overloadLimits(o: OverloadInputs): OverloadLimits {
-    const requestRate = o.requestRateSetting > 0 ? o.requestRateSetting : o.rates.requests.ceiling;
+    const requestRate = o.requestRateSetting > 0 ? o.requestRateSetting : lbCeiling(o.rates.requests);
     // A gevent worker holds worker_connections; a uvicorn worker what its open files allow.
     const perWorker = o.appWorkerConnections ?? o.appWorkerOpenFiles - RESERVED_FDS;
     return {
         requestRate,
         requestBurst: requestRate,
         perNodeConnections: o.appWorkersPerNode * perWorker,
-        listenBacklog: Math.max(MIN_LISTEN_BACKLOG, Math.ceil(o.rates.newConnections.ceiling / o.lbWorkers)),
+        listenBacklog: Math.max(MIN_LISTEN_BACKLOG, Math.ceil(lbCeiling(o.rates.newConnections) / o.lbWorkers)),
         retryAfterSeconds: 1,
     };
 }

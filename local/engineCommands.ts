@@ -70,7 +70,10 @@ export async function copy(e: EngineContext, key: string, r: Registration, input
     }
     const action: StepAction = !prev ? "create" : prev.triggersHash !== triggersHash ? "replace" : "update";
     if (!e.o.preview) {
-        await copyToRemote(connection(inputs.connection), source.path, inputs.remotePath);
+        // As a failed command: the error names the resource, as Pulumi's does.
+        await copyToRemote(connection(inputs.connection), source.path, inputs.remotePath).catch((err: Error) => {
+            throw new Error(`${r.name}: ${action} failed: ${err.message}`);
+        });
         e.record(key, { type: r.type, name: r.name, inputsHash: hash, triggersHash, id: prev?.id ?? r.name, outputs: {}, deletedWith });
     }
     e.step(r.type, r.name, action, started);

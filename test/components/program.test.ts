@@ -289,7 +289,7 @@ test("outputs: URL, addresses, SSH commands through the stack's ssh_config, capa
     assert.match(rates.requestsPerSecond.bindingLimit, /^(LB CPU: proxying|app CPU): /);
     assert.equal(rates.requestsPerSecond.target, "not checked (0)");
     assert.match(rates.measured, /\(bench\/results\//);
-    assert.equal(o.capacity.overload.requestRate, rates.requestsPerSecond.ceiling);
+    assert.ok(o.capacity.overload.requestRate >= rates.requestsPerSecond.ceiling, "nginx's limit is the LB's own ceiling: never below the model's");
     assert.equal(o.capacity.overload.perNodeConnections, 5 * 6000);
     assert.equal(o.settings.gunicorn.workers, 5);
     assert.match(o.release, /^[0-9a-f]{12}$/);
@@ -531,4 +531,17 @@ test("hostctl's releases listing parses; empty output is no release", () => {
     const listed = '[{"id": "r2", "completed": "2026-12-02T10:00:00Z", "current": true}, {"id": "r1", "completed": "2026-12-01T10:00:00Z", "current": false}]\n';
     assert.deepEqual(parseReleases(listed).map(r => [r.id, r.current]), [["r2", true], ["r1", false]]);
     assert.deepEqual(parseReleases(""), []);
+});
+
+test("an app change never changes nginx (a reload under load costs requests); nginx changes only after every app node checked the change", async () => {
+    const lbFiles = async (set: Record<string, string>) => find(await runProgram({ stack: "staging", set }), COMMAND, "pycluster-staging-lb-nginx").inputs.stdin;
+    const sample = await lbFiles({});
+    assert.equal(await lbFiles({ appDir: "provisioning/app/sample", appModule: "app:application" }), sample, "another app whose cost is unknown");
+    assert.equal(await lbFiles({ appRequestsPerCore: "50" }), sample, "a measured app cost");
+    const run = await stack("staging");
+    const nginx = find(run, COMMAND, "pycluster-staging-lb-nginx");
+    for (const node of ["app-0", "app-1"]) {
+        const check = find(run, COMMAND, `pycluster-staging-${node}-check`);
+        assert.ok(nginx.options.dependsOn.includes(check.urn), `nginx waits for ${node}'s check`);
+    }
 });

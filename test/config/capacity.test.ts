@@ -93,11 +93,14 @@ test("a shortfall names the binding limit, the numbers and what would carry the 
     assert.match(proxy.reason, /proxying 2.16 cores/);
 });
 
-test("overload limits: the model's request ceiling (or the operator's), a node's capacity, a second of handshakes queued", () => {
+test("overload limits: the LB's request ceiling (or the operator's), a node's capacity, a second of handshakes queued", () => {
     const rates = rateModel(rateBase);
     const o = overloadLimits({ rates, requestRateSetting: 0, appNodes: 2, appWorkersPerNode: 5, appWorkerConnections: 6000, appWorkerOpenFiles: 7024, lbWorkers: 2 });
-    assert.equal(o.requestRate, 12000);
-    assert.equal(o.requestBurst, 12000, "one second's worth");
+    assert.equal(rates.requests.ceiling, 12000, "the app's CPU binds the model");
+    assert.equal(o.requestRate, 20000, "but nginx's limit is the LB's own: an app change never reloads nginx");
+    assert.equal(o.requestBurst, 20000, "one second's worth");
+    const unknownApp = overloadLimits({ rates: rateModel({ ...rateBase, appRequestsPerCore: undefined }), requestRateSetting: 0, appNodes: 2, appWorkersPerNode: 5, appWorkerConnections: 6000, appWorkerOpenFiles: 7024, lbWorkers: 2 });
+    assert.deepEqual(unknownApp, o, "another app (cost unknown): the same limits");
     assert.equal(o.perNodeConnections, 30000);
     assert.equal(o.listenBacklog, 2000, "a second of handshakes over 2 listening sockets");
     assert.equal(o.retryAfterSeconds, 1);

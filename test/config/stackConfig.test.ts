@@ -244,7 +244,7 @@ test("another app's cost is its own: unknown until set, then checked", () => {
 
 test("overload: nginx refuses beyond the model's request rate (or the operator's) and beyond what a node holds", () => {
     const c = parse();
-    assert.equal(c.overload.requestRate, c.rates.model.requests.ceiling);
+    assert.equal(c.overload.requestRate, Math.min(...c.rates.model.requests.limits.filter(l => l.on === "lb").map(l => l.perSecond)), "the LB's own ceiling");
     assert.equal(c.overload.perNodeConnections, 5 * 6000);
     assert.equal(c.overload.retryAfterSeconds, 1);
     assert.equal(parse({ lbRequestRateLimit: "250" }).overload.requestRate, 250);
