@@ -190,113 +190,118 @@ function pair(text: string, what: string): [string, string] {
     return [text.slice(0, at), text.slice(at + 1)];
 }
 
+type ValueFlag = (value: string, given: Partial<BenchOptions>, set: Record<string, string>) => void;
+
+/** The flags that take a value: each parses and checks it into the options given (or the --set overrides). */
+const VALUE_FLAGS = new Map<string, ValueFlag>([
+    [
+        "--steps",
+        (v, given) => {
+            const steps = v.split(",").filter(Boolean).map(parseCount);
+            if (steps.length === 0) throw new Error("--steps needs at least one step");
+            given.steps = [...new Set(steps)].sort((a, b) => a - b);
+        },
+    ],
+    [
+        "--hold",
+        (v, given) => {
+            given.holdMs = parseDuration(v);
+            if (given.holdMs < 100) throw new Error("--hold must be at least 100ms");
+        },
+    ],
+    ["--grace", (v, given) => (given.graceMs = parseDuration(v))],
+    ["--ramp-rate", (v, given) => (given.rampRate = parseCount(v))],
+    [
+        "--ramp-share",
+        (v, given) => {
+            const share = Number(v);
+            if (!(share > 0 && share <= 1)) throw new Error("--ramp-share needs a number in (0, 1]");
+            given.rampShare = share;
+        },
+    ],
+    ["--calibrate", (v, given) => (given.calibrateSeconds = parseDuration(v) / 1000)],
+    [
+        "--chunk",
+        (v, given) => {
+            given.chunk = parseCount(v);
+            if (given.chunk > 19_000) throw new Error("--chunk must stay below 19000: a process may open at most 20000 files here");
+        },
+    ],
+    [
+        "--configs",
+        (v, given) => {
+            const names = v.split(",").filter(Boolean);
+            for (const n of names) {
+                if (!(CONFIG_NAMES as readonly string[]).includes(n)) throw new Error(`unknown configuration ${JSON.stringify(n)}: use ${CONFIG_NAMES.join(", ")}`);
+            }
+            if (names.length === 0) throw new Error("--configs needs at least one configuration");
+            given.configs = [...new Set(names)] as ConfigName[];
+        },
+    ],
+    [
+        "--set",
+        (kv, _given, set) => {
+            const eq = kv.indexOf("=");
+            if (eq <= 0) throw new Error(`--set needs KEY=VALUE, got ${JSON.stringify(kv)}`);
+            set[kv.slice(0, eq)] = kv.slice(eq + 1);
+        },
+    ],
+    ["--refine", (v, given) => (given.refine = wholeNumber(v, "--refine"))],
+    [
+        "--throughput",
+        (v, given) => {
+            const [n, d] = pair(v, "--throughput");
+            given.throughputConnections = n === "0" ? 0 : parseCount(n);
+            given.throughputSeconds = parseDuration(d) / 1000;
+        },
+    ],
+    ["--monitoring-cost", (v, given) => (given.monitoringCostRounds = wholeNumber(v, "--monitoring-cost"))],
+    [
+        "--latency",
+        (v, given) => {
+            const [n, d] = pair(v, "--latency");
+            given.latencyConnections = n === "0" ? 0 : parseCount(n);
+            given.latencyPauseMs = parseDuration(d);
+        },
+    ],
+    ["--mem-reserve", (v, given) => (given.memReserveMiB = parseCount(v))],
+    ["--quiet-wait", (v, given) => (given.quietWaitS = parseDuration(v) / 1000)],
+    ["--retries", (v, given) => (given.retries = wholeNumber(v, "--retries"))],
+    [
+        "--clients",
+        (v, given) => {
+            given.clients = parseCount(v);
+            if (given.clients > 50) throw new Error("--clients: at most 50 client namespaces");
+        },
+    ],
+    ["--stack", (v, given) => (given.stack = v)],
+    ["--results", (v, given) => (given.resultsDir = v)],
+]);
+
+/** The flags without a value. */
+const SWITCHES = new Map<string, (given: Partial<BenchOptions>) => void>([
+    ["--continue", given => (given.continueAfterFailure = true)],
+    ["--keep", given => (given.keep = true)],
+    ["--quick", given => (given.quick = true)],
+]);
+
 export function parseOptions(argv: string[]): BenchOptions {
     const given: Partial<BenchOptions> = {};
     const set: Record<string, string> = {};
-    const value = (i: number, flag: string): string => {
-        const v = argv[i + 1];
-        if (v === undefined || v.startsWith("--")) throw new Error(`${flag} needs a value\n${USAGE}`);
-        return v;
-    };
     for (let i = 0; i < argv.length; i++) {
         const flag = argv[i];
-        switch (flag) {
-            case "--steps": {
-                const steps = value(i++, flag).split(",").filter(Boolean).map(parseCount);
-                if (steps.length === 0) throw new Error("--steps needs at least one step");
-                given.steps = [...new Set(steps)].sort((a, b) => a - b);
-                break;
-            }
-            case "--hold":
-                given.holdMs = parseDuration(value(i++, flag));
-                if (given.holdMs < 100) throw new Error("--hold must be at least 100ms");
-                break;
-            case "--grace":
-                given.graceMs = parseDuration(value(i++, flag));
-                break;
-            case "--ramp-rate":
-                given.rampRate = parseCount(value(i++, flag));
-                break;
-            case "--ramp-share": {
-                const share = Number(value(i++, flag));
-                if (!(share > 0 && share <= 1)) throw new Error("--ramp-share needs a number in (0, 1]");
-                given.rampShare = share;
-                break;
-            }
-            case "--calibrate":
-                given.calibrateSeconds = parseDuration(value(i++, flag)) / 1000;
-                break;
-            case "--chunk":
-                given.chunk = parseCount(value(i++, flag));
-                if (given.chunk > 19_000) throw new Error("--chunk must stay below 19000: a process may open at most 20000 files here");
-                break;
-            case "--configs": {
-                const names = value(i++, flag).split(",").filter(Boolean);
-                for (const n of names) {
-                    if (!(CONFIG_NAMES as readonly string[]).includes(n)) throw new Error(`unknown configuration ${JSON.stringify(n)}: use ${CONFIG_NAMES.join(", ")}`);
-                }
-                if (names.length === 0) throw new Error("--configs needs at least one configuration");
-                given.configs = [...new Set(names)] as ConfigName[];
-                break;
-            }
-            case "--set": {
-                const kv = value(i++, flag);
-                const eq = kv.indexOf("=");
-                if (eq <= 0) throw new Error(`--set needs KEY=VALUE, got ${JSON.stringify(kv)}`);
-                set[kv.slice(0, eq)] = kv.slice(eq + 1);
-                break;
-            }
-            case "--refine":
-                given.refine = wholeNumber(value(i++, flag), flag);
-                break;
-            case "--continue":
-                given.continueAfterFailure = true;
-                break;
-            case "--throughput": {
-                const [n, d] = pair(value(i++, flag), flag);
-                given.throughputConnections = n === "0" ? 0 : parseCount(n);
-                given.throughputSeconds = parseDuration(d) / 1000;
-                break;
-            }
-            case "--monitoring-cost":
-                given.monitoringCostRounds = wholeNumber(value(i++, flag), flag);
-                break;
-            case "--latency": {
-                const [n, d] = pair(value(i++, flag), flag);
-                given.latencyConnections = n === "0" ? 0 : parseCount(n);
-                given.latencyPauseMs = parseDuration(d);
-                break;
-            }
-            case "--mem-reserve":
-                given.memReserveMiB = parseCount(value(i++, flag));
-                break;
-            case "--quiet-wait":
-                given.quietWaitS = parseDuration(value(i++, flag)) / 1000;
-                break;
-            case "--retries":
-                given.retries = wholeNumber(value(i++, flag), flag);
-                break;
-            case "--clients":
-                given.clients = parseCount(value(i++, flag));
-                if (given.clients > 50) throw new Error("--clients: at most 50 client namespaces");
-                break;
-            case "--stack":
-                given.stack = value(i++, flag);
-                break;
-            case "--results":
-                given.resultsDir = value(i++, flag);
-                break;
-            case "--keep":
-                given.keep = true;
-                break;
-            case "--quick":
-                given.quick = true;
-                break;
-            case "--help":
-            case "-h":
-                throw new Error(USAGE);
-            default:
-                throw new Error(`unknown option ${JSON.stringify(flag)}\n${USAGE}`);
+        const withValue = VALUE_FLAGS.get(flag);
+        const toggle = SWITCHES.get(flag);
+        if (withValue) {
+            const v = argv[++i];
+            if (v === undefined || v.startsWith("--")) throw new Error(`${flag} needs a value\n${USAGE}`);
+            withValue(v, given, set);
+        } else if (toggle) {
+            toggle(given);
+        } else if (flag === "--help" || flag === "-h") {
+            throw new Error(USAGE);
+        } else {
+            throw new Error(`unknown option ${JSON.stringify(flag)}\n${USAGE}`);
         }
     }
     const base = defaultOptions();

@@ -210,60 +210,61 @@ function overloadParts(o: NginxSiteOptions, hsts: string[]): { zone: string[]; l
     };
 }
 
-export function renderNginxSite(o: NginxSiteOptions): string {
-    if (o.serverNames.length === 0) throw new Error("the site needs at least one server name");
-    const modernHttp2 = compareVersions(o.nginxVersion, "1.25.1") >= 0;
-    const rejectHandshake = o.hasDomain && compareVersions(o.nginxVersion, "1.19.4") >= 0;
-    const listen443 = (extra: string) => (modernHttp2 ? `listen 443 ssl${extra};` : `listen 443 ssl http2${extra};`);
-    const http2On = modernHttp2 ? ["    http2 on;"] : [];
-    const names = o.serverNames.join(" ");
-    const hsts = o.hstsMaxAge > 0 ? [`add_header Strict-Transport-Security "max-age=${o.hstsMaxAge}" always;`] : [];
-    const indent = (lines: string[], n: number) => lines.map(l => " ".repeat(n) + l);
-    const tlsLines = [
-        `ssl_certificate ${NGINX_TLS_CERT};`,
-        `ssl_certificate_key ${NGINX_TLS_KEY};`,
-        `ssl_protocols TLSv1.2 TLSv1.3;`,
-        `ssl_ciphers ${MOZILLA_INTERMEDIATE_CIPHERS};`,
-        `ssl_prefer_server_ciphers off;`,
-        `ssl_session_cache shared:MozSSL:10m;`,
-        `ssl_session_timeout 1d;`,
-        // Ticket keys never rotate before 1.23.2, which weakens forward secrecy.
-        ...(compareVersions(o.nginxVersion, "1.23.2") < 0 ? [`ssl_session_tickets off;`] : []),
-    ];
-    const staticLocation = o.staticFiles
-        ? [
-              ``,
-              `    location ${o.staticFiles.urlPath} {`,
-              `        alias ${o.staticFiles.root}/;`,
-              `        expires 30d;`,
-              // add_header in a location drops the server's headers: repeat HSTS.
-              ...indent(hsts, 8),
-              `        add_header Cache-Control "public";`,
-              `    }`,
-          ]
-        : [];
+const indent = (lines: string[], n: number) => lines.map(l => " ".repeat(n) + l);
 
-    const overload = overloadParts(o, hsts);
+/** What the server blocks share: the listen and TLS lines for this nginx version, the server names, HSTS. */
+interface SiteParts {
+    listen443: (extra: string) => string;
+    http2On: string[];
+    names: string;
+    hsts: string[];
+    tlsLines: string[];
+}
+
+function siteParts(o: NginxSiteOptions): SiteParts {
+    const modernHttp2 = compareVersions(o.nginxVersion, "1.25.1") >= 0;
+    return {
+        listen443: (extra: string) => (modernHttp2 ? `listen 443 ssl${extra};` : `listen 443 ssl http2${extra};`),
+        http2On: modernHttp2 ? ["    http2 on;"] : [],
+        names: o.serverNames.join(" "),
+        hsts: o.hstsMaxAge > 0 ? [`add_header Strict-Transport-Security "max-age=${o.hstsMaxAge}" always;`] : [],
+        tlsLines: [
+            `ssl_certificate ${NGINX_TLS_CERT};`,
+            `ssl_certificate_key ${NGINX_TLS_KEY};`,
+            `ssl_protocols TLSv1.2 TLSv1.3;`,
+            `ssl_ciphers ${MOZILLA_INTERMEDIATE_CIPHERS};`,
+            `ssl_prefer_server_ciphers off;`,
+            `ssl_session_cache shared:MozSSL:10m;`,
+            `ssl_session_timeout 1d;`,
+            // Ticket keys never rotate before 1.23.2, which weakens forward secrecy.
+            ...(compareVersions(o.nginxVersion, "1.23.2") < 0 ? [`ssl_session_tickets off;`] : []),
+        ],
+    };
+}
+
+/** The default server on 80 and 443: any other host name gets no answer. */
+function catchAllServer(o: NginxSiteOptions, p: SiteParts): string[] {
+    const rejectHandshake = o.hasDomain && compareVersions(o.nginxVersion, "1.19.4") >= 0;
     return [
-        `# Load-balancer site for ${o.appName}, rendered by pycluster. Change the stack configuration, not this file.`,
-        ``,
-        ...overload.zone,
-        upstreamBlock(o),
-        ``,
         `# Requests for any other host name get no answer (444 closes the connection).`,
         `server {`,
         `    listen 80 default_server reuseport backlog=${o.listenBacklog};`,
-        `    ${listen443(` default_server reuseport backlog=${o.listenBacklog}`)}`,
-        ...http2On,
+        `    ${p.listen443(` default_server reuseport backlog=${o.listenBacklog}`)}`,
+        ...p.http2On,
         `    server_name _;`,
-        ...(rejectHandshake ? [`    ssl_reject_handshake on;`] : indent(tlsLines, 4)),
+        ...(rejectHandshake ? [`    ssl_reject_handshake on;`] : indent(p.tlsLines, 4)),
         `    access_log off;`,
         `    return 444;`,
         `}`,
-        ``,
+    ];
+}
+
+/** Port 80 for the site's names: ACME challenges, everything else redirected to HTTPS. */
+function redirectServer(p: SiteParts): string[] {
+    return [
         `server {`,
         `    listen 80;`,
-        `    server_name ${names};`,
+        `    server_name ${p.names};`,
         `    # Let's Encrypt HTTP-01 challenges stay on plain HTTP.`,
         `    location /.well-known/acme-challenge/ {`,
         `        root ${ACME_WEBROOT};`,
@@ -272,21 +273,26 @@ export function renderNginxSite(o: NginxSiteOptions): string {
         `        return 301 https://$host$request_uri;`,
         `    }`,
         `}`,
+    ];
+}
+
+function staticLocation(o: NginxSiteOptions, hsts: string[]): string[] {
+    if (!o.staticFiles) return [];
+    return [
         ``,
-        `server {`,
-        `    ${listen443("")}`,
-        ...http2On,
-        `    server_name ${names};`,
-        ...indent(tlsLines, 4),
-        ...indent(hsts, 4),
-        `    client_max_body_size ${o.clientMaxBodySize};`,
-        ``,
-        `    # Hidden files (.git, .env) are never served.`,
-        `    location ~ /\\. {`,
-        `        deny all;`,
+        `    location ${o.staticFiles.urlPath} {`,
+        `        alias ${o.staticFiles.root}/;`,
+        `        expires 30d;`,
+        // add_header in a location drops the server's headers: repeat HSTS.
+        ...indent(hsts, 8),
+        `        add_header Cache-Control "public";`,
         `    }`,
-        ...staticLocation,
-        ``,
+    ];
+}
+
+/** The location that passes requests on to the app nodes (with the overload limits, if any). */
+function proxyLocation(o: NginxSiteOptions, overloadLimits: string[]): string[] {
+    return [
         `    location / {`,
         `        proxy_pass http://${o.appName};`,
         `        proxy_http_version 1.1;`,
@@ -307,11 +313,36 @@ export function renderNginxSite(o: NginxSiteOptions): string {
         `        proxy_next_upstream error timeout http_502 http_503;`,
         `        proxy_next_upstream_tries ${o.nextUpstreamTries};`,
         `        proxy_next_upstream_timeout ${o.connectTimeout * 2}s;`,
-        ...overload.limits,
+        ...overloadLimits,
         `    }`,
+    ];
+}
+
+/** The site itself on 443: TLS, HSTS, hidden files refused, static files, the proxy. */
+function tlsServer(o: NginxSiteOptions, p: SiteParts, overload: ReturnType<typeof overloadParts>): string[] {
+    return [
+        `server {`,
+        `    ${p.listen443("")}`,
+        ...p.http2On,
+        `    server_name ${p.names};`,
+        ...indent(p.tlsLines, 4),
+        ...indent(p.hsts, 4),
+        `    client_max_body_size ${o.clientMaxBodySize};`,
+        ``,
+        `    # Hidden files (.git, .env) are never served.`,
+        `    location ~ /\\. {`,
+        `        deny all;`,
+        `    }`,
+        ...staticLocation(o, p.hsts),
+        ``,
+        ...proxyLocation(o, overload.limits),
         ...overload.location,
         `}`,
-        ``,
+    ];
+}
+
+function statusServer(o: NginxSiteOptions): string[] {
+    return [
         `# Private status listener: stub_status for the exporter and operators, never public.`,
         `server {`,
         `    listen ${o.statusListen.address}:${o.statusListen.port};`,
@@ -326,6 +357,26 @@ export function renderNginxSite(o: NginxSiteOptions): string {
         `        return 404;`,
         `    }`,
         `}`,
+    ];
+}
+
+export function renderNginxSite(o: NginxSiteOptions): string {
+    if (o.serverNames.length === 0) throw new Error("the site needs at least one server name");
+    const p = siteParts(o);
+    const overload = overloadParts(o, p.hsts);
+    return [
+        `# Load-balancer site for ${o.appName}, rendered by pycluster. Change the stack configuration, not this file.`,
+        ``,
+        ...overload.zone,
+        upstreamBlock(o),
+        ``,
+        ...catchAllServer(o, p),
+        ``,
+        ...redirectServer(p),
+        ``,
+        ...tlsServer(o, p, overload),
+        ``,
+        ...statusServer(o),
         ``,
     ].join("\n");
 }

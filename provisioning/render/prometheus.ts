@@ -136,6 +136,7 @@ export interface AlertRule {
 const duration = (seconds: number) => (seconds % 60 === 0 ? `${seconds / 60}m` : `${seconds}s`);
 
 /** The alert rules: nodes and exporters down, 5xx rates, upstream latency, gunicorn workers. */
+// Long on purpose (~84 lines): it is data, one rule object per alert, read and reviewed as one list.
 export function alertRules(o: AlertRulesOptions): AlertRule[] {
     if (!(o.errorRatio > 0 && o.errorRatio <= 1)) throw new RangeError(`errorRatio must be in (0, 1], got ${o.errorRatio}`);
     if (!(o.latencyP95Seconds > 0)) throw new RangeError(`latencyP95Seconds must be > 0, got ${o.latencyP95Seconds}`);
