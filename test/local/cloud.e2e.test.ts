@@ -10,8 +10,8 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { parsableKeyPair } from "../support/sshKeys";
 import { test } from "node:test";
-import { utils } from "ssh2";
 import {
     canConnect,
     copyToRemote,
@@ -35,9 +35,9 @@ const HOST2_IP = "10.79.0.12";
 
 /** Keys the test generates: the debian user's login key and the hosts' ed25519 host key. */
 function makeKeys() {
-    const user = utils.generateKeyPairSync("ed25519", { comment: "pyctest-user" });
-    const host = utils.generateKeyPairSync("ed25519", { comment: "pyctest-host" });
-    const other = utils.generateKeyPairSync("ed25519", { comment: "not-the-host" });
+    const user = parsableKeyPair("pyctest-user");
+    const host = parsableKeyPair("pyctest-host");
+    const other = parsableKeyPair("not-the-host");
     return { user, host, wrongHostKey: other.public };
 }
 

@@ -7,9 +7,10 @@ import assert from "node:assert/strict";
 import * as net from "node:net";
 import { after, test } from "node:test";
 import { AuthContext, Connection, ParsedKey, Server, ServerChannel, utils } from "ssh2";
+import { parsableKeyPair } from "../support/sshKeys";
 import { CommandInterruptedError, HostKeyMismatchError, runCommand, SshConnection } from "../../local/ssh";
 
-const clientKey = utils.generateKeyPairSync("ed25519", { comment: "client" });
+const clientKey = parsableKeyPair("client");
 const allowed = utils.parseKey(clientKey.public) as ParsedKey;
 
 interface FakeServer {
@@ -28,7 +29,7 @@ interface FakeServer {
  * `forward`, it also opens direct-tcpip channels (it can be a bastion).
  */
 function startServer(o: { port?: number; forward?: boolean; name?: string } = {}): Promise<FakeServer> {
-    const host = utils.generateKeyPairSync("ed25519", { comment: o.name ?? "server" });
+    const host = parsableKeyPair(o.name ?? "server");
     const state = { logins: [] as string[], connections: 0 };
     const server = new Server({ hostKeys: [host.private] }, (client: Connection) => {
         state.connections++;
