@@ -156,6 +156,26 @@ export class ProgramFailure extends Error {
 }
 
 export async function runProgram(o: RunOptions): Promise<ProgramRun> {
+    return withPlainStackTraces(() => runProgramUnderMocks(o));
+}
+
+/**
+ * Pulumi records a stack trace for every promise it makes (runtime/debuggable.ts), and under tsx
+ * each trace is mapped back through source maps: a third of a mocked run's CPU. While the program
+ * runs, traces keep V8's own frames (positions in tsx's output); assertion failures outside keep
+ * their mapped traces.
+ */
+async function withPlainStackTraces<T>(run: () => Promise<T>): Promise<T> {
+    const previous = Error.prepareStackTrace;
+    Error.prepareStackTrace = (error, frames) => `${error}\n${frames.map(f => `    at ${f}`).join("\n")}`;
+    try {
+        return await run();
+    } finally {
+        Error.prepareStackTrace = previous;
+    }
+}
+
+async function runProgramUnderMocks(o: RunOptions): Promise<ProgramRun> {
     const resources: RecordedResource[] = [];
     // The fake cloud refuses what Neutron refuses (local/neutron.ts).
     const neutron = new FakeNeutron();
