@@ -11,6 +11,7 @@ import * as path from "node:path";
 import { gzipSync } from "node:zlib";
 import { shellQuote } from "../lib/shell";
 import { run } from "./exec";
+import { isRunning, processStartTime } from "./procs";
 
 /** Bump when the customisation below changes, so cached root filesystems are rebuilt. */
 export const RECIPE_VERSION = 5;
@@ -124,12 +125,21 @@ export function customizeCommands(repoOnlyPackages: readonly string[]): string[]
     return cmds;
 }
 
-/** The default apt sources of this machine (its Debian mirror). */
-export function defaultSources(): string {
-    for (const p of ["/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list"]) {
-        if (fs.existsSync(p) && /debian/.test(fs.readFileSync(p, "utf8"))) return p;
+/**
+ * The default apt sources of this machine (its Debian mirror): the first file apt reads that names
+ * a Debian archive outside comments. Debian's installer writes sources.list, its cloud images and
+ * containers sources.list.d/debian.sources, and other tools other names (mmdebstrap:
+ * 0000debian.sources), so every *.list and *.sources file counts, as it does for apt.
+ */
+export function defaultSources(etcApt = "/etc/apt"): string {
+    const parts = path.join(etcApt, "sources.list.d");
+    const listed = fs.existsSync(parts) ? fs.readdirSync(parts).filter((f) => /\.(list|sources)$/.test(f)).sort() : [];
+    const candidates = [path.join(parts, "debian.sources"), path.join(etcApt, "sources.list"), ...listed.map((f) => path.join(parts, f))];
+    const namesDebian = (text: string) => text.split("\n").some((l) => !l.trimStart().startsWith("#") && /debian/.test(l));
+    for (const p of candidates) {
+        if (fs.existsSync(p) && namesDebian(fs.readFileSync(p, "utf8"))) return p;
     }
-    throw new Error("no Debian apt sources found in /etc/apt: pass `sources` to ensureRootfs");
+    throw new Error(`no Debian apt sources found in ${etcApt}: pass \`sources\` to ensureRootfs`);
 }
 
 /** The mmdebstrap command line (pure): installs `packages` into `rootDir`, keeps the .debs in `archiveOut`. */
@@ -307,23 +317,30 @@ export async function buildFlatRepo(dir: string): Promise<void> {
     put("Release", release.stdout);
 }
 
-interface Lock {
+export interface Lock {
     release(): void;
 }
 
-/** An exclusive lock file holding the owner's PID; a lock whose owner is gone is taken over. */
-async function acquireLock(file: string, timeoutMs = 30 * 60_000): Promise<Lock> {
+/**
+ * An exclusive lock file naming its owner by PID and start time; a lock whose owner is gone is
+ * taken over, also when its PID now belongs to another process (after a reboot, or in another
+ * PID namespace, where a killed `up` and the next one can have the same PID).
+ */
+export async function acquireLock(file: string, timeoutMs = 30 * 60_000): Promise<Lock> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
         try {
             const fd = fs.openSync(file, "wx");
-            fs.writeSync(fd, String(process.pid));
+            fs.writeSync(fd, `${process.pid} ${processStartTime(process.pid)}`);
             fs.closeSync(fd);
             return { release: () => fs.rmSync(file, { force: true }) };
         } catch (err) {
             if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-            const owner = Number(readOr(file, "0"));
-            if (!owner || !pidAlive(owner)) {
+            const [pid, startTime] = readOr(file, "0").split(" ");
+            const owner = Number(pid);
+            // a lock from before start times were recorded names its owner by PID only
+            const held = startTime ? isRunning({ pid: owner, startTime }) : owner > 0 && pidAlive(owner);
+            if (!held) {
                 fs.rmSync(file, { force: true });
                 continue;
             }
