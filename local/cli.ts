@@ -7,6 +7,7 @@
 import { cloudPrefix, localDown, localPreview, localUp, ProgramFailure } from "./stack";
 import { LocalCloud } from "./cloud";
 import { CliConfigError } from "./cliConfig";
+import { PrerequisiteError } from "./prerequisites";
 import { ConfigError } from "../config/reader";
 import { sshCommand, sshTunnelCommand } from "../provisioning/render/sshConfig";
 
@@ -84,8 +85,9 @@ async function main() {
 main().then(
     () => process.exit(0),
     (e: unknown) => {
-        // What the CLI or the program says about a bad configuration, or a failed step, needs no stack trace.
-        const plain = e instanceof ProgramFailure || e instanceof ConfigError || e instanceof CliConfigError;
+        // What the CLI or the program says about a bad configuration, a failed step or a machine
+        // that lacks a prerequisite needs no stack trace.
+        const plain = e instanceof ProgramFailure || e instanceof ConfigError || e instanceof CliConfigError || e instanceof PrerequisiteError;
         const message = plain ? (e as Error).message : e instanceof Error ? e.stack ?? e.message : String(e);
         console.error(`\nerror: ${message}`);
         process.exit(1);

@@ -90,6 +90,11 @@ async function machineFacts(tools: readonly Tool[]): Promise<MachineFacts> {
     };
 }
 
+/** The machine cannot run a local cloud as it is: the message is the one sentence to show (no stack trace). */
+export class PrerequisiteError extends Error {
+    override name = "PrerequisiteError";
+}
+
 const toolsFor = (o: { internet?: boolean }) => (o.internet ? [...LOCAL_TOOLS, ...INTERNET_TOOLS] : LOCAL_TOOLS);
 
 /** Returns the missing prerequisites (empty when a local cloud can run here; `internet`: with DNS and ACME). */
@@ -109,12 +114,12 @@ export async function ensureLocalCloudPrerequisites(o: { internet?: boolean; log
     const tools = toolsFor(o);
     const plan = prerequisitePlan(await machineFacts(tools));
     if (plan.action === "ready") return;
-    if (plan.action === "fail") throw new Error(plan.message);
+    if (plan.action === "fail") throw new PrerequisiteError(plan.message);
     log(`installing what the local rehearsal needs (apt-get, once):`);
     for (const r of plan.reasons) log(`  ${r}`);
     const env = { DEBIAN_FRONTEND: "noninteractive" };
     await run(["apt-get", "update", "-q"], { env });
     await run(["apt-get", "install", "-y", "-q", "--no-install-recommends", ...plan.packages], { env });
     const after = prerequisitePlan(await machineFacts(tools));
-    if (after.action !== "ready") throw new Error(`apt-get installed ${plan.packages.join(" ")} but the local rehearsal still lacks: ${JSON.stringify(after)}`);
+    if (after.action !== "ready") throw new PrerequisiteError(`apt-get installed ${plan.packages.join(" ")} but the local rehearsal still lacks: ${JSON.stringify(after)}`);
 }
