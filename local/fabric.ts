@@ -42,12 +42,12 @@ export function renderFabric(table: string, ports: FabricPort[], cuts: FabricCut
     const lines: string[] = [];
     for (const p of ports) {
         const set = `{ ${[...new Set(p.allowed)].join(", ")} }`;
-        lines.push(`iifname "${p.veth}" ether type arp arp saddr ip != ${set} drop`);
-        lines.push(`iifname "${p.veth}" ether type ip ip saddr != ${set} drop`);
+        lines.push(`iifname "${p.veth}" ether type arp arp saddr ip != ${set} counter drop`);
+        lines.push(`iifname "${p.veth}" ether type ip ip saddr != ${set} counter drop`);
     }
     for (const c of cuts) {
         for (const [from, to] of [[c.a, c.b], [c.b, c.a]]) {
-            lines.push(`iifname "${from.veth}" ip protocol ${VRRP_PROTOCOL} ip daddr { ${to.ip}, ${VRRP_GROUP} } drop`);
+            lines.push(`iifname "${from.veth}" ip protocol ${VRRP_PROTOCOL} ip daddr { ${to.ip}, ${VRRP_GROUP} } counter drop`);
         }
     }
     return [

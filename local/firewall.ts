@@ -5,7 +5,11 @@
  * dropped; egress is open (OpenStack's default egress rules).
  *
  * A rule's protocol is a name or a number, as Neutron accepts them (local/neutron.ts): VRRP
- * (keepalived, IP protocol 112) reaches a host only through a rule for "vrrp" or "112".
+ * (keepalived, IP protocol 112) reaches a host only through a rule for "vrrp" or "112". As on
+ * OpenStack the groups are stateful: once both hosts of a pair send VRRP to each other (two
+ * masters), each one's adverts are the reply of a tracked flow and pass without the rule.
+ * Not modelled: Neutron deletes the conntrack entries a removed rule admitted; here they live
+ * on until they time out (600 s for VRRP, kept alive by the adverts themselves).
  */
 import { protocolNumber } from "./neutron";
 
