@@ -81,10 +81,11 @@ export class CloudPair extends CloudHosts {
      */
     async powerOff(name: string): Promise<void> {
         const host = this.hostState(name);
-        await this.killHost(name);
+        // NIC first: once its processes are gone, the namespace's kernel would still answer (ARP, RSTs)
         for (const veth of [host.privateVeth, host.publicVeth]) {
             if (veth && linkExists(veth)) await run(["ip", "link", "set", veth, "down"]);
         }
+        await this.killHost(name);
         for (const a of await hostAddresses(host.netns, "eth0")) {
             if (a.local !== host.privateIp) await run(["ip", "-n", host.netns, "addr", "del", `${a.local}/${a.prefixlen}`, "dev", "eth0"]);
         }
