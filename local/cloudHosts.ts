@@ -188,7 +188,10 @@ export class CloudHosts extends CloudStore {
 
     /**
      * Gives the host a public address (eth1 on the public network), like associating a floating
-     * IP; works while the host runs. Replaces an earlier public address.
+     * IP; works while the host runs. Replaces an earlier public address. Real OpenStack NATs every
+     * floating IP in the router and the VM never sees it; this local model for an instance's port
+     * differs on purpose (single-LB stacks, bench and e2e rely on it). A port without an instance
+     * (a VIP port) is NATed as on OpenStack: CloudPair.natFloatingIp, local/routerNat.ts.
      */
     async attachPublicIp(name: string, ip: string): Promise<HostInfo> {
         const host = this.hostState(name);
