@@ -28,7 +28,7 @@ import { isRunning } from "./procs";
 import { ensureRootfs } from "./rootfs";
 import { DnsRecord, InternetState, readRecords, writeRecords, zoneOf } from "./internet";
 import { readState, stateDirOf, stateFile, writeState } from "./cloudState";
-import { CloudHosts } from "./cloudHosts";
+import { CloudPair } from "./cloudPair";
 import { closeGateway, GATEWAY_TABLE } from "./cloudGateway";
 import { buildNetworks, clearTheWay, CloudOptions, DEFAULT_PUBLIC_CIDR, initialState, serveRepository, startCloudInternet } from "./cloudCreate";
 import { destroyCloud, DestroyReport } from "./cloudTeardown";
@@ -41,7 +41,7 @@ export type { CloudOptions } from "./cloudCreate";
 export { destroyCloud, leftoversOf } from "./cloudTeardown";
 export type { CloudLeftovers, DestroyReport } from "./cloudTeardown";
 
-export class LocalCloud extends CloudHosts {
+export class LocalCloud extends CloudPair {
     /** Creates the networks, gateway (with the apt repository server) and clients of a new cloud. */
     static async create(options: CloudOptions): Promise<LocalCloud> {
         const log = options.log ?? (() => undefined);

@@ -26,6 +26,8 @@ import { cloudCidr, hostAddress, hostUuid, MAX_HOSTS, publicPlan, validateHostNa
 import { addVeth, deleteLink, deleteNetns, ensureNetns, linkExists, netnsExists } from "./network";
 import { isRunning, removeCgroup } from "./procs";
 import { renderResolvConf, trustStoreFiles } from "./internet";
+import { applyFabric } from "./fabric";
+import { run } from "./exec";
 import { CloudState, CloudStore, HostInfo } from "./cloudState";
 
 export interface BootHostOptions {
@@ -111,6 +113,8 @@ export class CloudHosts extends CloudStore {
         if (isRunning(host.supervisor)) return this.host(name);
         const s = this.state;
         await this.plugHost(host, s); // recreates the namespace if it was lost (e.g. machine reboot)
+        // powered off (CloudPair.powerOff): its NIC carries frames again
+        for (const veth of [host.privateVeth, host.publicVeth]) if (veth && linkExists(veth)) await run(["ip", "link", "set", veth, "up"]);
         await mountOverlay(host.dir, s.rootDir);
         return this.launch(name, timeoutMs);
     }
@@ -144,6 +148,7 @@ export class CloudHosts extends CloudStore {
         if (mountPoints().some((m) => m.startsWith(`${host.dir}/`))) throw new Error(`host ${name}: ${host.dir} is still mounted`);
         fs.rmSync(host.dir, { recursive: true, force: true });
         this.update((s) => void delete s.hosts[name]);
+        await applyFabric(this.state);
     }
 
     /** Reboots the host (ctrl-alt-del to its init) and resolves when its sshd is back. */
@@ -183,13 +188,17 @@ export class CloudHosts extends CloudStore {
 
     /**
      * Gives the host a public address (eth1 on the public network), like associating a floating
-     * IP; works while the host runs. Replaces an earlier public address.
+     * IP; works while the host runs. Replaces an earlier public address. Real OpenStack NATs every
+     * floating IP in the router and the VM never sees it; this local model for an instance's port
+     * differs on purpose (single-LB stacks, bench and e2e rely on it). A port without an instance
+     * (a VIP port) is NATed as on OpenStack: CloudPair.natFloatingIp, local/routerNat.ts.
      */
     async attachPublicIp(name: string, ip: string): Promise<HostInfo> {
         const host = this.hostState(name);
         const s = this.state;
         const pub = cloudCidr(s.publicCidr);
-        const taken = [s.rootPublicIp, ...s.clients.map((c) => c.ip), publicPlan(s.publicCidr, s.clients.length).servicesIp];
+        // the router's own address and the floating IPs it NATs are not a host's to take
+        const taken = [s.rootPublicIp, ...s.clients.map((c) => c.ip), publicPlan(s.publicCidr, s.clients.length).servicesIp, s.routerPublicIp, ...(s.floatingNats ?? []).map((n) => n.publicIp)];
         const owner = Object.values(s.hosts).find((h) => h.publicIp === ip && h.name !== name);
         if (!isUsableAddress(pub, ip) || taken.includes(ip) || owner) {
             throw new Error(`public IP ${ip} for host ${name} is not free in ${s.publicCidr}` + (owner ? ` (host ${owner.name} has it)` : ""));
@@ -250,6 +259,8 @@ export class CloudHosts extends CloudStore {
             const pub = cloudCidr(s.publicCidr);
             await addVeth({ netns: host.netns, rootName: host.publicVeth, bridge: this.names.publicBridge, innerName: "eth1", address: `${host.publicIp}/${pub.prefixLength}` });
         }
+        // Neutron's port security holds from the port's first frame (local/fabric.ts)
+        await applyFabric(this.state);
     }
 
     private async launch(name: string, timeoutMs = 120_000): Promise<HostInfo> {

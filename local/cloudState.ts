@@ -31,6 +31,12 @@ export interface CloudState {
     gatewayOpen?: boolean;
     repoServer?: ProcessRef;
     reservedPublicIps: string[];
+    /** The router's own address on the public network, once it NATs a floating IP (local/routerNat.ts). */
+    routerPublicIp?: string;
+    /** Floating IPs of ports without an instance (VIP ports): 1:1 NAT in the router. */
+    floatingNats?: { publicIp: string; privateIp: string }[];
+    /** Pairs of hosts between which VRRP is cut (split brain in tests: local/fabric.ts). */
+    vrrpCuts?: [string, string][];
     /** DNS and ACME services on the public network (CloudOptions.internet). */
     internet?: InternetState;
     hosts: Record<string, HostState>;

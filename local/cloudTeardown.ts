@@ -9,6 +9,7 @@ import { cloudNames } from "./names";
 import { deleteLink, deleteNetns, listLinks, listNetns, unblockFromRoot } from "./network";
 import { cgroupDirs, cgroupPids, isRunning, killCgroup, removeCgroup, signalRef, waitGone } from "./procs";
 import { readState, stateDirOf } from "./cloudState";
+import { removeFabric } from "./fabric";
 
 /** Objects of a cloud that exist on this machine (found by name, mount path and cgroup). */
 export interface CloudLeftovers {
@@ -78,6 +79,7 @@ export async function destroyCloud(prefix: string, options: { stateRoot?: string
     for (const ns of listNetns().filter((n) => n.startsWith(`${prefix}-`))) await deleteNetns(ns);
     for (const link of listLinks().filter((l) => l.startsWith(`${prefix}-`))) await deleteLink(link);
     if (state?.privateBlocked) await unblockFromRoot(state.privateCidr);
+    await removeFabric(prefix);
 
     // 5. cgroups, deepest first, and the state directory
     removeCgroup(names.cgroup);

@@ -32,6 +32,7 @@ import {
     readJson,
     ResourceRecord,
     RULE,
+    SERVER_GROUP,
     sha,
     StepAction,
     StepRecord,
@@ -42,7 +43,7 @@ import {
     ZONE_RECORD,
 } from "./engineState";
 import { command, copy } from "./engineCommands";
-import { applyPort, applyRule, associate, instance } from "./engineOpenStack";
+import { applyPort, applyRule, associate, instance, serverGroup } from "./engineOpenStack";
 import { gateway, zoneRecord } from "./engineOvh";
 import { applySecurityGroups } from "./engineSecurityGroups";
 
@@ -180,6 +181,8 @@ export class LocalEngine implements EngineContext {
                 return applyRule(this, key, r, inputs, prev, started);
             case "openstack:compute/instance:Instance":
                 return instance(this, key, r, inputs, prev, started);
+            case SERVER_GROUP:
+                return serverGroup(this, key, r, inputs, prev, started);
             case "openstack:networking/floatingIpAssociate:FloatingIpAssociate":
                 return associate(this, key, r, inputs, prev, started);
             case ZONE_RECORD:
@@ -261,6 +264,8 @@ export class LocalEngine implements EngineContext {
                 }
             } else if (rec.type === "openstack:networking/floatingIpAssociate:FloatingIpAssociate" && rec.host) {
                 if (this.cloud?.hosts().some(h => h.name === rec.host && !doomedInstance(this.state, doomed, rec.host))) await this.cloud.detachPublicIp(rec.host);
+            } else if (rec.type === "openstack:networking/floatingIpAssociate:FloatingIpAssociate" && rec.outputs.nat) {
+                await this.cloud?.releaseFloatingNat(rec.outputs.floatingIp);
             } else if (rec.type === "openstack:compute/instance:Instance" && rec.host) {
                 if (this.cloud?.hosts().some(h => h.name === rec.host)) await this.cloud.removeHost(rec.host);
             } else if (rec.type === GATEWAY) {

@@ -6,7 +6,7 @@
 import * as crypto from "crypto";
 import type { Registration } from "./program";
 import { NeutronError } from "./neutron";
-import { EngineContext, GATEWAY, ResourceRecord, sha, StepAction, SUBNET, withoutIgnored } from "./engineState";
+import { EngineContext, GATEWAY, ResourceRecord, SERVER_GROUP, sha, StepAction, SUBNET, withoutIgnored } from "./engineState";
 
 /** A port: checked by Neutron, recorded with its fixed address, and its host's firewall brought up to date. */
 export async function applyPort(e: EngineContext, key: string, r: Registration, inputs: Record<string, any>, prev: ResourceRecord | undefined, started: number) {
@@ -34,8 +34,12 @@ export async function instance(e: EngineContext, key: string, r: Registration, i
     const portId = inputs.networks?.[0]?.port;
     const port = e.find(p => p.type === "openstack:networking/port:Port" && p.id === portId);
     if (!port?.host) throw new Error(`local cloud: instance ${r.name} is not attached to a known port (${portId})`);
+    if (!e.o.preview) checkSchedulerHints(e, r.name, inputs);
     // What rebuilds an instance on OpenStack; ignoreChanges: ["imageName"] keeps the image name out.
-    const hash = sha([inputs.userData, inputs.keyPair, inputs.networks, inputs.name]);
+    // schedulerHints too (the provider forces a new instance), counted only when set so that
+    // instances recorded before they were modelled stay the same.
+    const rebuilt = [inputs.userData, inputs.keyPair, inputs.networks, inputs.name];
+    const hash = sha(inputs.schedulerHints?.length ? [...rebuilt, inputs.schedulerHints] : rebuilt);
     const hostName: string = inputs.name;
     const running = e.cloud?.hosts().some(h => h.name === hostName && h.running);
     if (prev && prev.inputsHash === hash && (running || e.o.preview)) {
@@ -78,6 +82,9 @@ export async function instance(e: EngineContext, key: string, r: Registration, i
     await e.enforceSecurityGroups();
     const fip = floatingIpOfPort(e, portId);
     if (fip) {
+        // associated before the instance existed: the router NATed it meanwhile (see associate)
+        await cloud.releaseFloatingNat(fip.ip);
+        delete e.state.resources[fip.key].outputs.nat;
         await cloud.attachPublicIp(hostName, fip.ip);
         e.state.resources[fip.key].host = hostName;
         e.save();
@@ -86,7 +93,12 @@ export async function instance(e: EngineContext, key: string, r: Registration, i
     return { id, state: { ...inputs, accessIpV4: port.host } };
 }
 
-/** A floating IP belongs to a port: attached to its host now if the instance exists, else when it boots. */
+/**
+ * A floating IP belongs to a port. On an instance's port it becomes the host's eth1 (now, or when
+ * the instance boots): the local model, which differs from OpenStack (local/routerNat.ts). On a
+ * port no instance uses (a VIP port) the router NATs it 1:1 to the port's fixed address, as
+ * OpenStack does for every floating IP.
+ */
 export async function associate(e: EngineContext, key: string, r: Registration, inputs: Record<string, any>, prev: ResourceRecord | undefined, started: number) {
     // Neutron: a floating IP reaches a port only through a router on its subnet (OVH: the gateway).
     if (!e.o.preview && !Object.values(e.state.resources).some(g => g.type === GATEWAY) ) {
@@ -97,14 +109,28 @@ export async function associate(e: EngineContext, key: string, r: Registration, 
     }
     const hash = sha([inputs.floatingIp, inputs.portId]);
     const instance = instanceOnPort(e, inputs.portId);
-    const attached = !instance || e.cloud?.hosts().find(h => h.name === instance.host)?.publicIp === inputs.floatingIp;
+    const portIp: string | undefined = e.find(p => p.type === "openstack:networking/port:Port" && p.id === inputs.portId)?.host;
+    const natted = () => e.cloud?.floatingNats().some(n => n.publicIp === inputs.floatingIp && n.privateIp === portIp);
+    const attached = instance ? e.cloud?.hosts().find(h => h.name === instance.host)?.publicIp === inputs.floatingIp : natted();
     if (prev && prev.inputsHash === hash && (attached || e.o.preview)) {
         e.step(r.type, r.name, "same", started);
         return { id: prev.id, state: inputs };
     }
     if (!e.o.preview) {
-        e.record(key, { type: r.type, name: r.name, inputsHash: hash, id: r.name, outputs: { portId: inputs.portId, floatingIp: inputs.floatingIp }, host: instance?.host });
-        if (instance?.host) await e.requireCloud().attachPublicIp(instance.host, inputs.floatingIp);
+        const cloud = e.requireCloud();
+        // a moved association: the address leaves where it was first
+        const movedFrom = prev?.host && (prev.host !== instance?.host || prev.outputs.floatingIp !== inputs.floatingIp) ? prev.host : undefined;
+        if (movedFrom && cloud.hosts().some(h => h.name === movedFrom && h.publicIp === prev?.outputs.floatingIp)) await cloud.detachPublicIp(movedFrom);
+        if (prev?.outputs.nat) await cloud.releaseFloatingNat(prev.outputs.floatingIp);
+        const outputs: Record<string, any> = { portId: inputs.portId, floatingIp: inputs.floatingIp };
+        if (instance?.host) {
+            await cloud.attachPublicIp(instance.host, inputs.floatingIp);
+        } else if (portIp) {
+            const { conntrackMax } = await cloud.natFloatingIp(inputs.floatingIp, portIp);
+            if (conntrackMax.after !== conntrackMax.before) e.o.log(`raised net.netfilter.nf_conntrack_max from ${conntrackMax.before} to ${conntrackMax.after} (the router's NAT tracks every connection)`);
+            outputs.nat = portIp;
+        }
+        e.record(key, { type: r.type, name: r.name, inputsHash: hash, id: r.name, outputs, host: instance?.host });
     }
     e.step(r.type, r.name, prev ? "update" : "create", started);
     return { id: r.name, state: inputs };
@@ -121,4 +147,32 @@ export function floatingIpOfPort(e: EngineContext, portId: string): { key: strin
         ([, a]) => a.type === "openstack:networking/floatingIpAssociate:FloatingIpAssociate" && a.outputs.portId === portId,
     );
     return entry && { key: entry[0], ip: entry[1].outputs.floatingIp };
+}
+
+/** Nova's server group policies (compute API, os-server-groups). */
+export const SERVER_GROUP_POLICIES = ["affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity"] as const;
+
+/**
+ * A server group (Nova): recorded, with its policy checked as Nova checks it. On this machine
+ * every host shares one kernel: (anti-)affinity has no physical meaning here, it is only kept
+ * so that instances naming the group are checked as Nova would.
+ */
+export function serverGroup(e: EngineContext, key: string, r: Registration, inputs: Record<string, any>, prev: ResourceRecord | undefined, started: number) {
+    const policies: unknown[] = inputs.policies ?? (inputs.policy !== undefined ? [inputs.policy] : []);
+    if (policies.length !== 1 || !SERVER_GROUP_POLICIES.includes(policies[0] as (typeof SERVER_GROUP_POLICIES)[number])) {
+        throw new Error(
+            `Nova 400: Invalid input for field/attribute policies of server group ${r.name}: ${JSON.stringify(policies)} (exactly one of ${SERVER_GROUP_POLICIES.join(", ")})`,
+        );
+    }
+    return e.plain(key, r, inputs, prev, started);
+}
+
+/** Nova refuses an instance whose scheduler hint names a server group that does not exist. */
+function checkSchedulerHints(e: EngineContext, name: string, inputs: Record<string, any>): void {
+    for (const hint of inputs.schedulerHints ?? []) {
+        if (hint.group === undefined) continue;
+        if (!e.find(g => g.type === SERVER_GROUP && g.id === hint.group)) {
+            throw new Error(`Nova 404: Instance group ${hint.group} could not be found. (instance ${name})`);
+        }
+    }
 }

@@ -64,6 +64,7 @@ export interface EngineOptions {
 export const DEFAULT_GATEWAY_CREATE_MS = 5000;
 export const GATEWAY = "ovh:CloudProject/gateway:Gateway";
 export const RULE = "openstack:networking/secGroupRule:SecGroupRule";
+export const SERVER_GROUP = "openstack:compute/serverGroup:ServerGroup";
 export const SUBNET = "ovh:CloudProject/networkPrivateSubnetV2:NetworkPrivateSubnetV2";
 export const ZONE_RECORD = "ovh:Domain/zoneRecord:ZoneRecord";
 

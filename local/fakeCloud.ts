@@ -43,6 +43,8 @@ export const CREATED: Readonly<Record<string, Answer>> = {
         outputs: { ...i, allFixedIps: (i.fixedIps ?? []).map((f: { ipAddress?: string }) => f.ipAddress) },
     }),
     "openstack:networking/secGroup:SecGroup": (name, i) => ({ id: `sg-uuid-${name}`, outputs: i }),
+    // Nova's server group: its UUID, the inputs echoed (members are not tracked).
+    "openstack:compute/serverGroup:ServerGroup": (name, i) => ({ id: `os-servergroup-uuid-${name}`, outputs: i }),
     "openstack:networking/floatingIp:FloatingIp": (name, i, make) => ({ id: `fip-${name}`, outputs: { ...i, address: make.publicAddress(name) } }),
     "tls:index/privateKey:PrivateKey": (name, i, make) => ({ id: name, outputs: { ...i, ...make.privateKey(i.algorithm, i.ecdsaCurve, name) } }),
     "tls:index/selfSignedCert:SelfSignedCert": (name, i, make) => ({ id: name, outputs: { ...i, certPem: make.selfSignedCert(i, name) } }),

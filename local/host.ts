@@ -30,6 +30,11 @@ export interface HostState {
     cgroup: string;
     uuid: string;
     supervisor?: ProcessRef;
+    /**
+     * Neutron's allowed_address_pairs of the host's port: addresses (or CIDRs) besides privateIp that
+     * its port lets through (local/fabric.ts). Absent: the fixed address only.
+     */
+    allowedAddressPairs?: string[];
 }
 
 export interface HostPaths {

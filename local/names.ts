@@ -51,6 +51,10 @@ export interface CloudNames {
     cgroup: string;
     hostCgroup(name: string): string;
     gatewayCgroup: string;
+    /** Root-side end of the router's leg on the public network (the gateway namespace's eth1). */
+    gatewayPublicVeth: string;
+    /** nftables table (bridge family, root namespace) of the private network's port security. */
+    fabricTable: string;
     /** The local internet's services (DNS, ACME CA): their namespace, veth and cgroup. */
     internetNetns: string;
     internetVeth: string;
@@ -72,6 +76,8 @@ export function cloudNames(prefix: string): CloudNames {
         cgroup: `pycluster-${prefix}`,
         hostCgroup: (name) => `pycluster-${prefix}/host-${name}`,
         gatewayCgroup: `pycluster-${prefix}/gateway`,
+        gatewayPublicVeth: `${prefix}-gwu`,
+        fabricTable: `pycluster_fabric_${prefix}`,
         internetNetns: `${prefix}-inet`,
         internetVeth: `${prefix}-inet`,
         internetCgroup: `pycluster-${prefix}/internet`,

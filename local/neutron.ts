@@ -14,7 +14,12 @@
  * - two security-group rules that differ only in their description are the
  *   same rule: the second is refused with 409 SecurityGroupRuleExists. Pulumi
  *   replaces a changed rule by creating the new one before deleting the old
- *   one unless deleteBeforeReplace is set, so that counts too.
+ *   one unless deleteBeforeReplace is set, so that counts too;
+ * - a rule's protocol is a name Neutron knows (IP_PROTOCOL_MAP: "tcp", "vrrp"...)
+ *   or a number 0-255; a name and its number are the same rule;
+ * - a port's allowed_address_pairs (the allowed-address-pairs extension): each
+ *   ip_address an address or a canonical CIDR, no pair twice, and only on a
+ *   port with port security (409 AddressPairAndPortSecurityRequired).
  */
 import { formatIpv4, parseIpv4 } from "../lib/ipv4";
 
@@ -51,6 +56,42 @@ export function addressProblem(data: unknown): string | undefined {
         : `'${String(data)}' is not a valid IP address`;
 }
 
+/** neutron-lib's IP_PROTOCOL_MAP: the protocol names a security group rule accepts, and their numbers. */
+export const IP_PROTOCOLS: Readonly<Record<string, number>> = {
+    ah: 51, dccp: 33, egp: 8, esp: 50, gre: 47, hopopt: 0, icmp: 1, igmp: 2, ip: 0, ipip: 4, "ipv6-encap": 41,
+    "ipv6-frag": 44, "ipv6-icmp": 58, icmpv6: 58, "ipv6-nonxt": 59, "ipv6-opts": 60, "ipv6-route": 43,
+    ospf: 89, pgm: 113, rsvp: 46, sctp: 132, tcp: 6, udp: 17, udplite: 136, vrrp: 112,
+};
+
+/** A rule's protocol as its IP protocol number; undefined for "any" or none; throws Neutron's 400 for others. */
+export function protocolNumber(protocol: unknown): number | undefined {
+    if (protocol === undefined || protocol === null || protocol === "" || protocol === "any") return undefined;
+    const p = String(protocol).toLowerCase();
+    if (p in IP_PROTOCOLS) return IP_PROTOCOLS[p];
+    if (/^\d{1,3}$/.test(p) && Number(p) <= 255) return Number(p);
+    throw new NeutronError(
+        400,
+        `Security group rule protocol ${String(protocol)} not supported. Only protocol values [${Object.keys(IP_PROTOCOLS).join(", ")}] and integer representations [0 to 255] are supported.`,
+    );
+}
+
+/** allowed_address_pairs of a port, as Neutron's extension checks them. */
+function checkAddressPairs(name: string, inputs: Record<string, any>): void {
+    const pairs: { ipAddress?: string; macAddress?: string }[] = inputs.allowedAddressPairs ?? [];
+    if (pairs.length === 0) return;
+    if (inputs.portSecurityEnabled === false) {
+        throw new NeutronError(409, `Port Security must be enabled in order to have allowed address pairs on a port. (port ${name})`);
+    }
+    const seen = new Set<string>();
+    for (const p of pairs) {
+        const bad = typeof p.ipAddress === "string" && p.ipAddress.includes("/") ? subnetProblem(p.ipAddress) : addressProblem(p.ipAddress);
+        if (bad) throw new NeutronError(400, `Invalid input for allowed_address_pairs of port ${name}: ${bad}`);
+        const key = `${p.macAddress ?? ""} ${p.ipAddress}`;
+        if (seen.has(key)) throw new NeutronError(400, `Request contains duplicate address pair: mac_address ${p.macAddress ?? "None"} ip_address ${p.ipAddress}. (port ${name})`);
+        seen.add(key);
+    }
+}
+
 interface RuleRecord {
     name: string;
     key: string;
@@ -62,7 +103,7 @@ function ruleKey(i: Record<string, any>): string {
         i.securityGroupId,
         i.direction,
         i.ethertype ?? "IPv4",
-        i.protocol ?? null,
+        protocolNumber(i.protocol) ?? null,
         i.portRangeMin ?? null,
         i.portRangeMax ?? null,
         i.remoteIpPrefix ?? null,
@@ -96,6 +137,7 @@ export class FakeNeutron {
                     const bad = f.ipAddress === undefined ? undefined : addressProblem(f.ipAddress);
                     if (bad) throw new NeutronError(400, `Invalid input for port ${name}: ${bad}`);
                 }
+                checkAddressPairs(name, inputs);
                 return;
             }
             case "openstack:networking/secGroupRule:SecGroupRule": {
@@ -103,6 +145,7 @@ export class FakeNeutron {
                     const bad = subnetProblem(inputs.remoteIpPrefix);
                     if (bad) throw new NeutronError(400, `Invalid input for remote_ip_prefix of rule ${name}: ${bad}`);
                 }
+                protocolNumber(inputs.protocol);
                 const key = ruleKey(inputs);
                 const previous = this.rules.get(name);
                 // The old rule is still there while its replacement is created, unless deleted first.

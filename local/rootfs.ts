@@ -27,6 +27,13 @@ export const DEFAULT_PACKAGES: readonly string[] = [
 ];
 
 /**
+ * Packages the program installs on some hosts that the image lacks (a stock OVH image lacks them
+ * too; OVH's mirror has them): the local apt repository must serve them and their dependencies.
+ * keepalived: the pair of load balancers (issue 13).
+ */
+export const REPO_PACKAGES: readonly string[] = ["keepalived"];
+
+/**
  * Services of packages the program configures per role (monitoring): installed in the image, but
  * left disabled, so a host runs them only once the program has pushed their configuration (the
  * exporters bound to the node's private address), not with the packages' defaults on every host.
@@ -247,6 +254,8 @@ export async function ensureRootfs(options: RootfsOptions = {}): Promise<Rootfs>
  */
 export async function ensureRepoPackages(rootfs: Pick<Rootfs, "rootDir" | "repoDir">, packages: readonly string[], o: { log?: (line: string) => void; sources?: string } = {}): Promise<string[]> {
     if (packages.length === 0) return [];
+    // Each was added with what it needs: nothing to fetch (and no apt-get update against the mirror).
+    if (packages.every(p => repoHas(rootfs.repoDir, p))) return [];
     const lock = await acquireLock(`${rootfs.repoDir}.lock`);
     const work = fs.mkdtempSync(path.join(path.dirname(rootfs.repoDir), "repo-add-"));
     try {
@@ -293,6 +302,15 @@ export function pruneRootfsCache(cacheDir: string, keepKey: string, log: (line: 
         if (mountinfo.includes(`lowerdir=${dir}/`)) continue;
         log(`removing unused cached root filesystem ${dir}`);
         fs.rmSync(dir, { recursive: true, force: true });
+    }
+}
+
+/** Whether the repository's index lists a package of that name (a plain name, no version or arch). */
+function repoHas(repoDir: string, name: string): boolean {
+    try {
+        return fs.readFileSync(path.join(repoDir, "Packages"), "utf8").split("\n").includes(`Package: ${name}`);
+    } catch {
+        return false;
     }
 }
 

@@ -16,7 +16,7 @@ import { CliConfig, cliStackConfig } from "./cliConfig";
 import { ProgramFailure, PROJECT, runProgramWithMocks } from "./program";
 import { renderSshConfig } from "../provisioning/render/sshConfig";
 import { ensureLocalCloudPrerequisites } from "./prerequisites";
-import { ensureRepoPackages, ensureRootfs } from "./rootfs";
+import { ensureRepoPackages, ensureRootfs, REPO_PACKAGES } from "./rootfs";
 
 /**
  * Credentials the program validates, where the README puts them: exported in the environment of
@@ -149,7 +149,7 @@ export async function localUp(o: LocalStackOptions = {}): Promise<UpResult> {
     await ensureLocalCloudPrerequisites({ internet: internetZones(cfg) !== undefined, log: o.log });
     const cloud = await openOrCreateCloud(cfg, stack, o);
     // The app's packages come from the mirror behind the gateway, as on OVH: the local one must have them.
-    await ensureRepoPackages({ rootDir: cloud.state.rootDir, repoDir: cloud.state.repoDir }, cfg.app.packages, { log: o.log });
+    await ensureRepoPackages({ rootDir: cloud.state.rootDir, repoDir: cloud.state.repoDir }, [...REPO_PACKAGES, ...cfg.app.packages], { log: o.log });
     const { engine, result } = await run(stack, cloud, false, o);
     const sshKeyFile = path.join(cloud.stateDir, `${stack}-deployer.key`);
     fs.writeFileSync(sshKeyFile, String(result.outputs.sshPrivateKey), { mode: 0o600 });

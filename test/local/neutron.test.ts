@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { addressProblem, FakeNeutron, NeutronError, subnetProblem } from "../../local/neutron";
+import { addressProblem, FakeNeutron, NeutronError, protocolNumber, subnetProblem } from "../../local/neutron";
 
 test("CIDRs: canonical text only, with neutron-lib's messages", () => {
     assert.equal(subnetProblem("203.0.113.10/32"), undefined);
@@ -43,4 +43,32 @@ test("subnets: CIDR, addresses and resolvers are checked, duplicate resolvers re
     assert.throws(() => n.check(SUBNET, "s", { ...ok, cidr: "10.1.0.0/024" }), /isn't a recognized IP subnet cidr/);
     assert.throws(() => n.check(SUBNET, "s", { ...ok, dnsNameservers: ["213.186.33.99", "213.186.33.99"] }), /Duplicate nameserver '213.186.33.99'/);
     assert.throws(() => n.check(SUBNET, "s", { ...ok, dnsNameservers: [" 213.186.33.99"] }), /is not a valid nameserver/);
+});
+
+const PORT = "openstack:networking/port:Port";
+const port = (o: Record<string, unknown>) => ({ fixedIps: [{ subnetId: "s", ipAddress: "10.0.0.11" }], portSecurityEnabled: true, ...o });
+
+test("allowed address pairs: an address or a canonical CIDR, each once, only with port security", () => {
+    const n = new FakeNeutron();
+    n.check(PORT, "lb", port({ allowedAddressPairs: [{ ipAddress: "10.0.0.100" }, { ipAddress: "10.0.1.0/28" }] }));
+    assert.throws(() => n.check(PORT, "lb", port({ allowedAddressPairs: [{ ipAddress: "10.0.0.0100" }] })), /Neutron 400: .*'10\.0\.0\.0100' is not a valid IP address/);
+    assert.throws(() => n.check(PORT, "lb", port({ allowedAddressPairs: [{ ipAddress: "10.0.1.0/028" }] })), /Neutron 400: .*'10\.0\.1\.0\/28' is recommended/);
+    assert.throws(() => n.check(PORT, "lb", port({ allowedAddressPairs: [{ ipAddress: "10.0.0.100" }, { ipAddress: "10.0.0.100" }] })), /Neutron 400: Request contains duplicate address pair/);
+    assert.throws(
+        () => n.check(PORT, "lb", port({ portSecurityEnabled: false, allowedAddressPairs: [{ ipAddress: "10.0.0.100" }] })),
+        (e: unknown) => e instanceof NeutronError && e.status === 409 && /Port Security must be enabled/.test(e.message),
+    );
+    n.check(PORT, "plain", port({ portSecurityEnabled: false })); // no pairs: no port security needed
+});
+
+test("rule protocols: Neutron's names or 0-255; a name and its number are the same rule", () => {
+    assert.equal(protocolNumber("vrrp"), 112);
+    assert.equal(protocolNumber("112"), 112);
+    assert.equal(protocolNumber("TCP"), 6);
+    assert.equal(protocolNumber(undefined), undefined);
+    assert.throws(() => protocolNumber("vrpp"), /Neutron 400: Security group rule protocol vrpp not supported/);
+    assert.throws(() => protocolNumber("256"), /not supported/);
+    const n = new FakeNeutron();
+    n.check(RULE, "vrrp", { securityGroupId: "lb", direction: "ingress", ethertype: "IPv4", protocol: "vrrp", remoteGroupId: "lb" });
+    assert.throws(() => n.check(RULE, "vrrp-112", { securityGroupId: "lb", direction: "ingress", ethertype: "IPv4", protocol: "112", remoteGroupId: "lb" }), /409/);
 });
