@@ -66,8 +66,7 @@ function merge(...parts: MonitoringPush[]): MonitoringPush {
 }
 
 /** The load balancer: node exporter, nginx exporter (stub_status) and mtail (the JSON access log). */
-export function lbMonitoring(cfg: StackConfig): MonitoringPush {
-    const ip = cfg.network.lbIp;
+export function lbMonitoring(cfg: StackConfig, ip: string = cfg.network.lbIp): MonitoringPush {
     const p = cfg.monitoring.ports;
     const program = renderAccessLogProgram({
         fields: {
