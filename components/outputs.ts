@@ -47,7 +47,7 @@ function pairOutputs(cfg: StackConfig, cluster: Cluster, sshConfigFile: string) 
         lbs: cluster.lb.members.map(m => ({ name: m.host.name, privateIp: m.host.privateIp })),
         lbVip: pair.vip,
         // The public address answers from the LB that holds it: its hostname says which.
-        lbHolderCommand: sshCommand(sshConfigFile, activeLbAlias(cfg), ["hostname"]),
+        lbHolderCommand: `${sshCommand(sshConfigFile, activeLbAlias(cfg))} hostname`,
         sshLbs: cluster.lb.members.map(m => sshCommand(sshConfigFile, m.host.name)),
     };
 }

@@ -120,13 +120,18 @@ export function appMonitoring(cfg: StackConfig, nodeIp: string): MonitoringPush 
 export function scrapeTargets(cfg: StackConfig): ScrapeTarget[] {
     const p = cfg.monitoring.ports;
     const names = nodeNames(cfg);
-    const lb = { address: cfg.network.lbIp, role: "lb" as const, node: names.lb };
+    const pair = cfg.network.pair;
+    const lbs = [
+        { address: cfg.network.lbIp, role: "lb" as const, node: names.lb },
+        // The second LB of a pair: names.secondLoadBalancer.
+        ...(pair ? [{ address: pair.secondLbIp, role: "lb" as const, node: `${names.lb}-2` }] : []),
+    ];
     const apps = cfg.network.appIps.map((address, i) => ({ address, role: "app" as const, node: names.apps[i] }));
     const mon = cfg.monitoring.node ? [{ address: cfg.monitoring.node.ip, role: "monitoring" as const, node: names.monitoring! }] : [];
     return [
-        ...[lb, ...apps, ...mon].map(n => ({ ...n, job: JOBS.node, port: p.nodeExporter })),
-        { ...lb, job: JOBS.nginx, port: p.nginxExporter },
-        { ...lb, job: JOBS.lbLog, port: p.mtail },
+        ...[...lbs, ...apps, ...mon].map(n => ({ ...n, job: JOBS.node, port: p.nodeExporter })),
+        ...lbs.map(lb => ({ ...lb, job: JOBS.nginx, port: p.nginxExporter })),
+        ...lbs.map(lb => ({ ...lb, job: JOBS.lbLog, port: p.mtail })),
         ...apps.map(n => ({ ...n, job: JOBS.gunicorn, port: p.statsdExporter })),
         ...mon.map(n => ({ ...n, job: JOBS.prometheus, port: p.prometheus })),
     ];

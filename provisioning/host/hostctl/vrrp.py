@@ -47,7 +47,8 @@ def health(site_text, nginx_answers, upstream_answers):
     """
     None when healthy, else why not. An LB without its nginx configuration (before the first push)
     counts as healthy, so the pair stays reachable while the program configures it; once configured,
-    healthy = nginx answers locally and at least one upstream in rotation answers.
+    healthy = nginx answers locally and at least one upstream in rotation answers (or none is in
+    rotation yet).
     `nginx_answers()` and `upstream_answers(server)` are asked lazily, stopping at the first answer.
     """
     if site_text is None:
@@ -55,7 +56,10 @@ def health(site_text, nginx_answers, upstream_answers):
     if not nginx_answers():
         return "nginx does not answer"
     servers = in_rotation(site_text)
-    if not any(upstream_answers(s) for s in servers):
+    # Nothing admitted yet (a first rollout: new nodes wait drained for their admit step, which comes
+    # through this address): nginx alone decides, or both LBs would let go of the address and with it
+    # the program's only way in.
+    if servers and not any(upstream_answers(s) for s in servers):
         return f"no upstream in rotation answers ({len(servers)} in rotation)"
     return None
 
