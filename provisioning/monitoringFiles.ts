@@ -6,7 +6,7 @@ import { renderMtailDropIn, renderNginxExporterDropIn, renderNodeExporterDropIn,
 import { renderAccessLogProgram } from "./render/mtail";
 import { ACCESS_LOG_FILE, ACCESS_LOG_FIELD_NAMES } from "./render/nginx";
 import { JOBS, renderAlertRules, renderPrometheusConfig, Role, ScrapeTarget } from "./render/prometheus";
-import { AGENT } from "./hostContract";
+import { AGENT, hostPath } from "./hostContract";
 
 /**
  * Monitoring, per role: which Debian packages, which files (hostctl's
@@ -54,9 +54,9 @@ export function nodeNames(cfg: StackConfig): { lb: string; apps: string[]; monit
 
 const url = (ip: string, port: number, p = "/metrics") => `http://${ip}:${port}${p}`;
 
-function nodeExporter(ip: string, port: number): MonitoringPush {
+function nodeExporter(ip: string, port: number, textfileDir?: string): MonitoringPush {
     return {
-        files: [{ name: "prometheus-node-exporter.conf", mode: 0o644, content: renderNodeExporterDropIn({ listen: { address: ip, port } }) }],
+        files: [{ name: "prometheus-node-exporter.conf", mode: 0o644, content: renderNodeExporterDropIn({ listen: { address: ip, port }, textfileDir }) }],
         endpoints: [{ service: "prometheus-node-exporter", url: url(ip, port) }],
     };
 }
@@ -77,7 +77,8 @@ export function lbMonitoring(cfg: StackConfig, ip: string = cfg.network.lbIp): M
             upstreamResponseTime: ACCESS_LOG_FIELD_NAMES.upstreamResponseTime,
         },
     });
-    return merge(nodeExporter(ip, p.nodeExporter), {
+    const textfiles = cfg.network.pair ? hostPath("nodeExporterTextfiles") : undefined;
+    return merge(nodeExporter(ip, p.nodeExporter, textfiles), {
         files: [
             {
                 name: "prometheus-nginx-exporter.conf",
@@ -172,6 +173,7 @@ export function monitoringNodeMonitoring(cfg: StackConfig): MonitoringPush {
                     latencyP95Seconds: cfg.monitoring.alerts.latencyP95Seconds,
                     gunicornWorkers: cfg.gunicorn.workers,
                     scrapeIntervalSeconds: cfg.monitoring.scrapeIntervalSeconds,
+                    lbPair: cfg.lb.count === 2,
                 }),
             },
         ],
