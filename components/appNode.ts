@@ -9,11 +9,13 @@ import { appMonitoring, MONITORING_PACKAGES } from "../provisioning/monitoringFi
 import { installRelease, listReleases, onLoadBalancer, PushTarget, pushApp, pushMonitoring, uploadRelease } from "../provisioning/push";
 import { Bastion, Host, NodePlacement } from "./host";
 
-/** What an app node's rollout needs from the load balancer. */
+/** What an app node's rollout needs from the load balancers (one, or a pair: each admits the node). */
 export interface LbHandle {
-    target: PushTarget;
-    /** The nginx configuration push: the upstream exists once it has run. */
-    nginx: pulumi.Resource;
+    members: {
+        target: PushTarget;
+        /** The nginx configuration push: the upstream exists once it has run. */
+        nginx: pulumi.Resource;
+    }[];
     siteHost: pulumi.Output<string>;
 }
 
@@ -136,18 +138,16 @@ export class AppNode extends pulumi.ComponentResource {
         const cfg = this.args.config;
         const lb = this.args.lb;
         this.app = pushApp(this.host.target, this.options, this.files, cfg.app.env !== undefined, [this.check, ...r.checks, ...r.after]);
-        // On the LB: a node new to the upstream is admitted here; every change is gated from the LB too.
+        // On each LB in turn: a node new to the upstream is admitted there; every change is gated from it too.
         // Re-runs when either VM is replaced (a new LB starts with every node drained).
-        const lbSide: PushTarget = { ...lb.target, name: `${this.host.target.name}-lb`, parent: this, triggers: [...lb.target.triggers, this.host.instance.id] };
-        this.admitted = onLoadBalancer(
-            lbSide,
-            "admit",
-            lb.siteHost.apply(siteHost =>
-                admitCommand({ server: this.server, nodeHealthUrl: this.healthUrl, siteHost, healthPath: cfg.app.healthPath }),
-            ),
-            this.change,
-            [this.app, lb.nginx],
-        );
+        const admit = lb.siteHost.apply(siteHost => admitCommand({ server: this.server, nodeHealthUrl: this.healthUrl, siteHost, healthPath: cfg.app.healthPath }));
+        let previous: pulumi.Resource = this.app;
+        lb.members.forEach((m, i) => {
+            const suffix = i === 0 ? "lb" : `lb-${i + 1}`;
+            const lbSide: PushTarget = { ...m.target, name: `${this.host.target.name}-${suffix}`, parent: this, triggers: [...m.target.triggers, this.host.instance.id] };
+            previous = onLoadBalancer(lbSide, "admit", admit, this.change, [previous, m.nginx]);
+        });
+        this.admitted = previous as command.remote.Command;
         this.releases = listReleases(this.host.target, cfg.app.name, this.change, [this.admitted]);
         this.registerOutputs({ privateIp: this.host.privateIp, release: this.args.release.id, unit: appLayout(cfg.app.name).unit });
     }

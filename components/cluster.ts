@@ -58,6 +58,7 @@ export class Cluster extends pulumi.ComponentResource {
             {
                 ...placement(groups.lb.id),
                 appChecks,
+                cluster: name,
                 staticFiles: cfg.lb.staticFiles ? buildAppArchive(`${cfg.app.name}-static`, cfg.lb.staticFiles.dir, args.buildDir) : undefined,
             },
             { parent: this },
@@ -65,14 +66,14 @@ export class Cluster extends pulumi.ComponentResource {
 
         this.release = appRelease(cfg, args.buildDir);
 
-        // Private nodes are reached through the load balancer once it relays SSH.
-        const bastion: Bastion = { connection: this.lb.host.connection, ready: this.lb.host.booted };
+        // Private nodes are reached through the load balancer (a pair: the public address) once it relays SSH.
+        const bastion: Bastion = this.lb.bastion;
         this.apps = new AppTier(
             names.appTier(name),
             {
                 ...placement(groups.app.id),
                 bastion,
-                lb: { target: this.lb.host.target, nginx: this.lb.nginx, siteHost: this.lb.siteHost },
+                lb: { members: this.lb.members.map(m => ({ target: m.host.target, nginx: m.nginx })), siteHost: this.lb.siteHost },
                 release: this.release,
                 fingerprintKey: this.sshPrivateKey,
             },
@@ -129,6 +130,7 @@ function securityGroupArgs(cfg: StackConfig): ClusterSecurityGroupsArgs {
         appPort: cfg.app.port,
         statusPort: cfg.lb.statusPort,
         privateCidr: cfg.network.cidr,
+        lbPair: cfg.lb.count === 2,
         monitoring: { node: cfg.monitoring.node !== undefined, ports: cfg.monitoring.ports },
     };
 }

@@ -28,8 +28,20 @@ export interface NodePlacement {
 
 export interface Bastion {
     connection: pulumi.Output<Connection>;
-    /** Ready to relay SSH (its own bootstrap done). */
-    ready: pulumi.Resource;
+    /** Ready to relay SSH (its own bootstrap done; for a pair, both LBs' and the public address's association). */
+    ready: pulumi.Resource[];
+}
+
+/** What a load balancer of a pair gets beyond a single LB (components/loadBalancer.ts). */
+export interface PairMember {
+    /** The pair's one host key: the public address reaches either LB, so both must show the same key. */
+    hostKey: tls.PrivateKey;
+    /** The anti-affinity server group: the two never share a hypervisor. */
+    serverGroupId: pulumi.Input<string>;
+    /** The virtual address this host's port may answer for (Neutron drops it otherwise). */
+    vip: string;
+    /** keepalived's bootstrap configuration for cloud-init (components/loadBalancer.ts renders it). */
+    keepalivedConf: string;
 }
 
 export interface HostArgs {
@@ -56,10 +68,14 @@ export interface HostArgs {
     /**
      * The only public address of a stack: a floating IP from Ext-Net (allocated and associated after
      * the gateway). `protect`: Pulumi refuses to delete or replace it (production stacks).
+     * `portId`: associated with that port (a pair's VIP port) instead of this host's; the host is then
+     * reached at its private address through the public one (whichever LB holds it relays).
      */
-    publicIp?: { pool: string; protect: boolean };
+    publicIp?: { pool: string; protect: boolean; portId?: pulumi.Input<string> };
     /** Private hosts are reached through the load balancer. */
     bastion?: Bastion;
+    /** A load balancer of a pair (lbCount 2). */
+    pair?: PairMember;
 }
 
 /**
@@ -74,6 +90,10 @@ export class Host extends pulumi.ComponentResource {
     readonly port: openstack.networking.Port;
     readonly privateIp: string;
     readonly publicIp?: pulumi.Output<string>;
+    /** A pair's first LB: the connection to the public address, whichever LB holds it (the bastion of every other host). */
+    readonly publicConnection?: pulumi.Output<Connection>;
+    /** The floating IP's association (after it, the public address can answer). */
+    readonly publicAssociation?: pulumi.Resource;
     /** Secret: holds the deployer's private key. */
     readonly connection: pulumi.Output<Connection>;
     readonly hostPublicKey: pulumi.Output<string>;
@@ -88,7 +108,7 @@ export class Host extends pulumi.ComponentResource {
         this.name = name;
         this.privateIp = args.fixedIp;
 
-        const hostKey = new tls.PrivateKey(`${name}-hostkey`, { algorithm: "ED25519" }, { parent: this });
+        const hostKey = args.pair?.hostKey ?? new tls.PrivateKey(`${name}-hostkey`, { algorithm: "ED25519" }, { parent: this });
         this.hostPublicKey = hostKey.publicKeyOpenssh.apply(k => k.trim());
 
         this.port = new openstack.networking.Port(
@@ -103,6 +123,8 @@ export class Host extends pulumi.ComponentResource {
                 // groups would otherwise be attached and silently not enforced.
                 portSecurityEnabled: true,
                 adminStateUp: true,
+                // keepalived's address: without the pair entry Neutron's anti-spoofing drops its traffic.
+                ...(args.pair ? { allowedAddressPairs: [{ ipAddress: args.pair.vip }] } : {}),
             },
             { parent: this, dependsOn: [args.subnet] },
         );
@@ -112,7 +134,12 @@ export class Host extends pulumi.ComponentResource {
             pulumi
                 .all([hostKey.privateKeyOpenssh, hostKey.publicKeyOpenssh])
                 .apply(([privateOpenssh, publicOpenssh]) =>
-                    renderCloudInit({ hostKey: { privateOpenssh, publicOpenssh }, packages: args.packages, appUser: args.appUser }),
+                    renderCloudInit({
+                        hostKey: { privateOpenssh, publicOpenssh },
+                        packages: args.packages,
+                        appUser: args.appUser,
+                        keepalivedBootstrap: args.pair ? { conf: args.pair.keepalivedConf, ownAddress: args.fixedIp } : undefined,
+                    }),
                 ),
         );
 
@@ -126,6 +153,7 @@ export class Host extends pulumi.ComponentResource {
                 keyPair: args.access.keyPairName,
                 networks: [{ port: this.port.id }],
                 userData,
+                ...(args.pair ? { schedulerHints: [{ group: args.pair.serverGroupId }] } : {}),
             },
             // Image names move to newer builds: never rebuild (and wipe) a node because of that.
             { parent: this, ignoreChanges: ["imageName"], dependsOn: [args.gateway] },
@@ -135,12 +163,16 @@ export class Host extends pulumi.ComponentResource {
         if (args.publicIp) {
             const { address, association } = this.publicAddress(name, args);
             this.publicIp = address;
+            this.publicAssociation = association;
             waitFor.push(association);
         }
-        if (args.bastion) waitFor.push(args.bastion.ready);
+        if (args.bastion) waitFor.push(...args.bastion.ready);
+        const access = { user: args.access.user, privateKey: args.access.privateKey, hostKey: this.hostPublicKey };
+        // A pair's LB is reached through the public address: the relaying LB shows the same (pair) host key.
+        const jump = this.publicIp && args.publicIp?.portId ? (this.publicConnection = sshConnection({ ...access, host: this.publicIp, dialErrorLimit: -1 })) : args.bastion?.connection;
 
         const connect = (dialErrorLimit: number) =>
-            sshConnection({ host: this.publicIp ?? this.privateIp, user: args.access.user, privateKey: args.access.privateKey, hostKey: this.hostPublicKey, bastion: args.bastion?.connection, dialErrorLimit });
+            sshConnection({ ...access, host: jump ? this.privateIp : (this.publicIp ?? this.privateIp), bastion: jump, dialErrorLimit });
         this.connection = connect(10);
         this.target = {
             name,
@@ -174,7 +206,7 @@ export class Host extends pulumi.ComponentResource {
         // Neutron refuses to associate a floating IP with a port whose subnet has no router yet.
         const association = new openstack.networking.FloatingIpAssociate(
             `${name}-fip-association`,
-            { floatingIp: fip.address, portId: this.port.id, region: args.region },
+            { floatingIp: fip.address, portId: args.publicIp!.portId ?? this.port.id, region: args.region },
             { parent: this, dependsOn: [args.gateway] },
         );
         return { address: fip.address, association };
@@ -185,7 +217,7 @@ export class Host extends pulumi.ComponentResource {
  * How a step reaches a host: its address, pinned host key and the deployer's key (secret), through
  * the bastion's connection for private hosts. `dialErrorLimit` -1 keeps dialing (a booting VM).
  */
-function sshConnection(o: {
+export function sshConnection(o: {
     host: pulumi.Input<string>;
     user: string;
     privateKey: pulumi.Input<string>;

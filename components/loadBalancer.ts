@@ -3,13 +3,14 @@ import * as tls from "@pulumi/tls";
 import * as command from "@pulumi/command";
 import * as ovh from "@ovhcloud/pulumi-ovh";
 import { StackConfig } from "../config/types";
-import { LB_PACKAGES, lbExtraPackages, lbKernelFiles, lbNginxFiles } from "../provisioning/lbFiles";
+import { lbAddresses, lbExtraPackages, lbKeepalivedConf, lbKeepalivedFiles, lbKernelFiles, lbNginxFiles, lbPackages } from "../provisioning/lbFiles";
 import { AppArchive } from "../provisioning/archive";
 import { lbMonitoring } from "../provisioning/monitoringFiles";
-import { stackRolloutPlan } from "../provisioning/rollout";
-import { obtainCertificate, pushMonitoring, pushNginx, pushStaticFiles } from "../provisioning/push";
-import { ACME_PLACEHOLDER_ORGANIZATION, PUBLIC_NETWORK, SELF_SIGNED_ORGANIZATION } from "../lib/conventions";
-import { Host, NodePlacement } from "./host";
+import { lbRolloutOrder, stackRolloutPlan } from "../provisioning/rollout";
+import { obtainCertificate, pushKeepalived, pushMonitoring, pushNginx, pushStaticFiles } from "../provisioning/push";
+import { ACME_PLACEHOLDER_ORGANIZATION, names, PUBLIC_NETWORK, SELF_SIGNED_ORGANIZATION } from "../lib/conventions";
+import { Bastion, Host, NodePlacement, PairMember } from "./host";
+import { LbPair } from "./lbPair";
 
 export interface LoadBalancerArgs extends NodePlacement {
     /** Static files nginx serves itself (staticUrlPath), packed from staticDir. */
@@ -20,6 +21,18 @@ export interface LoadBalancerArgs extends NodePlacement {
      * reloads nginx under load for nothing.
      */
     appChecks: Promise<pulumi.Resource>[];
+    /** The stack's name ("<project>-<stack>"), which the second LB's name is built from. */
+    cluster: string;
+}
+
+/** One load balancer and its steps; a pair has two, with identical configuration. */
+export interface LbMember {
+    host: Host;
+    /** Its nginx change: validated, switched, reloaded and checked running. */
+    nginx: command.remote.Command;
+    monitoring: command.remote.Command;
+    /** keepalived's configuration (a pair). */
+    keepalived?: command.remote.Command;
 }
 
 /**
@@ -29,8 +42,16 @@ export interface LoadBalancerArgs extends NodePlacement {
  * the stack's secrets (provided).
  */
 export class LoadBalancer extends pulumi.ComponentResource {
+    /** The first (or only) load balancer. */
     readonly host: Host;
+    /** Every load balancer: one, or the pair (the first keeps the single LB's names). */
+    readonly members: LbMember[];
+    /** What the pair shares (lbCount 2): the server group and the VIP port. */
+    readonly pair?: LbPair;
+    /** How every other host is reached: through the public address (whichever LB holds it). */
+    readonly bastion: Bastion;
     readonly publicIp: pulumi.Output<string>;
+    /** The first LB's nginx change (with a pair, the second's comes after it). */
     readonly nginx: command.remote.Command;
     /** Node exporter, nginx exporter (stub_status) and mtail (the access log), on the private address. */
     readonly monitoring: command.remote.Command;
@@ -45,37 +66,53 @@ export class LoadBalancer extends pulumi.ComponentResource {
     constructor(name: string, args: LoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("pycluster:lb:LoadBalancer", name, {}, opts);
         const cfg = args.config;
+        const pairAddresses = cfg.network.pair;
+        this.pair = pairAddresses
+            ? new LbPair(name, { region: cfg.openstack.region, networkId: args.networkId, subnet: args.subnet, securityGroupId: args.securityGroupId, vip: pairAddresses.vip }, { parent: this })
+            : undefined;
+        // The public address reaches either LB of a pair: both show one host key, generated once.
+        const pairKey = this.pair ? new tls.PrivateKey(`${name}-pair-hostkey`, { algorithm: "ED25519" }, { parent: this }) : undefined;
+        const addresses = lbAddresses(cfg);
+        const member = (own: string): PairMember | undefined =>
+            this.pair && pairKey
+                ? { hostKey: pairKey, serverGroupId: this.pair.serverGroup.id, vip: this.pair.vip, keepalivedConf: lbKeepalivedConf(cfg, own, { bootstrap: true }) }
+                : undefined;
+        const hostArgs = (own: string) => ({
+            region: cfg.openstack.region,
+            flavor: cfg.lb.flavor,
+            image: cfg.platform.image,
+            networkId: args.networkId,
+            subnet: args.subnet,
+            fixedIp: own,
+            securityGroupIds: [args.securityGroupId],
+            access: args.access,
+            packages: lbPackages(cfg),
+            extraPackages: lbExtraPackages(cfg),
+            kernelFiles: lbKernelFiles(cfg),
+            gateway: args.gateway,
+            pair: member(own),
+        });
         this.host = new Host(
             name,
-            {
-                region: cfg.openstack.region,
-                flavor: cfg.lb.flavor,
-                image: cfg.platform.image,
-                networkId: args.networkId,
-                subnet: args.subnet,
-                fixedIp: cfg.network.lbIp,
-                securityGroupIds: [args.securityGroupId],
-                access: args.access,
-                packages: LB_PACKAGES,
-                extraPackages: lbExtraPackages(cfg),
-                kernelFiles: lbKernelFiles(cfg),
-                gateway: args.gateway,
-                // The address users' DNS points at: a production stack never loses it by accident.
-                publicIp: { pool: PUBLIC_NETWORK, protect: cfg.production },
-            },
+            // The address users' DNS points at: a production stack never loses it by accident. A pair's is on the VIP port.
+            { ...hostArgs(addresses[0]), publicIp: { pool: PUBLIC_NETWORK, protect: cfg.production, portId: this.pair?.vipPort.id } },
             { parent: this },
         );
         this.publicIp = this.host.publicIp!;
+        this.bastion = this.host.publicConnection
+            ? { connection: this.host.publicConnection, ready: [this.host.publicAssociation!] }
+            : { connection: this.host.connection, ready: [this.host.booted] };
+        const hosts = [this.host];
+        if (addresses[1]) hosts.push(new Host(names.secondLoadBalancer(args.cluster), { ...hostArgs(addresses[1]), bastion: this.bastion }, { parent: this }));
+        // Other hosts relay through the pair once both LBs relay SSH (either may hold the address).
+        if (this.pair) this.bastion = { ...this.bastion, ready: [...this.bastion.ready, ...hosts.map(h => h.booted)] };
         this.siteHost = cfg.lb.domain ? pulumi.output(cfg.lb.domain) : this.publicIp;
         this.url = pulumi.interpolate`https://${this.siteHost}/`;
 
         const certificate = this.certificate(name, cfg);
-        const files = pulumi.all([this.publicIp, certificate]).apply(([publicIp, cert]) => lbNginxFiles(cfg, { publicIp, certificate: cert }));
-        const before = args.staticFiles ? [pushStaticFiles(this.host.target, cfg.app.name, args.staticFiles, [this.host.ready])] : [];
-        // The bundle carries the TLS private key.
-        this.nginx = pushNginx(this.host.target, files, true, cfg.app.healthPath, stackRolloutPlan(cfg).drainLeaseSeconds, [this.host.ready, ...before, ...args.appChecks]);
-        // stub_status and the JSON access log exist once nginx runs our configuration.
-        this.monitoring = pushMonitoring(this.host.target, lbMonitoring(cfg), [this.nginx]);
+        this.members = this.configure(cfg, args, hosts, certificate);
+        this.nginx = this.members[0].nginx;
+        this.monitoring = this.members[0].monitoring;
         if (cfg.lb.dnsRecord) {
             const record = cfg.lb.dnsRecord;
             this.dnsRecord = new ovh.domain.ZoneRecord(
@@ -100,6 +137,28 @@ export class LoadBalancer extends pulumi.ComponentResource {
         }
 
         this.registerOutputs({ publicIp: this.publicIp, url: this.url });
+    }
+
+    /**
+     * Each LB's configuration, the same for both but their own address: static files, keepalived (a
+     * pair), nginx one LB at a time (lbRolloutOrder), and the exporters once nginx runs.
+     */
+    private configure(cfg: StackConfig, args: LoadBalancerArgs, hosts: Host[], certificate: pulumi.Output<{ certPem: string; keyPem: string } | undefined>): LbMember[] {
+        const members: LbMember[] = [];
+        const order = lbRolloutOrder(hosts.length);
+        hosts.forEach((host, i) => {
+            const own = host.privateIp;
+            const files = pulumi.all([this.publicIp, certificate]).apply(([publicIp, cert]) => lbNginxFiles(cfg, { publicIp, privateIp: own, certificate: cert }));
+            const before = args.staticFiles ? [pushStaticFiles(host.target, cfg.app.name, args.staticFiles, [host.ready])] : [];
+            const keepalived = this.pair ? pushKeepalived(host.target, lbKeepalivedFiles(cfg, own), own, [host.ready]) : undefined;
+            const previous = order[i].map(k => members[k].nginx);
+            // The bundle carries the TLS private key.
+            const nginx = pushNginx(host.target, files, true, cfg.app.healthPath, stackRolloutPlan(cfg).drainLeaseSeconds, [host.ready, ...before, ...args.appChecks, ...previous]);
+            // stub_status and the JSON access log exist once nginx runs our configuration.
+            const monitoring = pushMonitoring(host.target, lbMonitoring(cfg, own), [nginx]);
+            members.push({ host, nginx, monitoring, keepalived });
+        });
+        return members;
     }
 
     private certificate(name: string, cfg: StackConfig): pulumi.Output<{ certPem: string; keyPem: string } | undefined> {

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import type { RateCeiling } from "../config/capacity";
+import { ACTIVE_LOAD_BALANCERS, RateCeiling } from "../config/capacity";
 import type { StackConfig } from "../config/types";
 import { Cluster } from "./cluster";
 import { Host } from "./host";
@@ -17,8 +17,14 @@ function sshAccess(cfg: StackConfig, cluster: Cluster): pulumi.Output<SshAccessO
     const files = sshFiles(cfg);
     const node = (host: Host, address: pulumi.Input<string>) =>
         pulumi.all([address, host.hostPublicKey]).apply(([a, hostPublicKey]) => ({ alias: host.name, address: a, hostPublicKey }));
-    const privateHosts = [...cluster.apps.nodes.map(n => n.host), ...(cluster.monitoring ? [cluster.monitoring.host] : [])];
-    return pulumi.all([node(cluster.lb.host, cluster.lbPublicIp), ...privateHosts.map(h => node(h, h.privateIp))]).apply(([lb, ...privateNodes]) => ({
+    // A pair: the public address reaches whichever LB holds it (one host key for both); each LB by its own address behind it.
+    const pair = cluster.lb.members.length > 1;
+    const lbHosts = pair ? cluster.lb.members.map(m => m.host) : [];
+    const privateHosts = [...lbHosts, ...cluster.apps.nodes.map(n => n.host), ...(cluster.monitoring ? [cluster.monitoring.host] : [])];
+    const entry = pair
+        ? pulumi.all([cluster.lbPublicIp, cluster.lb.host.hostPublicKey]).apply(([address, hostPublicKey]) => ({ alias: activeLbAlias(cfg), address, hostPublicKey }))
+        : node(cluster.lb.host, cluster.lbPublicIp);
+    return pulumi.all([entry, ...privateHosts.map(h => node(h, h.privateIp))]).apply(([lb, ...privateNodes]) => ({
         stack: `${cfg.project}-${cfg.stack}`,
         user: cfg.ssh.user,
         keyFile: files.key,
@@ -26,6 +32,24 @@ function sshAccess(cfg: StackConfig, cluster: Cluster): pulumi.Output<SshAccessO
         lb,
         privateNodes,
     }));
+}
+
+/** A pair's ssh alias for the public address: whichever LB holds it. */
+export function activeLbAlias(cfg: StackConfig): string {
+    return `${cfg.project}-${cfg.stack}-lb-active`;
+}
+
+/** lbCount 2: both LBs by name and private address, the virtual address they share, and how to ask which holds it. */
+function pairOutputs(cfg: StackConfig, cluster: Cluster, sshConfigFile: string) {
+    const pair = cfg.network.pair;
+    if (!pair) return {};
+    return {
+        lbs: cluster.lb.members.map(m => ({ name: m.host.name, privateIp: m.host.privateIp })),
+        lbVip: pair.vip,
+        // The public address answers from the LB that holds it: its hostname says which.
+        lbHolderCommand: `${sshCommand(sshConfigFile, activeLbAlias(cfg))} hostname`,
+        sshLbs: cluster.lb.members.map(m => sshCommand(sshConfigFile, m.host.name)),
+    };
 }
 
 /** A release kept on an app node, as hostctl's `releases` lists it. */
@@ -57,6 +81,7 @@ export function stackOutputs(cfg: StackConfig, cluster: Cluster) {
         url: cluster.url,
         lbPublicIp: cluster.lbPublicIp,
         lbPrivateIp: cluster.lbPrivateIp,
+        ...pairOutputs(cfg, cluster, files.config),
         appPrivateIps: cluster.appPrivateIps,
         release: cluster.release.id,
         // Per app node, newest first: what `appRelease=<id>` can roll back to, without an SSH session.
@@ -71,11 +96,13 @@ export function stackOutputs(cfg: StackConfig, cluster: Cluster) {
             knownHostsFile: files.knownHosts,
             outputs: { privateKey: "sshPrivateKey", config: "sshConfig", knownHosts: "sshKnownHosts" },
         }),
-        sshLb: sshCommand(files.config, cluster.lb.host.name),
+        sshLb: sshCommand(files.config, cluster.lb.members.length > 1 ? activeLbAlias(cfg) : cluster.lb.host.name),
         sshApps: cluster.apps.nodes.map(n => sshCommand(files.config, n.host.name)),
         sshPrivateKey: cluster.sshPrivateKey,
         monitoring: monitoringOutputs(cfg, cluster, files.config),
         capacity: {
+            // A pair is active/backup: one LB carries the traffic, so the model counts one (config/capacity.ts).
+            activeLoadBalancers: ACTIVE_LOAD_BALANCERS,
             ceiling: cfg.capacity.ceiling,
             bindingLimit: `${cfg.capacity.binding.name}: ${cfg.capacity.binding.formula}`,
             targetConcurrency: cfg.targetConcurrency,
@@ -125,7 +152,7 @@ function monitoringOutputs(cfg: StackConfig, cluster: Cluster, sshConfigFile: st
             ? {
                   url: mon.prometheusUrl,
                   // One hop: the LB's security group is the one Prometheus admits.
-                  tunnel: sshTunnelCommand(sshConfigFile, cluster.lb.host.name, mon.privateIp, port),
+                  tunnel: sshTunnelCommand(sshConfigFile, cluster.lb.members.length > 1 ? activeLbAlias(cfg) : cluster.lb.host.name, mon.privateIp, port),
                   tunnelUrl: `http://localhost:${port}/`,
                   ssh: sshCommand(sshConfigFile, mon.host.name),
               }

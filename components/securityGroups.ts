@@ -12,6 +12,8 @@ export interface ClusterSecurityGroupsArgs {
     /** The LB's private status listener (stub_status). */
     statusPort: number;
     privateCidr: string;
+    /** A pair of load balancers (lbCount 2): VRRP and SSH between them. */
+    lbPair: boolean;
     /** Exporter and Prometheus ports; the monitoring node's group exists when `node` is set. */
     monitoring: {
         node: boolean;
@@ -71,6 +73,8 @@ export class ClusterSecurityGroups extends pulumi.ComponentResource {
                 description: "SSH from where this update runs (deployerCidrs)",
             })),
             { name: "status", port: args.statusPort, from: { cidr: args.privateCidr }, description: "nginx status, private network only" },
+            // The LB holding the public address relays the program's SSH to its peer.
+            ...(args.lbPair ? [{ name: "ssh-pair", port: 22, from: { group: this.lb }, description: "SSH from the other load balancer of the pair (relayed)" }] : []),
         ];
         const appRules: Rule[] = [
             { name: "app", port: args.appPort, from: { group: this.lb }, description: "app port from the load balancer" },
@@ -118,6 +122,14 @@ export class ClusterSecurityGroups extends pulumi.ComponentResource {
             }
         };
         addRules("lb", this.lb, lbRules);
+        if (args.lbPair) {
+            // keepalived's adverts (IP protocol 112), between the two LBs only.
+            new openstack.networking.SecGroupRule(
+                `${name}-lb-vrrp`,
+                { securityGroupId: this.lb.id, direction: "ingress", ethertype: "IPv4", protocol: "vrrp", remoteGroupId: this.lb.id, description: "VRRP between the load balancer pair", region: args.region },
+                { parent: this, ignoreChanges: ["description"] },
+            );
+        }
         addRules("app", this.app, appRules);
         if (this.monitoring) addRules("mon", this.monitoring, monRules);
         this.registerOutputs({ lbGroupId: this.lb.id, appGroupId: this.app.id, monitoringGroupId: this.monitoring?.id });

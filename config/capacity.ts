@@ -50,6 +50,13 @@ export interface CapacityModel {
     limits: CapacityLimit[];
 }
 
+/**
+ * Load balancers the model counts, whatever lbCount says: a pair is active/backup (one holds the
+ * public address and carries every request; the other waits), so it adds availability, not capacity.
+ * Every LB limit below is one LB's.
+ */
+export const ACTIVE_LOAD_BALANCERS = 1;
+
 /** File descriptors a process keeps for itself (listeners, logs, pipes, epoll, imports). */
 export const RESERVED_FDS = 128;
 /**

@@ -10,6 +10,30 @@ export type LoadBalancerSettings = Pick<
     "method" | "upstreamKeepalive" | "upstreamKeepaliveTimeout" | "proxyConnectTimeout" | "proxyReadTimeout" | "clientMaxBodySize" | "domain" | "dnsRecord" | "hstsMaxAge"
 >;
 
+/**
+ * lbCount: one load balancer, or an active/backup pair sharing the public address (keepalived moves
+ * it). Read before the network plan: the pair's addresses are part of it.
+ */
+export function readLbCount(r: Reader): 1 | 2 {
+    const n = r.integer("lbCount", 1, 2, " (1 load balancer, or 2: a pair sharing the public address, docs/pair.md)");
+    return n === 2 ? 2 : 1;
+}
+
+/**
+ * Let's Encrypt with a pair is not built yet: certbot would run on one LB, and the other would serve
+ * the placeholder certificate (and miss renewals) after a failover. Refused rather than half done.
+ */
+export function checkPairTls(r: Reader, lbCount: 1 | 2, tlsMode: string): void {
+    if (lbCount === 2 && tlsMode === "letsencrypt") {
+        r.fail(
+            "lbCount",
+            lbCount,
+            "a pair of load balancers does not support tlsMode letsencrypt yet (only one LB would hold the certificate): " +
+                "set lbCount to 1, or tlsMode to provided (the same certificate on both LBs; docs/pair.md)",
+        );
+    }
+}
+
 export function readLoadBalancer(r: Reader): LoadBalancerSettings {
     const method = r.oneOf("lbMethod", ["least_conn", "round_robin", "ip_hash"] as const);
     const upstreamKeepalive = r.integer("upstreamKeepalive", 0, 100_000);

@@ -13,6 +13,8 @@ import type { NetworkPlan, StackConfig } from "./types";
 export interface NetworkShape {
     appNodes: number;
     monitoringNode: boolean;
+    /** 2: a pair of load balancers sharing a virtual address (lbCount). */
+    lbCount: 1 | 2;
 }
 
 /** The network plan, or undefined when the subnet is unusable (the problem is recorded). */
@@ -34,13 +36,18 @@ export function readNetwork(r: Reader, shape: NetworkShape): { plan?: NetworkPla
     const size = blockSize(cidr);
     const half = Math.floor(size / 2);
     const fixedRoom = half - 2;
-    const needed = 1 + shape.appNodes + (shape.monitoringNode ? 1 : 0);
+    const pair = shape.lbCount === 2;
+    // A pair keeps the top of the fixed range for itself (and the monitoring node's slot, even unused): app nodes grow up to it.
+    const needed = shape.lbCount + shape.appNodes + (pair ? 2 : shape.monitoringNode ? 1 : 0);
     if (cidr.prefixLength > 29 || fixedRoom < needed) {
+        const parts = pair
+            ? `2 load balancers + the pair's virtual address + ${shape.appNodes} app nodes + the monitoring node's address, kept free`
+            : `1 load balancer + ${shape.appNodes} app nodes${shape.monitoringNode ? " + 1 monitoring node" : ""}`;
         r.fail(
             "subnetCidr",
             cidrText,
             `has room for ${Math.max(0, fixedRoom)} fixed node addresses (the first half after the gateway) but the stack needs ${needed} ` +
-                `(1 load balancer + ${shape.appNodes} app nodes${shape.monitoringNode ? " + 1 monitoring node" : ""}): use a larger subnet, e.g. /24`,
+                `(${parts}): use a larger subnet, e.g. /24`,
         );
         return { cidr };
     }
@@ -56,8 +63,19 @@ export function readNetwork(r: Reader, shape: NetworkShape): { plan?: NetworkPla
         appIps: Array.from({ length: shape.appNodes }, (_, i) => addressAt(cidr, 3 + i)),
         // The last fixed address, so scaling the app tier never moves it.
         monitoringIp: shape.monitoringNode ? addressAt(cidr, half - 1) : undefined,
+        ...(pair ? { pair: lbPairAddresses(cidr, half) } : {}),
     };
     return { plan, cidr };
+}
+
+/**
+ * The pair's addresses, fixed at the top of the fixed range just below the monitoring node's slot
+ * (half - 1): the virtual address at half - 2, the second LB at half - 3. The first LB keeps .2 and
+ * the app nodes keep .3 upwards, so turning the pair on moves no existing node, scaling the app
+ * tier never moves the pair, and the DHCP pool (the second half) never hands them out.
+ */
+function lbPairAddresses(cidr: Cidr, half: number): NonNullable<NetworkPlan["pair"]> {
+    return { vip: addressAt(cidr, half - 2), secondLbIp: addressAt(cidr, half - 3) };
 }
 
 function readResolvers(r: Reader): string[] {

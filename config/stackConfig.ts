@@ -11,7 +11,7 @@ import { isProductionStack, MIN_PRODUCTION_APP_NODES, stackNameClash } from "../
 import { readAccess } from "./access";
 import { readApp } from "./app";
 import { readGunicorn } from "./gunicorn";
-import { readLoadBalancer, readStaticFiles } from "./loadBalancer";
+import { checkPairTls, readLbCount, readLoadBalancer, readStaticFiles } from "./loadBalancer";
 import { readMonitoring } from "./monitoring";
 import { readNetwork, readSshSources } from "./network";
 import { readFlavor, readPlatform } from "./platform";
@@ -35,7 +35,8 @@ export function parseStackConfig(raw: RawConfig, ctx: ParseContext, read?: Set<s
         r.fail("appNodeCount", nodeCount, `a production stack needs at least ${MIN_PRODUCTION_APP_NODES} app nodes, so one can fail or be updated while the other serves`);
     }
     const monitoringNode = r.boolean("monitoringNode");
-    const network = readNetwork(r, { appNodes: nodeCount, monitoringNode });
+    const lbCount = readLbCount(r);
+    const network = readNetwork(r, { appNodes: nodeCount, monitoringNode, lbCount });
     const sshSources = readSshSources(r, network.cidr);
     const lbHost = readFlavor(r, "lbFlavor", "lbVcpus");
     const appHost = readFlavor(r, "appFlavor", "appVcpus");
@@ -44,6 +45,7 @@ export function parseStackConfig(raw: RawConfig, ctx: ParseContext, read?: Set<s
     const lb = readLoadBalancer(r);
     const gunicorn = readGunicorn(r, lb.upstreamKeepaliveTimeout);
     const tls = readTls(r, { domain: lb.domain, production });
+    checkPairTls(r, lbCount, tls.mode);
     const staticFiles = readStaticFiles(r, ctx, app.dir);
     const monitoring = readMonitoring(r, { monitoringNode, nodeIp: network.plan?.monitoringIp, proxyReadTimeout: lb.proxyReadTimeout });
     const kernel = kernelSettings(sizing, gunicorn.backlog);
@@ -61,7 +63,7 @@ export function parseStackConfig(raw: RawConfig, ctx: ParseContext, read?: Set<s
         network: network.plan,
         ssh: { user: platform.sshUser, ...sshSources },
         platform,
-        lb: { flavor: lbHost.flavor, vcpus: lbHost.vcpus, ...sizing.lb, listenBacklog: overload.listenBacklog, ...lb, statusPort: LB_STATUS_PORT, tls, staticFiles },
+        lb: { count: lbCount, flavor: lbHost.flavor, vcpus: lbHost.vcpus, ...sizing.lb, listenBacklog: overload.listenBacklog, ...lb, statusPort: LB_STATUS_PORT, tls, staticFiles },
         app: {
             ...app,
             nodeCount,

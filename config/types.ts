@@ -28,6 +28,8 @@ export interface NetworkPlan {
     appIps: string[];
     /** The monitoring node's address (monitoringNode): the last fixed address, so scaling the app tier never moves it. */
     monitoringIp?: string;
+    /** lbCount 2: the second load balancer's address and the virtual address the pair shares (config/network.ts). */
+    pair?: { secondLbIp: string; vip: string };
 }
 
 export interface TlsSettings {
@@ -65,6 +67,8 @@ export interface StackConfig {
     };
     platform: Platform & { image: string };
     lb: {
+        /** 1, or 2: an active/backup pair sharing the public address (keepalived). Capacity counts one. */
+        count: 1 | 2;
         flavor: string;
         vcpus: number;
         workerProcesses: number;

@@ -16,6 +16,8 @@ export type Role = (typeof ROLE)[keyof typeof ROLE];
 export const names = {
     cluster: (project: string, stack: string) => `${project}-${stack}`,
     loadBalancer: (cluster: string) => `${cluster}-${ROLE.loadBalancer}`,
+    /** The second load balancer of a pair (lbCount 2); the first keeps loadBalancer's name. */
+    secondLoadBalancer: (cluster: string) => `${cluster}-${ROLE.loadBalancer}-2`,
     appTier: (cluster: string) => `${cluster}-${ROLE.app}`,
     appNode: (appTier: string, index: number) => `${appTier}-${index}`,
     monitoring: (cluster: string) => `${cluster}-${ROLE.monitoring}`,

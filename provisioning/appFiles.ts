@@ -58,7 +58,8 @@ export function appNodeFiles(cfg: StackConfig, rt: AppNodeRuntime): BundleFile[]
                 keepalive: g.keepalive,
                 maxRequests: g.maxRequests,
                 maxRequestsJitter: g.maxRequestsJitter,
-                forwardedAllowIps: [cfg.network.lbIp],
+                // Both LBs of a pair forward requests (X-Forwarded-For is trusted from them only).
+                forwardedAllowIps: cfg.network.pair ? [cfg.network.lbIp, cfg.network.pair.secondLbIp] : [cfg.network.lbIp],
                 accessLog: cfg.app.accessLog,
                 gunicornVersion: cfg.platform.gunicornVersion,
                 // Per-request metrics cost app CPU on every request: only when asked for (the LB's access log has them).

@@ -21,6 +21,7 @@ interface CommandSpec {
 const CONTRACT = CONTRACT_JSON as unknown as {
     agent: { dir: string; file: string };
     bundle: { header: string; namePattern: string };
+    keepalived: { interfaceToken: string };
     paths: Record<string, string>;
     files: Record<string, Record<string, string | { path: string; service: string; reloadable?: boolean }>>;
     commands: Record<string, CommandSpec>;
@@ -28,6 +29,9 @@ const CONTRACT = CONTRACT_JSON as unknown as {
 
 /** Where hostctl is installed (one zipapp file) and the directory it lives in. */
 export const AGENT = CONTRACT.agent;
+
+/** What hostctl replaces, in a keepalived.conf, with the interface holding the host's private address. */
+export const KEEPALIVED_INTERFACE_TOKEN = CONTRACT.keepalived.interfaceToken;
 
 /** The bundle format's first line and the file names it allows. */
 export const BUNDLE = { header: CONTRACT.bundle.header, name: new RegExp(CONTRACT.bundle.namePattern) };
@@ -55,7 +59,12 @@ export type HostPathName =
     | "nginxErrorLog"
     | "drainLeases"
     | "letsencryptLive"
-    | "renewalHook";
+    | "renewalHook"
+    | "keepalivedConf"
+    | "keepalivedBootstrap"
+    | "vrrpState"
+    | "vrrpMetrics"
+    | "nodeExporterTextfiles";
 
 /** A path of the contract with its {placeholders} filled in (every placeholder must be given). */
 export function hostPath(name: HostPathName, values: Record<string, string> = {}): string {
@@ -71,7 +80,7 @@ function fill(template: string, values: Record<string, string>): string {
     });
 }
 
-export type BundleKind = "kernel" | "nginx" | "app" | "monitoring";
+export type BundleKind = "kernel" | "nginx" | "app" | "monitoring" | "keepalived";
 
 /** The destination of every file a bundle of this kind may carry (placeholders filled in). */
 export function bundleDestinations(kind: BundleKind, values: Record<string, string> = {}): Record<string, string> {

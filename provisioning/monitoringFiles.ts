@@ -6,7 +6,7 @@ import { renderMtailDropIn, renderNginxExporterDropIn, renderNodeExporterDropIn,
 import { renderAccessLogProgram } from "./render/mtail";
 import { ACCESS_LOG_FILE, ACCESS_LOG_FIELD_NAMES } from "./render/nginx";
 import { JOBS, renderAlertRules, renderPrometheusConfig, Role, ScrapeTarget } from "./render/prometheus";
-import { AGENT } from "./hostContract";
+import { AGENT, hostPath } from "./hostContract";
 
 /**
  * Monitoring, per role: which Debian packages, which files (hostctl's
@@ -54,9 +54,9 @@ export function nodeNames(cfg: StackConfig): { lb: string; apps: string[]; monit
 
 const url = (ip: string, port: number, p = "/metrics") => `http://${ip}:${port}${p}`;
 
-function nodeExporter(ip: string, port: number): MonitoringPush {
+function nodeExporter(ip: string, port: number, textfileDir?: string): MonitoringPush {
     return {
-        files: [{ name: "prometheus-node-exporter.conf", mode: 0o644, content: renderNodeExporterDropIn({ listen: { address: ip, port } }) }],
+        files: [{ name: "prometheus-node-exporter.conf", mode: 0o644, content: renderNodeExporterDropIn({ listen: { address: ip, port }, textfileDir }) }],
         endpoints: [{ service: "prometheus-node-exporter", url: url(ip, port) }],
     };
 }
@@ -66,8 +66,7 @@ function merge(...parts: MonitoringPush[]): MonitoringPush {
 }
 
 /** The load balancer: node exporter, nginx exporter (stub_status) and mtail (the JSON access log). */
-export function lbMonitoring(cfg: StackConfig): MonitoringPush {
-    const ip = cfg.network.lbIp;
+export function lbMonitoring(cfg: StackConfig, ip: string = cfg.network.lbIp): MonitoringPush {
     const p = cfg.monitoring.ports;
     const program = renderAccessLogProgram({
         fields: {
@@ -78,7 +77,8 @@ export function lbMonitoring(cfg: StackConfig): MonitoringPush {
             upstreamResponseTime: ACCESS_LOG_FIELD_NAMES.upstreamResponseTime,
         },
     });
-    return merge(nodeExporter(ip, p.nodeExporter), {
+    const textfiles = cfg.network.pair ? hostPath("nodeExporterTextfiles") : undefined;
+    return merge(nodeExporter(ip, p.nodeExporter, textfiles), {
         files: [
             {
                 name: "prometheus-nginx-exporter.conf",
@@ -121,13 +121,18 @@ export function appMonitoring(cfg: StackConfig, nodeIp: string): MonitoringPush 
 export function scrapeTargets(cfg: StackConfig): ScrapeTarget[] {
     const p = cfg.monitoring.ports;
     const names = nodeNames(cfg);
-    const lb = { address: cfg.network.lbIp, role: "lb" as const, node: names.lb };
+    const pair = cfg.network.pair;
+    const lbs = [
+        { address: cfg.network.lbIp, role: "lb" as const, node: names.lb },
+        // The second LB of a pair: names.secondLoadBalancer.
+        ...(pair ? [{ address: pair.secondLbIp, role: "lb" as const, node: `${names.lb}-2` }] : []),
+    ];
     const apps = cfg.network.appIps.map((address, i) => ({ address, role: "app" as const, node: names.apps[i] }));
     const mon = cfg.monitoring.node ? [{ address: cfg.monitoring.node.ip, role: "monitoring" as const, node: names.monitoring! }] : [];
     return [
-        ...[lb, ...apps, ...mon].map(n => ({ ...n, job: JOBS.node, port: p.nodeExporter })),
-        { ...lb, job: JOBS.nginx, port: p.nginxExporter },
-        { ...lb, job: JOBS.lbLog, port: p.mtail },
+        ...[...lbs, ...apps, ...mon].map(n => ({ ...n, job: JOBS.node, port: p.nodeExporter })),
+        ...lbs.map(lb => ({ ...lb, job: JOBS.nginx, port: p.nginxExporter })),
+        ...lbs.map(lb => ({ ...lb, job: JOBS.lbLog, port: p.mtail })),
         ...apps.map(n => ({ ...n, job: JOBS.gunicorn, port: p.statsdExporter })),
         ...mon.map(n => ({ ...n, job: JOBS.prometheus, port: p.prometheus })),
     ];
@@ -168,6 +173,7 @@ export function monitoringNodeMonitoring(cfg: StackConfig): MonitoringPush {
                     latencyP95Seconds: cfg.monitoring.alerts.latencyP95Seconds,
                     gunicornWorkers: cfg.gunicorn.workers,
                     scrapeIntervalSeconds: cfg.monitoring.scrapeIntervalSeconds,
+                    lbPair: cfg.lb.count === 2,
                 }),
             },
         ],

@@ -5,6 +5,7 @@ import { BundleFile, renderBundle } from "./render/bundle";
 import {
     bootstrapCommand,
     kernelCommand,
+    keepalivedCommand,
     letsencryptCommand,
     monitoringCommand,
     nginxCommand,
@@ -113,6 +114,11 @@ export function pushNginx(
         secretStdin: secret,
         dependsOn,
     });
+}
+
+/** A pair's LB: keepalived's configuration, validated on the host (keepalived -t) before it is reloaded. */
+export function pushKeepalived(target: PushTarget, files: BundleFile[], address: string, dependsOn: pulumi.Input<pulumi.Resource>[]): command.remote.Command {
+    return step(target, "keepalived", { create: keepalivedCommand(address), stdin: renderBundle(files), dependsOn });
 }
 
 /** Exporters (and Prometheus on the monitoring node): validated on the host, switched, then checked. */

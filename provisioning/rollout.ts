@@ -9,7 +9,10 @@
  *    stops the rollout (`app`).
  * 3. The load balancer admits it back: takes it into rotation, checks it reaches the node and the
  *    site through nginx, and waits until nginx counts the node as alive again (`admitCommand`).
- *    Only then does the next batch start.
+ *    Only then does the next batch start. With a pair, both LBs admit it, one after the other.
+ *
+ * A change to the load balancers themselves (nginx) rolls one LB at a time (`lbRolloutOrder`): the
+ * first is validated (nginx -t), switched, reloaded and checked running; only then the second.
  */
 import type { StackConfig } from "../config/types";
 import { hostctlCommand } from "./hostContract";
@@ -109,4 +112,13 @@ export function admitCommand(o: { server: string; nodeHealthUrl: string; siteHos
         gateCommand(`https://127.0.0.1${o.healthPath}`, 60, { hostHeader: o.siteHost, insecure: true }),
         hostctlCommand("upstream", { server: o.server, "fail-timeout": FAIL_TIMEOUT_S }, ["settle"]),
     ].join(" && ");
+}
+
+/**
+ * The order of an nginx change across the load balancers: for each LB (by index), the LBs whose
+ * change it waits for. Never both at once: with a pair the second waits for the first's
+ * validated and checked reload, so a change nginx refuses stops at the first LB.
+ */
+export function lbRolloutOrder(lbCount: number): number[][] {
+    return Array.from({ length: lbCount }, (_, i) => (i === 0 ? [] : [i - 1]));
 }

@@ -53,7 +53,7 @@ function dropIn(o: DropInOptions): string {
 }
 
 /** prometheus-node-exporter: CPU, memory, disk, network of the node. */
-export function renderNodeExporterDropIn(o: { listen: Listen }): string {
+export function renderNodeExporterDropIn(o: { listen: Listen; textfileDir?: string }): string {
     return dropIn({
         unit: "prometheus-node-exporter.service",
         execStart: [
@@ -62,6 +62,8 @@ export function renderNodeExporterDropIn(o: { listen: Listen }): string {
             // Virtual interfaces and container mounts are noise on a dashboard.
             "--collector.netdev.device-exclude=^(lo|veth.*|docker.*)$",
             "--collector.filesystem.mount-points-exclude=^/(dev|proc|run|sys)($|/)",
+            // A pair's LB: keepalived's notify writes who holds the address there (hostctl vrrp).
+            ...(o.textfileDir ? [`--collector.textfile.directory=${o.textfileDir}`] : []),
         ],
     });
 }

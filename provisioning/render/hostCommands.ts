@@ -22,6 +22,9 @@ export const kernelCommand = () => hostctlCommand("kernel");
 /** New upstream servers enter drained (on a lease) until their node's admit step. */
 export const nginxCommand = (healthPath: string, leaseSeconds: number) => hostctlCommand("nginx", { "health-path": healthPath, lease: leaseSeconds });
 
+/** A pair's LB: install keepalived.conf (stdin), the interface holding `address` filled in, validated, reloaded. */
+export const keepalivedCommand = (address: string) => hostctlCommand("keepalived", { address });
+
 export const releaseArchivePath = (app: string, release: string) => hostPath("releaseArchive", { app, release });
 export const releaseCommand = (o: { app: string; release: string; user: string }) => hostctlCommand("release", o);
 export const releasesCommand = (app: string) => hostctlCommand("releases", { app });

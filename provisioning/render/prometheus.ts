@@ -123,6 +123,8 @@ export interface AlertRulesOptions {
     gunicornWorkers: number;
     /** Windows are at least four scrapes long, so a rate always has samples. */
     scrapeIntervalSeconds: number;
+    /** A pair of load balancers (lbCount 2): alerts on who holds the public address. */
+    lbPair?: boolean;
 }
 
 export interface AlertRule {
@@ -222,7 +224,40 @@ export function alertRules(o: AlertRulesOptions): AlertRule[] {
     ];
 }
 
+/** The node exporter textfile metric each LB of a pair writes from keepalived's notify (hostctl vrrp). */
+export const VIP_HELD_METRIC = "pycluster_lb_vip_held";
+
+/**
+ * A pair's alerts: nobody holds the public address (both LBs FAULT or down: every request fails),
+ * or both claim it (split brain: VRRP between them is cut; the router sends to whichever answered ARP last).
+ */
+export function lbPairAlertRules(o: Pick<AlertRulesOptions, "scrapeIntervalSeconds">): AlertRule[] {
+    const wait = duration(Math.max(30, 2 * o.scrapeIntervalSeconds));
+    return [
+        {
+            alert: "LbAddressUnheld",
+            expr: `(sum(${VIP_HELD_METRIC}) or vector(0)) < 1`,
+            for: wait,
+            labels: { severity: "critical" },
+            annotations: {
+                summary: "no load balancer holds the public address",
+                description: "Neither LB of the pair reports holding the virtual address (both unhealthy, FAULT or down): the public address answers nothing.",
+            },
+        },
+        {
+            alert: "LbSplitBrain",
+            expr: `sum(${VIP_HELD_METRIC}) > 1`,
+            for: wait,
+            labels: { severity: "critical" },
+            annotations: {
+                summary: "both load balancers claim the public address ({{ $value }} holders)",
+                description: "Both LBs of the pair are VRRP MASTER: they no longer hear each other (VRRP between them cut). Requests go to whichever answered ARP last.",
+            },
+        },
+    ];
+}
+
 export function renderAlertRules(o: AlertRulesOptions): string {
-    const doc = { groups: [{ name: "pycluster", rules: alertRules(o) }] };
+    const doc = { groups: [{ name: "pycluster", rules: [...alertRules(o), ...(o.lbPair ? lbPairAlertRules(o) : [])] }] };
     return "# Alert rules, rendered by pycluster. Change the stack configuration, not this file.\n" + stringify(doc, { lineWidth: 0 });
 }

@@ -160,6 +160,12 @@ describe("rule 2: app nodes have no public address", () => {
         assert.deepEqual(checkPublicAddressesOnlyOnLb([lbPort, appPortOut, fip]), []);
     });
 
+    it("stack check: a pair's one floating IP, on its VIP port (a port of the lb role), passes", () => {
+        const vipPort = resource(TYPES.port, "lb-vip-port", { name: "pycluster-dev-lb-vip-port", id: "port-lb-vip", allFixedIps: ["10.10.0.126"] });
+        const fip = resource(TYPES.floatingIpAssociate, "lb-fip", { floatingIp: "51.68.1.1", portId: "port-lb-vip" });
+        assert.deepEqual(checkPublicAddressesOnlyOnLb([lbPort, vipPort, appPortOut, fip]), []);
+    });
+
     it("stack check: a floating IP on an app port is a violation", () => {
         const fip = resource(TYPES.floatingIpAssociate, "app-fip", { floatingIp: "51.68.1.1", portId: "port-app-0" });
         assert.deepEqual(checkPublicAddressesOnlyOnLb([lbPort, appPortOut, fip]), [{

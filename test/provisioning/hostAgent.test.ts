@@ -17,7 +17,7 @@ test("the agent is one zipapp holding every module of the package and the contra
 test("python3 runs the zipapp, and Python's own zip reader finds it intact", () => {
     const help = hostctl(["--help"]);
     assert.equal(help.code, 0, help.output);
-    assert.match(help.output, /\{wait-boot,packages,kernel,nginx,.*releases,app,.*upstream,gate\}/);
+    assert.match(help.output, /\{wait-boot,packages,kernel,nginx,.*releases,app,.*upstream,gate,keepalived,vrrp-check,vrrp-notify\}/);
     const dir = tempDir("pyc-zip-");
     const file = path.join(dir, "a.zip");
     fs.writeFileSync(file, agentArchive().bytes);

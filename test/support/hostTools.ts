@@ -43,8 +43,8 @@ export function py(code: string): string {
     // to replace a function or setting for a test, assign it on its module (e.g. `tls.DNS_POLL_SECONDS`).
     const prelude =
         `import sys, types\nsys.path.insert(0, ${JSON.stringify(HOST_DIR)})\n` +
-        `from hostctl import common, bundle, release, rollout, tls, validate\n` +
-        `h = types.SimpleNamespace(**{**vars(tls), **vars(common), **vars(bundle), **vars(release), **vars(validate), **vars(rollout)})\n`;
+        `from hostctl import common, bundle, release, rollout, tls, validate, vrrp\n` +
+        `h = types.SimpleNamespace(**{**vars(vrrp), **vars(tls), **vars(common), **vars(bundle), **vars(release), **vars(validate), **vars(rollout)})\n`;
     const r = sh(SYSTEM_PYTHON, ["-c", prelude + code]);
     if (r.code !== 0) throw new Error(`python failed:\n${r.output}`);
     return r.output;
@@ -55,7 +55,7 @@ function has(cmd: string, args: string[]): boolean {
 }
 
 /** Why a tool-based test cannot run here, or undefined when it can. */
-export type Tool = "nginx" | "gunicorn" | "gevent" | "uvicorn" | "systemd-analyze" | "runuser" | "promtool" | "mtail" | "exporter-units" | "openssh-client" | "dnslib";
+export type Tool = "nginx" | "gunicorn" | "gevent" | "uvicorn" | "systemd-analyze" | "runuser" | "promtool" | "mtail" | "exporter-units" | "openssh-client" | "dnslib" | "keepalived";
 
 /** The Debian units the monitoring drop-ins complete (packages prometheus, prometheus-node-exporter, prometheus-nginx-exporter, mtail). */
 export const EXPORTER_UNITS = ["prometheus", "prometheus-node-exporter", "prometheus-nginx-exporter", "mtail"].map(u => `/lib/systemd/system/${u}.service`);
@@ -73,10 +73,11 @@ export function missingTools(tools: Tool[]): string | undefined {
         "exporter-units": () => EXPORTER_UNITS.every(u => fs.existsSync(u)),
         "openssh-client": () => has("ssh", ["-V"]) && !spawnSync("ssh-keygen", ["-?"], { stdio: "ignore" }).error,
         dnslib: () => has(SYSTEM_PYTHON, ["-c", "import dnslib"]),
+        keepalived: () => has("keepalived", ["--version"]),
     };
     const missing = tools.filter(t => !checks[t]());
     if (missing.length === 0) return undefined;
-    const reason = `needs ${missing.join(", ")} (Debian: nginx gunicorn python3-gevent python3-uvicorn systemd prometheus mtail prometheus-node-exporter prometheus-nginx-exporter openssh-client python3-dnslib; runuser as root)`;
+    const reason = `needs ${missing.join(", ")} (Debian: nginx gunicorn python3-gevent python3-uvicorn systemd prometheus mtail prometheus-node-exporter prometheus-nginx-exporter openssh-client python3-dnslib keepalived; runuser as root)`;
     if (process.env.PYCLUSTER_REQUIRE_TOOLS === "1") throw new Error(`PYCLUSTER_REQUIRE_TOOLS=1 but this test ${reason}`);
     return reason;
 }

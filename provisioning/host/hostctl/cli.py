@@ -2,7 +2,7 @@
 import argparse
 import sys
 
-from . import boot, kernel, monitoring, nginx, release, rollout, tls, validate
+from . import boot, kernel, monitoring, nginx, release, rollout, tls, validate, vrrp
 from .common import Failure
 from .contract import CONTRACT
 
@@ -23,6 +23,9 @@ HANDLERS = {
     "letsencrypt": tls.cmd_letsencrypt,
     "upstream": rollout.cmd_upstream,
     "gate": rollout.cmd_gate,
+    "keepalived": vrrp.cmd_keepalived,
+    "vrrp-check": vrrp.cmd_vrrp_check,
+    "vrrp-notify": vrrp.cmd_vrrp_notify,
 }
 
 TYPES = {"string": str, "int": int, "float": float}

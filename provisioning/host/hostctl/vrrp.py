@@ -1,0 +1,151 @@
+"""
+The load balancer pair, host side: keepalived's configuration (the interface resolved here, validated
+with keepalived -t, switched, reloaded), its health check and its notify script (the VRRP state and
+the takeovers, as node exporter textfile metrics). The pure helpers are separate from what touches
+the host, so tests run them directly.
+"""
+import json
+import os
+import tempfile
+import time
+
+from .bundle import read_stdin_bundle
+from .common import Failure, http_status, is_active, log, read_bytes, run, systemctl, write_atomic
+from .contract import CONTRACT, path
+
+INTERFACE_TOKEN = CONTRACT["keepalived"]["interfaceToken"]
+KEEPALIVED_CONF = path("keepalivedConf")
+STATE_FILE = path("vrrpState")
+METRICS_FILE = path("vrrpMetrics")
+SITE_CONF = path("nginxSiteConf")
+
+# --- pure helpers ------------------------------------------------------------------
+
+
+def interface_for_address(ip_addr_output, address):
+    """The interface holding `address`, from `ip -o -4 addr show`: ens3 on OVH's Debian, eth0 on local hosts."""
+    for line in ip_addr_output.splitlines():
+        fields = line.split()
+        if len(fields) >= 4 and fields[2] == "inet" and fields[3].split("/")[0] == address:
+            return fields[1].split("@")[0]
+    return None
+
+
+def fill_interface(conf_text, interface):
+    if INTERFACE_TOKEN not in conf_text:
+        raise Failure(f"keepalived.conf has no {INTERFACE_TOKEN} to fill in")
+    return conf_text.replace(INTERFACE_TOKEN, interface)
+
+
+def in_rotation(site_text):
+    """The upstream servers nginx sends requests to (not marked down) in a site configuration."""
+    from .rollout import upstream_state
+    return [server for server, up in upstream_state(site_text).items() if up]
+
+
+def health(site_text, nginx_answers, upstream_answers):
+    """
+    None when healthy, else why not. An LB without its nginx configuration (before the first push)
+    counts as healthy, so the pair stays reachable while the program configures it; once configured,
+    healthy = nginx answers locally and at least one upstream in rotation answers (or none is in
+    rotation yet).
+    `nginx_answers()` and `upstream_answers(server)` are asked lazily, stopping at the first answer.
+    """
+    if site_text is None:
+        return None
+    if not nginx_answers():
+        return "nginx does not answer"
+    servers = in_rotation(site_text)
+    # Nothing admitted yet (a first rollout: new nodes wait drained for their admit step, which comes
+    # through this address): nginx alone decides, or both LBs would let go of the address and with it
+    # the program's only way in.
+    if servers and not any(upstream_answers(s) for s in servers):
+        return f"no upstream in rotation answers ({len(servers)} in rotation)"
+    return None
+
+
+def next_state(previous, event_state, now):
+    """The recorded state after keepalived reports `event_state`: a takeover counts when it becomes MASTER."""
+    state = dict(previous or {"state": "UNKNOWN", "takeovers": 0, "since": now})
+    if event_state == "MASTER" and state["state"] != "MASTER":
+        state["takeovers"] += 1
+    if event_state != state["state"]:
+        state["since"] = now
+    state["state"] = event_state
+    return state
+
+
+def metrics_text(state):
+    """node exporter textfile: whether this LB holds the address, its VRRP state, how often it took it."""
+    held = 1 if state["state"] == "MASTER" else 0
+    return (
+        "# HELP pycluster_lb_vip_held 1 while this load balancer holds the pair's public address (VRRP MASTER).\n"
+        "# TYPE pycluster_lb_vip_held gauge\n"
+        f"pycluster_lb_vip_held {held}\n"
+        "# HELP pycluster_lb_vrrp_state This load balancer's VRRP state (value 1 on the current one).\n"
+        "# TYPE pycluster_lb_vrrp_state gauge\n"
+        + "".join(f'pycluster_lb_vrrp_state{{state="{s}"}} {1 if state["state"] == s else 0}\n' for s in ("MASTER", "BACKUP", "FAULT", "STOP"))
+        + "# HELP pycluster_lb_vip_takeovers_total Times this load balancer took the public address (transitions to MASTER).\n"
+        "# TYPE pycluster_lb_vip_takeovers_total counter\n"
+        f"pycluster_lb_vip_takeovers_total {state['takeovers']}\n"
+    )
+
+
+# --- on the host -------------------------------------------------------------------
+
+
+def cmd_keepalived(args):
+    """Fill in the interface, validate with keepalived -t, switch, reload; the running configuration stays on any failure."""
+    files = read_stdin_bundle()
+    if "keepalived.conf" not in files:
+        raise Failure("keepalived bundle lacks keepalived.conf")
+    interface = interface_for_address(run(["ip", "-o", "-4", "addr", "show"]).stdout, args.address)
+    if interface is None:
+        raise Failure(f"no interface of this host holds {args.address}")
+    new = fill_interface(files["keepalived.conf"][1].decode(), interface).encode()
+    if read_bytes(KEEPALIVED_CONF) == new and is_active("keepalived"):
+        log("keepalived: configuration unchanged")
+        return
+    directory = os.path.dirname(KEEPALIVED_CONF)
+    fd, staged = tempfile.mkstemp(dir=directory, prefix=".pycluster-stage-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(new)
+        proc = run(["keepalived", "--config-test", "-f", staged], check=False)
+        if proc.returncode != 0:
+            raise Failure(f"keepalived rejected the new configuration; the running one is unchanged:\n{proc.stdout.strip()}")
+    finally:
+        os.unlink(staged)
+    write_atomic(KEEPALIVED_CONF, new, 0o644)
+    if is_active("keepalived"):
+        # SIGHUP: keepalived rereads its configuration and keeps the address where it is.
+        systemctl("reload", "keepalived")
+        action = "reloaded"
+    else:
+        systemctl("enable", "--now", "keepalived")
+        action = "started"
+    if not is_active("keepalived"):
+        raise Failure("keepalived is not running after the change:\n" + run(["journalctl", "-u", "keepalived", "-n", "20", "--no-pager"], check=False).stdout)
+    log(f"keepalived: configuration validated and {action} (interface {interface})")
+
+
+def cmd_vrrp_check(args):
+    site = read_bytes(SITE_CONF)
+    problem = health(
+        site,
+        lambda: http_status(f"http://{args.address}:{args.status_port}/stub_status", timeout=0.5) == 200,
+        lambda server: http_status(f"http://{server}{args.health_path}", timeout=0.3) == 200,
+    )
+    if problem:
+        raise Failure(problem)
+
+
+def cmd_vrrp_notify(args):
+    # keepalived appends TYPE NAME STATE PRIORITY; only the instance's state matters here.
+    if len(args.event) < 3 or args.event[0] != "INSTANCE":
+        return
+    previous = json.loads(read_bytes(STATE_FILE) or b"null")
+    state = next_state(previous, args.event[2], time.time())
+    write_atomic(STATE_FILE, json.dumps(state).encode(), 0o644)
+    write_atomic(METRICS_FILE, metrics_text(state).encode(), 0o644)
+    log(f"vrrp: {args.event[1]} is {state['state']} (takeovers: {state['takeovers']})")

@@ -1,0 +1,81 @@
+/** hostctl's vrrp module (provisioning/host/hostctl/vrrp.py): the pure helpers behind keepalived's configuration, health check and notify. */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { hostctl, py } from "../support/hostTools";
+
+const IP_ADDR = [
+    "1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever",
+    "2: ens3    inet 10.130.0.2/24 brd 10.130.0.255 scope global ens3\\       valid_lft forever preferred_lft forever",
+    "2: ens3    inet 10.130.0.126/24 scope global secondary ens3\\       valid_lft forever preferred_lft forever",
+    "3: eth0@if9    inet 10.20.0.125/24 brd 10.20.0.255 scope global eth0\\       valid_lft forever preferred_lft forever",
+].join("\n");
+
+test("the interface is the one holding the host's own address: ens3 on OVH, eth0 on local hosts (veth suffix dropped)", () => {
+    const ask = (address: string) => py(`print(h.interface_for_address(${JSON.stringify(IP_ADDR)}, ${JSON.stringify(address)}))`).trim();
+    assert.equal(ask("10.130.0.2"), "ens3");
+    assert.equal(ask("10.20.0.125"), "eth0");
+    assert.equal(ask("10.130.0.3"), "None");
+    assert.equal(ask("10.130.0.12"), "None", "a prefix of another address does not match");
+});
+
+test("the interface token is filled in everywhere; a configuration without it is refused", () => {
+    const out = py(`print(h.fill_interface("interface @PYCLUSTER_INTERFACE@\\n  10.0.0.5/24 dev @PYCLUSTER_INTERFACE@", "ens3"))`);
+    assert.equal(out, "interface ens3\n  10.0.0.5/24 dev ens3\n");
+    assert.throws(() => py(`h.fill_interface("interface eth0", "ens3")`), /no @PYCLUSTER_INTERFACE@/);
+});
+
+const SITE = "upstream webapp {\\n    server 10.0.0.3:8000 max_fails=1;\\n    server 10.0.0.4:8000 max_fails=1 down;\\n}\\n";
+
+/** health(site, nginx answers?, answering upstreams) as the check sees it, with the upstreams it asked. */
+function health(site: string | null, nginx: boolean, answering: string[]): { problem: string; asked: string[] } {
+    const out = py(
+        `asked = []\n` +
+            `def up(s):\n    asked.append(s)\n    return s in ${JSON.stringify(answering)}\n` +
+            `site = ${site === null ? "None" : `b"${site}"`}\n` +
+            `print(h.health(site, lambda: ${nginx ? "True" : "False"}, up)); print(",".join(asked))`,
+    );
+    const [problem, asked] = out.split("\n");
+    return { problem, asked: asked ? asked.split(",") : [] };
+}
+
+test("an LB without its nginx configuration yet counts as healthy (the pair stays reachable during the first push)", () => {
+    assert.equal(health(null, false, []).problem, "None");
+});
+
+test("once configured: healthy only when nginx answers and an upstream in rotation answers", () => {
+    assert.equal(health(SITE, true, ["10.0.0.3:8000"]).problem, "None");
+    assert.match(health(SITE, false, ["10.0.0.3:8000"]).problem, /nginx does not answer/);
+    const down = health(SITE, true, ["10.0.0.4:8000"]);
+    assert.match(down.problem, /no upstream in rotation answers \(1 in rotation\)/);
+    assert.deepEqual(down.asked, ["10.0.0.3:8000"], "a drained server is not asked, and does not count");
+});
+
+test("with nothing admitted yet (every server drained), nginx alone decides: both LBs never let go of the address on a first rollout", () => {
+    const drained = "upstream webapp {\\n    server 10.0.0.3:8000 down;\\n}\\n";
+    assert.equal(health(drained, true, []).problem, "None");
+    assert.match(health(drained, false, []).problem, /nginx does not answer/);
+});
+
+test("takeovers count transitions to MASTER only; the textfile says who holds the address", () => {
+    const out = py(
+        `s = None\n` +
+            `for st in ["BACKUP", "MASTER", "MASTER", "FAULT", "BACKUP", "MASTER"]:\n    s = h.next_state(s, st, 1.0)\n` +
+            `print(s["takeovers"], s["state"]); print(h.metrics_text(s))`,
+    );
+    assert.match(out, /^2 MASTER\n/);
+    assert.match(out, /^pycluster_lb_vip_held 1$/m);
+    assert.match(out, /^pycluster_lb_vip_takeovers_total 2$/m);
+    assert.match(out, /^pycluster_lb_vrrp_state\{state="MASTER"\} 1$/m);
+    assert.match(out, /^pycluster_lb_vrrp_state\{state="FAULT"\} 0$/m);
+    const backup = py(`print(h.metrics_text(h.next_state(None, "BACKUP", 1.0)))`);
+    assert.match(backup, /^pycluster_lb_vip_held 0$/m);
+    assert.match(backup, /^pycluster_lb_vip_takeovers_total 0$/m);
+});
+
+test("hostctl's parser takes keepalived's notify arguments and the check's flags as the contract has them", () => {
+    const r = hostctl(["vrrp-check", "--help"]);
+    assert.equal(r.code, 0, r.output);
+    assert.match(r.output, /--status-port/);
+    assert.match(hostctl(["vrrp-notify", "--help"]).output, /event/);
+    assert.match(hostctl(["keepalived", "--help"]).output, /--address/);
+});
