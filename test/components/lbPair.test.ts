@@ -24,7 +24,7 @@ test("two LBs in one anti-affinity server group", async () => {
     assert.equal(groups.length, 1);
     assert.deepEqual(groups[0].inputs.policies, ["anti-affinity"]);
     for (const name of ["pycluster-staging-lb", "pycluster-staging-lb-2"]) {
-        assert.deepEqual(named(run, INSTANCE, name).inputs.schedulerHints, [{ group: "pycluster-staging-lb-anti-affinity-id" }], name);
+        assert.deepEqual(named(run, INSTANCE, name).inputs.schedulerHints, [{ group: "os-servergroup-uuid-pycluster-staging-lb-anti-affinity" }], name);
     }
 });
 
