@@ -54,8 +54,9 @@ async function main() {
         console.log(`  from a client namespace: ip netns exec ${r.cloud.publicNetns} curl -k ${o.url}`);
         // The stack's commands, with this machine's copy of its ssh_config (sshKeySetup's files, under the state directory).
         const alias = (ip: string) => r.cloud.hosts().find(h => h.privateIp === ip)!.name;
-        const lbAlias = r.cloud.hosts().find(h => h.publicIp === o.lbPublicIp)!.name;
-        console.log(`  load balancer ${sshCommand(r.sshConfigFile, lbAlias)}`);
+        const lbAlias = r.sshLbAlias;
+        console.log(`  load balancer ${sshCommand(r.sshConfigFile, lbAlias)}${o.lbs ? "   (whichever of the pair holds the address)" : ""}`);
+        for (const lb of (o.lbs ?? []) as { name: string }[]) console.log(`  LB of pair   ${sshCommand(r.sshConfigFile, lb.name)}`);
         for (const ip of o.appPrivateIps as string[]) console.log(`  app node     ${sshCommand(r.sshConfigFile, alias(ip))}`);
         const prometheus = o.monitoring?.prometheus;
         if (prometheus) {

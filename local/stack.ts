@@ -60,6 +60,8 @@ export interface UpResult {
     sshKeyFile: string;
     /** An ssh_config for `ssh -F` with a Host block per host (aliased by name), beside the key. */
     sshConfigFile: string;
+    /** The config's alias of the public address: the LB's name, or a pair's `<project>-<stack>-lb-active`. */
+    sshLbAlias: string;
 }
 
 export function cloudPrefix(stack: string): string {
@@ -153,7 +155,7 @@ export async function localUp(o: LocalStackOptions = {}): Promise<UpResult> {
     const { engine, result } = await run(stack, cloud, false, o);
     const sshKeyFile = path.join(cloud.stateDir, `${stack}-deployer.key`);
     fs.writeFileSync(sshKeyFile, String(result.outputs.sshPrivateKey), { mode: 0o600 });
-    const sshConfigFile = writeSshFiles(cloud, stack, cfg.ssh.user, sshKeyFile, String(result.outputs.sshKnownHosts));
+    const { configFile: sshConfigFile, lbAlias: sshLbAlias } = writeSshFiles(cloud, stack, cfg.ssh.user, sshKeyFile, String(result.outputs.sshKnownHosts), String(result.outputs.lbPublicIp));
     return {
         outputs: result.outputs as Record<string, any>,
         secretOutputs: result.secretOutputs,
@@ -163,6 +165,7 @@ export async function localUp(o: LocalStackOptions = {}): Promise<UpResult> {
         cloud,
         sshKeyFile,
         sshConfigFile,
+        sshLbAlias,
     };
 }
 
@@ -171,23 +174,28 @@ export async function localUp(o: LocalStackOptions = {}): Promise<UpResult> {
  * state directory instead: the stack's known_hosts as output, and an
  * ssh_config naming the files here. Returns the config's path.
  */
-function writeSshFiles(cloud: LocalCloud, stack: string, user: string, keyFile: string, knownHosts: string): string {
+function writeSshFiles(cloud: LocalCloud, stack: string, user: string, keyFile: string, knownHosts: string, publicIp: string): { configFile: string; lbAlias: string } {
     const knownHostsFile = path.join(cloud.stateDir, `${stack}.known_hosts`);
     fs.writeFileSync(knownHostsFile, knownHosts);
     const hosts = cloud.hosts().sort((a, b) => a.name.localeCompare(b.name, "en", { numeric: true }));
-    const lb = hosts.find(h => h.publicIp);
-    if (!lb) throw new Error(`no host of the local cloud ${cloud.prefix} has a public address`);
+    // One LB holds the public address itself; a pair's is NATed to the VIP, held by either LB
+    // (the alias components/outputs.ts gives it), and both LBs sit behind it like the other nodes.
+    const holder = hosts.find(h => h.publicIp === publicIp);
+    const lb = { alias: holder?.name ?? `${PROJECT}-${stack}-lb-active`, address: publicIp };
+    if (!holder && !cloud.floatingNats().some(n => n.publicIp === publicIp)) {
+        throw new Error(`the local cloud ${cloud.prefix} has no host or NAT for the public address ${publicIp}`);
+    }
     const configFile = path.join(cloud.stateDir, `${stack}.ssh_config`);
     const config = renderSshConfig({
         stack: `${PROJECT}-${stack}`,
         user,
         keyFile,
         knownHostsFile,
-        lb: { alias: lb.name, address: lb.publicIp! },
-        privateNodes: hosts.filter(h => h !== lb).map(h => ({ alias: h.name, address: h.privateIp })),
+        lb,
+        privateNodes: hosts.filter(h => h !== holder).map(h => ({ alias: h.name, address: h.privateIp })),
     });
     fs.writeFileSync(configFile, config);
-    return configFile;
+    return { configFile, lbAlias: lb.alias };
 }
 
 /** What `up` would do, executing nothing. */

@@ -79,3 +79,4 @@ test("hostctl's parser takes keepalived's notify arguments and the check's flags
     assert.match(hostctl(["vrrp-notify", "--help"]).output, /event/);
     assert.match(hostctl(["keepalived", "--help"]).output, /--address/);
 });
+

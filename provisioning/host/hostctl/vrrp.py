@@ -6,6 +6,7 @@ the host, so tests run them directly.
 """
 import json
 import os
+import re
 import tempfile
 import time
 
@@ -126,7 +127,31 @@ def cmd_keepalived(args):
         action = "started"
     if not is_active("keepalived"):
         raise Failure("keepalived is not running after the change:\n" + run(["journalctl", "-u", "keepalived", "-n", "20", "--no-pager"], check=False).stdout)
+    record_initial_state(new.decode())
     log(f"keepalived: configuration validated and {action} (interface {interface})")
+
+
+def configured_vip(conf):
+    """The address of virtual_ipaddress in a rendered keepalived.conf."""
+    m = re.search(r"virtual_ipaddress\s*\{\s*([0-9.]+)/", conf)
+    return m.group(1) if m else None
+
+
+def record_initial_state(conf):
+    """
+    keepalived calls notify on transitions only, and the bootstrap configuration has no notify:
+    the state this LB reached before the full configuration is recorded once, from whether it
+    holds the address now, so the metrics exist from the first push.
+    """
+    if read_bytes(STATE_FILE) is not None:
+        return
+    vip = configured_vip(conf)
+    if vip is None:
+        return
+    held = interface_for_address(run(["ip", "-o", "-4", "addr", "show"]).stdout, vip) is not None
+    state = next_state(None, "MASTER" if held else "BACKUP", time.time())
+    write_atomic(STATE_FILE, json.dumps(state).encode(), 0o644)
+    write_atomic(METRICS_FILE, metrics_text(state).encode(), 0o644)
 
 
 def cmd_vrrp_check(args):

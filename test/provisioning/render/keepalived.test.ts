@@ -84,3 +84,10 @@ test("keepalived --config-test accepts the rendered file (bootstrap and full) an
     assert.notEqual(broken.code, 0);
     assert.match(broken.output, /advert_intx/);
 });
+
+test("hostctl finds the address in what is rendered, so the first push can record whether this LB holds it", () => {
+    for (const o of [BASE, FULL]) {
+        assert.equal(py(`print(h.configured_vip(${JSON.stringify(renderKeepalivedConf(o))}))`).trim(), o.vip);
+    }
+    assert.equal(py(`print(h.configured_vip("global_defs {}\\n"))`).trim(), "None");
+});
