@@ -71,6 +71,19 @@ def is_active(unit):
     return run(["systemctl", "is-active", "--quiet", unit], check=False).returncode == 0
 
 
+def reload_or_start(unit):
+    """Applies a validated configuration: reload when running, else enable and start; fails (with the unit's journal) unless it runs after. Returns what it did."""
+    if is_active(unit):
+        systemctl("reload", unit)
+        action = "reloaded"
+    else:
+        systemctl("enable", "--now", unit)
+        action = "started"
+    if not is_active(unit):
+        raise Failure(f"{unit} is not running after the change:\n" + run(["journalctl", "-u", unit, "-n", "20", "--no-pager"], check=False).stdout)
+    return action
+
+
 def http_ok(url, timeout=2.0, host=None, insecure=False):
     context = None
     if insecure:

@@ -4,7 +4,7 @@ import shutil
 import tempfile
 
 from .bundle import read_stdin_bundle
-from .common import Failure, is_active, log, read_bytes, run, systemctl, write_atomic
+from .common import Failure, is_active, log, read_bytes, reload_or_start, systemctl, write_atomic
 from .contract import path
 from .rollout import keep_rotation
 from .validate import nginx_test
@@ -92,14 +92,7 @@ def cmd_nginx(args):
         if not ok:
             raise Failure(f"nginx rejected the new configuration; the running configuration is unchanged:\n{output}")
         switch(stage, staged_site)
-        if is_active("nginx"):
-            systemctl("reload", "nginx")
-            action = "reloaded"
-        else:
-            systemctl("enable", "--now", "nginx")
-            action = "started"
-        if not is_active("nginx"):
-            raise Failure("nginx is not running after the change:\n" + run(["journalctl", "-u", "nginx", "-n", "20", "--no-pager"], check=False).stdout)
+        action = reload_or_start("nginx")
         log(f"nginx: configuration validated and {action}")
     finally:
         shutil.rmtree(stage, ignore_errors=True)

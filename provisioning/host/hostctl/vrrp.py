@@ -11,7 +11,7 @@ import tempfile
 import time
 
 from .bundle import read_stdin_bundle
-from .common import Failure, http_status, is_active, log, read_bytes, run, systemctl, write_atomic
+from .common import Failure, http_status, is_active, log, read_bytes, reload_or_start, run, write_atomic
 from .contract import CONTRACT, path
 
 INTERFACE_TOKEN = CONTRACT["keepalived"]["interfaceToken"]
@@ -118,15 +118,8 @@ def cmd_keepalived(args):
     finally:
         os.unlink(staged)
     write_atomic(KEEPALIVED_CONF, new, 0o644)
-    if is_active("keepalived"):
-        # SIGHUP: keepalived rereads its configuration and keeps the address where it is.
-        systemctl("reload", "keepalived")
-        action = "reloaded"
-    else:
-        systemctl("enable", "--now", "keepalived")
-        action = "started"
-    if not is_active("keepalived"):
-        raise Failure("keepalived is not running after the change:\n" + run(["journalctl", "-u", "keepalived", "-n", "20", "--no-pager"], check=False).stdout)
+    # A reload (SIGHUP): keepalived rereads its configuration and keeps the address where it is.
+    action = reload_or_start("keepalived")
     record_initial_state(new.decode())
     log(f"keepalived: configuration validated and {action} (interface {interface})")
 
