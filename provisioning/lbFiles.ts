@@ -109,7 +109,7 @@ export function lbKeepalivedConf(cfg: StackConfig, own: string, o: { bootstrap: 
     const pair = cfg.network.pair;
     if (!pair) throw new Error("internal: keepalived is for a pair of load balancers (lbCount 2)");
     const peer = lbAddresses(cfg).find(a => a !== own)!;
-    const check = hostctlCommand("vrrp-check", { address: own, "status-port": cfg.lb.statusPort, "health-path": cfg.app.healthPath });
+    const check = hostctlCommand("vrrp-check", { address: own, "status-port": cfg.lb.statusPort });
     return renderKeepalivedConf({
         cluster: `${cfg.project}-${cfg.stack}`,
         virtualRouterId: virtualRouterId(`${cfg.project}-${cfg.stack}`),

@@ -48,10 +48,11 @@ export const VRRP_INSTANCE = "pycluster_lb";
 const HEALTH_SCRIPT = "pycluster_lb_health";
 
 /**
- * The health check the pair runs: once a second, two failures to FAULT (about 2 s), two successes
- * back. A check may take 2 s (a Python start and an HTTP probe on a loaded LB) before it counts as failed.
+ * The health check the pair runs: once a second, three failures to FAULT (about 3 s), two successes
+ * back. A check may take 3 s (a Python start and its probes on an LB busy with TLS handshakes) before
+ * it counts as failed: a power-off is VRRP's to detect (3 missed adverts), this is for a broken nginx.
  */
-export const PAIR_HEALTH_TIMING = { intervalSeconds: 1, timeoutSeconds: 2, fall: 2, rise: 2 } as const;
+export const PAIR_HEALTH_TIMING = { intervalSeconds: 1, timeoutSeconds: 3, fall: 3, rise: 2 } as const;
 
 /**
  * virtual_router_id from the cluster's name: stable across runs and hosts, different between stacks

@@ -80,3 +80,15 @@ test("hostctl's parser takes keepalived's notify arguments and the check's flags
     assert.match(hostctl(["keepalived", "--help"]).output, /--address/);
 });
 
+
+test("an upstream is up when it accepts connections: a listener counts, a closed port does not", () => {
+    const out = py(
+        "import socket\n" +
+            "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(1); port = s.getsockname()[1]\n" +
+            "print(h.accepts_connections(f'127.0.0.1:{port}', 1.0))\n" +
+            "s.close()\n" +
+            "print(h.accepts_connections(f'127.0.0.1:{port}', 1.0))\n" +
+            "print(h.accepts_connections('not-an-address', 1.0))",
+    );
+    assert.deepEqual(out.trim().split("\n"), ["True", "False", "False"]);
+});
