@@ -16,11 +16,14 @@ const log = process.env.PYCLUSTER_E2E_VERBOSE ? (l: string) => console.log(`  ${
 const settings: Record<string, string> = {};
 const opts = (extra: Record<string, string> = {}): LocalStackOptions => ({ stack: STACK, log, set: { ...settings, ...extra } });
 /**
- * Requests held in flight while the holder dies. The issue asks for 20,000: on 2 vCPUs that ramp
- * reached 19,502 once and 6,974 once in 75 s (the holder's CPU goes to TLS handshakes), so the
- * scenario holds what this machine carries; see docs/pair.md.
+ * Requests held in flight while the holder dies: the issue's 20,000 (PYCLUSTER_PAIR_IN_FLIGHT
+ * overrides). They are opened from three internet namespaces at 1,000 new TLS connections a second
+ * in all (what this machine's LB completes, bench calibration) and each waits 4 minutes, under the
+ * stack's proxyReadTimeout (Pulumi.pair.yaml): with nginx's default 75 s the first ones were answered
+ * 504 before the last had opened, and the count never reached 20,000.
  */
-const IN_FLIGHT = 5_000;
+const IN_FLIGHT = Number(process.env.PYCLUSTER_PAIR_IN_FLIGHT ?? 20_000);
+const HOLD_MS = 240_000;
 
 let skip: string | undefined;
 let up: UpResult;
@@ -112,24 +115,28 @@ async function underLoad<T>(name: string, action: (startedAt: number) => Promise
     return { sent, failed, recoverMs, probe, result, startedAt, wrk };
 }
 
-r("1. the LB holding the address powers off with 5,000 requests in flight: the address answers again within 5 s, failures only inside that window", async () => {
+r(`1. the LB holding the address powers off with ${IN_FLIGHT.toLocaleString("en")} requests in flight: the address answers again within 5 s, failures only inside that window`, async () => {
     const dying = await holder();
     const survivor = lbs.find(l => l.name !== dying)!.name;
-    // Slow requests held open, one per connection, opened at a rate the LB's TLS carries;
-    // each waits 90 s, so all of them are still in flight when the holder dies.
-    startH2load("held", up.cloud.clients[3].netns, {
-        url: `https://${up.outputs.lbPublicIp}/wait?ms=90000`,
-        clients: IN_FLIGHT,
-        requests: IN_FLIGHT,
-        connectionsPerSecond: 1000,
-        connectionTimeoutS: 120,
-    });
+    // Slow requests held open, one per connection; a few more than needed, as a handshake may fail
+    // under the ramp and h2load does not retry it.
+    const holdClients = up.cloud.clients.slice(3, 6);
+    const per = Math.ceil((IN_FLIGHT * 1.02) / holdClients.length);
+    holdClients.forEach((c, i) =>
+        startH2load(`held-${i + 1}`, c.netns, {
+            url: `https://${up.outputs.lbPublicIp}/wait?ms=${HOLD_MS}`,
+            clients: per,
+            requests: per,
+            connectionsPerSecond: Math.round(1000 / holdClients.length),
+            connectionTimeoutS: HOLD_MS / 1000 + 60,
+        }),
+    );
     try {
         // Wait until the holder holds them: nginx's active connections (stub_status).
         const ip = lbs.find(l => l.name === dying)!.privateIp;
         const ramp = Date.now();
         let active = 0;
-        while (Date.now() - ramp < 75_000) {
+        while (Date.now() - ramp < Math.max(75_000, IN_FLIGHT * 5)) {
             // On the console: the ramp saturates the LB, and an SSH session through it is not the point here.
             const status = (await up.cloud.consoleRun(dying, `curl -s --max-time 5 http://${ip}:8080/stub_status || true`)).stdout;
             active = Number(/Active connections:\s*(\d+)/.exec(status)?.[1] ?? 0);
@@ -140,7 +147,7 @@ r("1. the LB holding the address powers off with 5,000 requests in flight: the a
         assert.ok(active >= IN_FLIGHT, `at least ${IN_FLIGHT} requests in flight (${active})`);
         assert.deepEqual(await holders(), [dying], "the address stayed on its holder while the load ramped up");
 
-        const o = await underLoad("holder powered off (5,000 in flight)", async () => up.cloud.powerOff(dying));
+        const o = await underLoad(`holder powered off (${IN_FLIGHT.toLocaleString("en")} in flight)`, async () => up.cloud.powerOff(dying));
         const back = o.probe.samples.filter(s => s.at >= o.startedAt && s.ok).map(s => s.at);
         console.log(`public address answered again ${seconds(Math.min(...back) - o.startedAt)} after the power-off; last failed probe ${seconds(o.recoverMs)}`);
         // The held requests were on the LB that died: they are lost with it (their TCP state was there).
