@@ -191,6 +191,25 @@ r("3. an nginx setting changed with up rolls through both LBs, one at a time: fa
     assert.deepEqual((await vrrpEvents(o.startedAt)).filter(l => /Entering|FAULT/.test(l)), [], "no VRRP state change during the rollout");
 });
 
+/** The upstream servers in an LB's running nginx configuration. */
+async function upstreamOf(lbIp: string): Promise<string[]> {
+    return [...(await onHost(up, lbIp, "sudo nginx -T 2>/dev/null")).matchAll(/^\s+server (\S+:\d+)[^;]*;/gm)].map(m => m[1]).sort();
+}
+
+r("4. scaling the app tier 2 -> 3 -> 2 under load: the upstream changes on both LBs, the address stays; failures counted, at most 0.1% (nginx reloads: the same race as 3)", async () => {
+    const before = await holder();
+    const nodes = up.outputs.appPrivateIps.length;
+    for (const count of [nodes + 1, nodes]) {
+        const o = await underLoad(`app tier ${count === nodes ? `back to ${count}` : `${nodes} -> ${count}`} (both LBs)`, async () => localUp(opts({ appNodeCount: String(count) })));
+        const ips = (o.result.outputs.appPrivateIps as string[]).map(ip => `${ip}:8000`).sort();
+        assert.equal(ips.length, count);
+        for (const lb of lbs) assert.deepEqual(await upstreamOf(lb.privateIp), ips, `${lb.name}'s upstream`);
+        assert.ok(o.failed <= o.sent / 1000, `at most 0.1% failed (${o.failed} of ${o.sent})`);
+        assert.equal(await holder(), before, "the address stayed on its holder");
+        assert.deepEqual((await vrrpEvents(o.startedAt)).filter(l => /Entering|FAULT/.test(l)), [], "no VRRP state change");
+    }
+});
+
 /** Alert names firing in Prometheus now. */
 async function firing(): Promise<string[]> {
     // On the monitoring host's console: SSH goes through the public address, which a split brain makes flap.
@@ -209,7 +228,7 @@ async function waitFor(what: string, check: () => Promise<boolean>, limitMs: num
     return Date.now() - started;
 }
 
-r("4. split brain: VRRP between the LBs cut -> both hold the address and the alert fires; restored -> one holder, alert resolved", async () => {
+r("5. split brain: VRRP between the LBs cut -> both hold the address and the alert fires; restored -> one holder, alert resolved", async () => {
     assert.deepEqual((await firing()).filter(a => a.startsWith("Lb")), [], "no pair alert before");
     await up.cloud.cutVrrp(lbs[0].name, lbs[1].name);
     try {
