@@ -61,23 +61,26 @@ export type Tool = "nginx" | "gunicorn" | "gevent" | "uvicorn" | "systemd-analyz
 export const EXPORTER_UNITS = ["prometheus", "prometheus-node-exporter", "prometheus-nginx-exporter", "mtail"].map(u => `/lib/systemd/system/${u}.service`);
 
 export function missingTools(tools: Tool[]): string | undefined {
+    const root = process.getuid?.() === 0;
     const checks: Record<string, () => boolean> = {
-        nginx: () => has("nginx", ["-v"]),
+        // As on the hosts, where hostctl runs them as root: nginx -t binds the configured ports and
+        // opens nginx's pid file; keepalived disables a check script it cannot prove secure.
+        nginx: () => root && has("nginx", ["-v"]),
         gunicorn: () => has(SYSTEM_PYTHON, ["-c", "import gunicorn"]),
         gevent: () => has(SYSTEM_PYTHON, ["-c", "import gevent"]),
         uvicorn: () => has(SYSTEM_PYTHON, ["-c", "import uvicorn.workers"]),
         "systemd-analyze": () => has("systemd-analyze", ["--version"]),
-        runuser: () => process.getuid?.() === 0 && has("runuser", ["--version"]),
+        runuser: () => root && has("runuser", ["--version"]),
         promtool: () => has("promtool", ["--version"]),
         mtail: () => has("mtail", ["--version"]),
         "exporter-units": () => EXPORTER_UNITS.every(u => fs.existsSync(u)),
         "openssh-client": () => has("ssh", ["-V"]) && !spawnSync("ssh-keygen", ["-?"], { stdio: "ignore" }).error,
         dnslib: () => has(SYSTEM_PYTHON, ["-c", "import dnslib"]),
-        keepalived: () => has("keepalived", ["--version"]),
+        keepalived: () => root && has("keepalived", ["--version"]),
     };
     const missing = tools.filter(t => !checks[t]());
     if (missing.length === 0) return undefined;
-    const reason = `needs ${missing.join(", ")} (Debian: nginx gunicorn python3-gevent python3-uvicorn systemd prometheus mtail prometheus-node-exporter prometheus-nginx-exporter openssh-client python3-dnslib keepalived; runuser as root)`;
+    const reason = `needs ${missing.join(", ")} (Debian: nginx gunicorn python3-gevent python3-uvicorn systemd prometheus mtail prometheus-node-exporter prometheus-nginx-exporter openssh-client python3-dnslib keepalived; nginx, keepalived and runuser as root)`;
     if (process.env.PYCLUSTER_REQUIRE_TOOLS === "1") throw new Error(`PYCLUSTER_REQUIRE_TOOLS=1 but this test ${reason}`);
     return reason;
 }
