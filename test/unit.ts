@@ -1,6 +1,6 @@
 /**
  * npm run test:unit [-- <file or directory>...]
- * npm run test:unit -- --measure    (times each file alone and rewrites test/unitWeights.json)
+ * npm run test:unit -- --measure [<file or directory>...]    (times each file alone; updates test/unitWeights.json)
  *
  * The unit suites (every test/**\/*.test.ts but the end-to-end ones), split into one group per core
  * plus one, 2 to 4 (PYCLUSTER_UNIT_GROUPS overrides), each group one Node process that loads its files in-process
@@ -31,20 +31,24 @@ function testFiles(roots: string[]): string[] {
 
 const WEIGHTS = path.join(__dirname, "unitWeights.json");
 
+function readWeights(): Record<string, number> {
+    return fs.existsSync(WEIGHTS) ? JSON.parse(fs.readFileSync(WEIGHTS, "utf8")) : {};
+}
+
 /**
  * Seconds each file took alone on a 2-vCPU machine (test/unitWeights.json), to balance the groups.
  * A file not in the table (new) weighs the median; a stale table only balances worse.
  */
 function weights(files: string[]): { file: string; weight: number }[] {
-    const known: Record<string, number> = fs.existsSync(WEIGHTS) ? JSON.parse(fs.readFileSync(WEIGHTS, "utf8")) : {};
+    const known = readWeights();
     const values = Object.values(known).sort((a, b) => a - b);
     const median = values.length ? values[Math.floor(values.length / 2)] : 1;
     return files.map(file => ({ file, weight: known[file] ?? median }));
 }
 
-/** Times each file in a process of its own and writes the table. */
+/** Times each file in a process of its own and updates its row of the table (the other rows stay). */
 async function measure(files: string[]): Promise<void> {
-    const table: Record<string, number> = {};
+    const table = readWeights();
     for (const file of files) {
         const started = Date.now();
         const { code } = await runGroup([file], false);
@@ -81,10 +85,11 @@ function runGroup(files: string[], stream: boolean): Promise<{ code: number; out
 }
 
 async function main(): Promise<void> {
+    const measuring = process.argv.includes("--measure");
     const args = process.argv.slice(2).filter(a => a !== "--measure");
     const files = testFiles(args.length ? args.map(a => path.resolve(a)) : [__dirname]).map(f => path.relative(ROOT, f));
     if (files.length === 0) throw new Error(`no unit test files under ${args.join(" ") || "test/"}`);
-    if (process.argv.includes("--measure")) return measure(files);
+    if (measuring) return measure(files);
     const groups = partition(
         weights(files),
         Number(process.env.PYCLUSTER_UNIT_GROUPS ?? Math.max(2, Math.min(4, os.availableParallelism() + 1))),
