@@ -30,7 +30,7 @@ test("unicast VRRP between the two LBs, both BACKUP without preemption, one adve
     assert.doesNotMatch(text, /state MASTER/);
 });
 
-test("the health check makes an unhealthy holder FAULT, checked every second, and notify records the state", () => {
+test("the health check makes an unhealthy holder FAULT, checked every 2 s, and notify records the state", () => {
     const text = renderKeepalivedConf(FULL);
     assert.match(text, /vrrp_script pycluster_lb_health \{\n\s+script "\/usr\/bin\/python3 [^"]+vrrp-check[^"]*"\n\s+interval 2\n\s+timeout 10\n\s+weight 0\n\s+fall 3\n\s+rise 2\n\}/);
     assert.match(text, /track_script \{\n\s+pycluster_lb_health\n\s+\}/);
