@@ -124,10 +124,10 @@ async function underLoad<T>(name: string, action: (startedAt: number) => Promise
 r(`1. the LB holding the address powers off with ${IN_FLIGHT.toLocaleString("en")} requests in flight: the address answers again within 5 s, failures only inside that window`, async () => {
     const dying = await holder();
     const survivor = lbs.find(l => l.name !== dying)!.name;
-    // Slow requests held open, one per connection; a few more than needed, as a handshake may fail
-    // under the ramp and h2load does not retry it.
+    // Slow requests held open, one per connection; 5% more than needed, as a handshake may fail
+    // under the ramp and h2load does not retry it (with 2% more, one run held 20,002 of 20,400).
     const holdClients = up.cloud.clients.slice(3, 6);
-    const per = Math.ceil((IN_FLIGHT * 1.02) / holdClients.length);
+    const per = Math.ceil((IN_FLIGHT * 1.05) / holdClients.length);
     holdClients.forEach((c, i) =>
         startH2load(`held-${i + 1}`, c.netns, {
             url: `https://${up.outputs.lbPublicIp}/wait?ms=${HOLD_MS}`,
