@@ -125,7 +125,8 @@ r(`1. the LB holding the address powers off with ${IN_FLIGHT.toLocaleString("en"
     const dying = await holder();
     const survivor = lbs.find(l => l.name !== dying)!.name;
     // Slow requests held open, one per connection; 5% more than needed, as a handshake may fail
-    // under the ramp and h2load does not retry it (with 2% more, one run held 20,002 of 20,400).
+    // under the ramp and h2load does not retry it. (The count printed below is the first poll at or
+    // above IN_FLIGHT, not how many were held in the end.)
     const holdClients = up.cloud.clients.slice(3, 6);
     const per = Math.ceil((IN_FLIGHT * 1.05) / holdClients.length);
     holdClients.forEach((c, i) =>
