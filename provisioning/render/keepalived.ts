@@ -53,7 +53,8 @@ const HEALTH_SCRIPT = "pycluster_lb_health";
  * is VRRP's to detect (3 missed adverts), and a FAULT moves the address, which drops every
  * connection the holder has. Under load a check (a Python start and its probes) took over 3 s on
  * a holder in the middle of its nginx reload: with a 3 s timeout that holder let go of the address
- * (and of the program's SSH session through it) although nginx served throughout.
+ * (and of the program's SSH session through it) although nginx served throughout. The check's own
+ * probes wait up to 4 s each (hostctl's vrrp.py), inside these 10 s.
  */
 export const PAIR_HEALTH_TIMING = { intervalSeconds: 2, timeoutSeconds: 10, fall: 3, rise: 2 } as const;
 

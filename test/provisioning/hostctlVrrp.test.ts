@@ -92,3 +92,56 @@ test("an upstream is up when it accepts connections: a listener counts, a closed
     );
     assert.deepEqual(out.trim().split("\n"), ["True", "False", "False"]);
 });
+
+test("upstreams are probed at once: the first yes decides, a probe that hangs or breaks does not hold it up, and no answer in time is a no", () => {
+    const out = py(
+        "import time\n" +
+            "def probe(s):\n" +
+            "    if s == 'hangs': time.sleep(30)\n" +
+            "    if s == 'breaks': raise OSError('boom')\n" +
+            "    if s == 'slow-yes': time.sleep(0.3)\n" +
+            "    return s in ('yes', 'slow-yes')\n" +
+            "t = time.monotonic(); print(h.any_answers(['hangs', 'breaks', 'yes'], probe, 5.0), time.monotonic() - t < 1.0)\n" +
+            "print(h.any_answers(['breaks', 'no', 'slow-yes'], probe, 5.0))\n" +
+            "print(h.any_answers(['breaks', 'no'], probe, 5.0))\n" +
+            "t = time.monotonic(); print(h.any_answers(['hangs', 'no'], probe, 0.5), 0.4 < time.monotonic() - t < 2.0)\n" +
+            "print(h.any_answers([], probe, 1.0))",
+    );
+    assert.deepEqual(out.trim().split("\n"), ["True True", "True", "False", "False True", "False"]);
+});
+
+test("the check's budgets fit inside the time keepalived gives it, and leave room for a SYN a full backlog dropped (retransmitted after 1 s and 3 s)", async () => {
+    const { PAIR_HEALTH_TIMING } = await import("../../provisioning/render/keepalived");
+    const [nginx, upstream] = py("print(h.NGINX_PROBE_SECONDS, h.UPSTREAM_PROBE_SECONDS)").trim().split(" ").map(Number);
+    assert.ok(upstream > 3, `an upstream connect waits past the second SYN retransmit (${upstream} s)`);
+    // Python's start, then nginx's probe, then the upstreams' (all at once), with a second to spare.
+    assert.ok(nginx + upstream + 0.5 + 1 <= PAIR_HEALTH_TIMING.timeoutSeconds, `${nginx} + ${upstream} s within ${PAIR_HEALTH_TIMING.timeoutSeconds} s`);
+});
+
+test("a busy upstream (its accept queue full for 1.5 s) is up within the check's budget; the former 1 s budget called it down", () => {
+    // Linux drops a SYN while the listener's accept queue is full and the client retransmits it after
+    // 1 s, then 3 s: how an app node looks to the check while it accepts a ramp of connections.
+    const out = py(
+        "import socket, threading, time\n" +
+            "def busy_listener():\n" +
+            "    s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(0)\n" +
+            "    fill = []\n" +
+            "    for _ in range(3):\n" +
+            "        c = socket.socket(); c.setblocking(False); c.connect_ex(s.getsockname()); fill.append(c)\n" +
+            "    time.sleep(0.2)\n" +
+            "    def drain():\n" +
+            "        time.sleep(1.5)\n" +
+            "        while True:\n" +
+            "            try: s.settimeout(0.2); s.accept()\n" +
+            "            except socket.timeout: continue\n" +
+            "            except OSError: return\n" +
+            "    threading.Thread(target=drain, daemon=True).start()\n" +
+            "    return s, fill\n" +
+            "s, fill = busy_listener(); port = s.getsockname()[1]\n" +
+            "print(h.accepts_connections(f'127.0.0.1:{port}', 1.0))\n" +
+            "s.close()\n" +
+            "s, fill = busy_listener(); port = s.getsockname()[1]\n" +
+            "print(h.accepts_connections(f'127.0.0.1:{port}', h.UPSTREAM_PROBE_SECONDS))",
+    );
+    assert.deepEqual(out.trim().split("\n"), ["False", "True"]);
+});

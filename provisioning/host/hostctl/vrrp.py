@@ -6,9 +6,12 @@ the host, so tests run them directly.
 """
 import json
 import os
+import queue
 import re
 import socket
+import syslog
 import tempfile
+import threading
 import time
 
 from .bundle import read_stdin_bundle
@@ -51,7 +54,8 @@ def health(site_text, nginx_answers, upstream_answers):
     counts as healthy, so the pair stays reachable while the program configures it; once configured,
     healthy = nginx answers locally and at least one upstream in rotation answers (or none is in
     rotation yet).
-    `nginx_answers()` and `upstream_answers(server)` are asked lazily, stopping at the first answer.
+    `nginx_answers()` is asked first; `upstream_answers(server)` is asked of every server in rotation
+    at once, and the first yes decides (a dead node's probe does not delay a live one's).
     """
     if site_text is None:
         return None
@@ -61,9 +65,35 @@ def health(site_text, nginx_answers, upstream_answers):
     # Nothing admitted yet (a first rollout: new nodes wait drained for their admit step, which comes
     # through this address): nginx alone decides, or both LBs would let go of the address and with it
     # the program's only way in.
-    if servers and not any(upstream_answers(s) for s in servers):
+    if servers and not any_answers(servers, upstream_answers, UPSTREAM_PROBE_SECONDS + 0.5):
         return f"no upstream in rotation answers ({len(servers)} in rotation)"
     return None
+
+
+def any_answers(items, probe, timeout):
+    """
+    Whether probe(item) is true for any item: all asked at once on daemon threads, True at the first
+    yes, False once every probe said no or `timeout` seconds passed (a probe still running is left to
+    the process's exit).
+    """
+    answers = queue.Queue()
+
+    def ask(item):
+        try:
+            answers.put(bool(probe(item)))
+        except Exception:  # a probe that breaks is a no, never a crashed check
+            answers.put(False)
+
+    for item in items:
+        threading.Thread(target=ask, args=(item,), daemon=True).start()
+    deadline = time.monotonic() + timeout
+    for _ in items:
+        try:
+            if answers.get(timeout=max(0.0, deadline - time.monotonic())):
+                return True
+        except queue.Empty:
+            return False
+    return False
 
 
 def next_state(previous, event_state, now):
@@ -158,18 +188,34 @@ def accepts_connections(server, timeout):
         return False
 
 
+# The probes' budgets, inside the 10 s keepalived gives a check (PAIR_HEALTH_TIMING in
+# provisioning/render/keepalived.ts). The check is for a broken LB, not a busy one, and both LBs share
+# a busy machine's CPU and the same app nodes: with 1.5 s for nginx and 1 s for a connect, a ramp of
+# 1,000 new TLS connections a second on a slower machine failed the check on both LBs at once (CI,
+# pair suite scenario 1), and they took the address from each other until the held requests were lost.
+# 4 s covers a connect whose SYN a full listen backlog dropped (Linux retransmits it after 1 s and 3 s).
+NGINX_PROBE_SECONDS = 4.0
+UPSTREAM_PROBE_SECONDS = 4.0
+CHECK_LOG_IDENT = "pycluster-vrrp-check"
+
+
 def cmd_vrrp_check(args):
     # An upstream counts as up when it accepts connections, not when its health path answers fast:
     # both LBs see the same app nodes, so a latency verdict is the same on both, and under load
     # (slow answers from busy workers) it made both LBs FAULT at once: no address at all.
+    started = time.monotonic()
     site = read_bytes(SITE_CONF)
     problem = health(
         site,
-        lambda: http_status(f"http://{args.address}:{args.status_port}/stub_status", timeout=1.5) == 200,
-        lambda server: accepts_connections(server, timeout=1.0),
+        lambda: http_status(f"http://{args.address}:{args.status_port}/stub_status", timeout=NGINX_PROBE_SECONDS) == 200,
+        lambda server: accepts_connections(server, timeout=UPSTREAM_PROBE_SECONDS),
     )
     if problem:
-        raise Failure(problem)
+        # keepalived logs only the exit status; the reason goes to the journal, next to its lines.
+        reason = f"{problem} (check took {time.monotonic() - started:.1f} s)"
+        syslog.openlog(CHECK_LOG_IDENT)
+        syslog.syslog(syslog.LOG_WARNING, reason)
+        raise Failure(reason)
 
 
 def cmd_vrrp_notify(args):
