@@ -88,6 +88,26 @@ export class Probe {
         return failed.length === 0 ? 0 : Math.max(...failed.map(s => s.at)) - since;
     }
 
+    /**
+     * The failed samples since `since`, as windows (failures less than a second apart join one):
+     * "12.3-14.0 s: 31 failed (timeout x30, ECONNRESET)", for reports.
+     */
+    failedWindows(since: number): string[] {
+        const windows: { from: number; to: number; errors: Map<string, number> }[] = [];
+        for (const s of this.samples.filter(x => x.at >= since && !x.ok).sort((a, b) => a.at - b.at)) {
+            const last = windows[windows.length - 1];
+            const w = last && s.at - last.to < 1000 ? last : (windows.push({ from: s.at, to: s.at, errors: new Map() }), windows[windows.length - 1]);
+            w.to = s.at;
+            w.errors.set(s.error ?? "?", (w.errors.get(s.error ?? "?") ?? 0) + 1);
+        }
+        const sec = (ms: number) => ((ms - since) / 1000).toFixed(1);
+        return windows.map(w => {
+            const n = [...w.errors.values()].reduce((a, b) => a + b, 0);
+            const what = [...w.errors].map(([e, k]) => (k > 1 ? `${e} x${k}` : e)).join(", ");
+            return `${sec(w.from)}-${sec(w.to)} s: ${n} failed (${what})`;
+        });
+    }
+
     /** ms from `since` until `node` first answered again (undefined if it never did). */
     firstSeen(node: string, since: number): number | undefined {
         const seen = this.samples.filter(s => s.at >= since && s.ok && s.node === node).map(s => s.at);
