@@ -52,7 +52,7 @@ export class CloudPair extends CloudHosts {
             st.floatingNats = [...(st.floatingNats ?? []).filter((n) => n.publicIp !== publicIp), { publicIp, privateIp }];
             if (!st.reservedPublicIps.includes(publicIp)) st.reservedPublicIps.push(publicIp);
         });
-        await applyRouterNat(this.names.gatewayNetns, this.floatingNats());
+        await this.applyRouter();
         return { conntrackMax };
     }
 
@@ -60,7 +60,7 @@ export class CloudPair extends CloudHosts {
     async releaseFloatingNat(publicIp: string): Promise<void> {
         if (!this.floatingNats().some((n) => n.publicIp === publicIp)) return;
         this.update((s) => void (s.floatingNats = (s.floatingNats ?? []).filter((n) => n.publicIp !== publicIp)));
-        await applyRouterNat(this.names.gatewayNetns, this.floatingNats());
+        await this.applyRouter();
     }
 
     /** The floating IPs the router NATs, and to which private address. */
@@ -138,6 +138,15 @@ export class CloudPair extends CloudHosts {
         const pid = initPid(this.hostState(name));
         if (pid === undefined) throw new Error(`host ${name} is not running`);
         return run(["nsenter", `--target=${pid}`, "--mount", "--uts", "--ipc", "--net", "--pid", "--", "/bin/sh", "-c", script], { allowFailure: true, input });
+    }
+
+    /**
+     * The router's NAT as the state says: the floating IPs, and the subnet's SNAT while the gateway
+     * exists and the router has its public leg (routerNat.ts).
+     */
+    protected async applyRouter(): Promise<void> {
+        const snatFrom = this.state.gatewayOpen && this.state.routerPublicIp ? this.state.privateCidr : undefined;
+        await applyRouterNat(this.names.gatewayNetns, this.floatingNats(), snatFrom);
     }
 
     /** The router's leg on the public network (gateway namespace's eth1), with an address of its own. */

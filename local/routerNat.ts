@@ -13,8 +13,15 @@
  * OpenStack VM never does. The single-LB stacks, bench and e2e rely on that; changing it is
  * left for later.
  *
- * Forwarding in the router is limited to DNATed connections (and their replies): the subnet does
- * not reach the public network through it otherwise, as before.
+ * Outbound: OVH's Gateway gives the subnet's instances their way out (OpenStack router, SNAT on by
+ * default: Neutron's `enable_snat`; OVH docs, "create a private network gateway": private instances
+ * reach the internet through it). Here the router masquerades the subnet behind its own public
+ * address once it has that leg on the public network, i.e. once a floating IP sits on a port
+ * without an instance (a pair's VIP port): the pair's LBs reach the local internet's DNS and ACME
+ * CA that way, as on OVH. Not modelled: a subnet whose only floating IP sits on an instance (the
+ * single LB, which the local model gives a public interface of its own) has no router leg, so its
+ * private nodes still reach nothing outside but the apt repository behind the gateway address.
+ * Nothing else is forwarded: DNATed connections (floating IPs) and SNATed ones, with their replies.
  */
 import * as fs from "node:fs";
 import { run, runInNetns } from "./exec";
@@ -26,8 +33,11 @@ export interface FloatingNat {
     privateIp: string;
 }
 
-/** The router's NAT and forward filter for these floating IPs (replaced atomically by `nft -f`). */
-export function renderRouterNat(nats: FloatingNat[]): string {
+/**
+ * The router's NAT and forward filter for these floating IPs, and the subnet's SNAT while the
+ * gateway exists (`snatFrom`: the subnet's CIDR); replaced atomically by `nft -f`.
+ */
+export function renderRouterNat(nats: FloatingNat[], snatFrom?: string): string {
     return [
         `add table ip ${ROUTER_NAT_TABLE}`,
         `delete table ip ${ROUTER_NAT_TABLE}`,
@@ -36,10 +46,20 @@ export function renderRouterNat(nats: FloatingNat[]): string {
         `    type nat hook prerouting priority dstnat; policy accept;`,
         ...nats.map(n => `    iifname "eth1" ip daddr ${n.publicIp} dnat to ${n.privateIp}`),
         `  }`,
+        ...(snatFrom
+            ? [
+                  `  chain postrouting {`,
+                  `    type nat hook postrouting priority srcnat; policy accept;`,
+                  `    oifname "eth1" ip saddr ${snatFrom} masquerade`,
+                  `  }`,
+              ]
+            : []),
         `  chain forward {`,
         `    type filter hook forward priority 0; policy drop;`,
-        // a floating IP's connections, both ways; nothing else is routed
+        // a floating IP's connections, both ways
         `    ct status dnat accept`,
+        // the subnet's own connections out (SNAT), and their replies; nothing else is routed
+        ...(snatFrom ? [`    iifname "eth0" oifname "eth1" ip saddr ${snatFrom} accept`, `    ct status snat accept`] : []),
         `  }`,
         `}`,
         ``,
@@ -51,7 +71,7 @@ export function renderRouterNat(nats: FloatingNat[]): string {
  * answers ARP for them on the public bridge), the NAT table, and forwarding on only while there
  * is something to NAT.
  */
-export async function applyRouterNat(netns: string, nats: FloatingNat[]): Promise<void> {
+export async function applyRouterNat(netns: string, nats: FloatingNat[], snatFrom?: string): Promise<void> {
     const want = new Set(nats.map(n => n.publicIp));
     const have = await hostAddresses(netns, "eth1");
     for (const ip of have.filter(a => a.prefixlen === 32 && !want.has(a.local))) {
@@ -60,8 +80,8 @@ export async function applyRouterNat(netns: string, nats: FloatingNat[]): Promis
     for (const ip of [...want].filter(a => !have.some(h => h.local === a))) {
         await run(["ip", "-n", netns, "addr", "add", `${ip}/32`, "dev", "eth1"]);
     }
-    if (nats.length > 0) {
-        await runInNetns(netns, ["nft", "-f", "-"], { input: renderRouterNat(nats) });
+    if (nats.length > 0 || snatFrom) {
+        await runInNetns(netns, ["nft", "-f", "-"], { input: renderRouterNat(nats, snatFrom) });
         await runInNetns(netns, ["sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"]);
     } else {
         await runInNetns(netns, ["sh", "-c", "echo 0 > /proc/sys/net/ipv4/ip_forward"]);

@@ -55,6 +55,14 @@ test("the router NATs each floating IP 1:1 and forwards nothing but NATed connec
     assert.notEqual(nftAccepts(nat), false);
 });
 
+test("with the gateway, the router masquerades the subnet's own connections out (SNAT) and forwards their replies, nothing else", () => {
+    const nat = renderRouterNat([{ publicIp: "198.51.100.20", privateIp: "10.0.0.100" }], "10.0.0.0/24");
+    assert.match(nat, /type nat hook postrouting priority srcnat; policy accept;\n\s+oifname "eth1" ip saddr 10\.0\.0\.0\/24 masquerade/);
+    assert.match(nat, /ct status dnat accept\n\s+iifname "eth0" oifname "eth1" ip saddr 10\.0\.0\.0\/24 accept\n\s+ct status snat accept\n\s+\}/);
+    assert.doesNotMatch(renderRouterNat([{ publicIp: "198.51.100.20", privateIp: "10.0.0.100" }]), /masquerade|snat/, "without the gateway: no way out");
+    assert.notEqual(nftAccepts(nat), false);
+});
+
 test("conntrack capacity: raised to the minimum when lower, left alone when higher", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "conntrack-"));
     try {
