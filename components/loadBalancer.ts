@@ -33,6 +33,8 @@ export interface LbMember {
     monitoring: command.remote.Command;
     /** keepalived's configuration (a pair). */
     keepalived?: command.remote.Command;
+    /** certbot's step (tlsMode letsencrypt): each LB of a pair gets its own certificate. */
+    letsencrypt?: command.remote.Command;
 }
 
 /**
@@ -60,7 +62,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
     readonly siteHost: pulumi.Output<string>;
     /** The domain's A record in its zone at OVH (dnsZone set). */
     readonly dnsRecord?: ovh.domain.ZoneRecord;
-    /** certbot's step (tlsMode letsencrypt). */
+    /** certbot's step (tlsMode letsencrypt) on the first LB; a pair's second has its own (members). */
     readonly letsencrypt?: command.remote.Command;
 
     constructor(name: string, args: LoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -123,17 +125,24 @@ export class LoadBalancer extends pulumi.ComponentResource {
         }
         if (cfg.lb.tls.mode === "letsencrypt") {
             // nginx answers the ACME challenge on port 80, with the placeholder certificate on 443 meanwhile.
-            this.letsencrypt = obtainCertificate(
-                this.host.target,
-                {
-                    domain: cfg.lb.domain!,
-                    email: cfg.lb.tls.letsencryptEmail!,
-                    server: cfg.lb.tls.letsencryptServer,
-                    address: this.publicIp,
-                    managedRecord: this.dnsRecord !== undefined,
-                },
-                [this.nginx, ...(this.dnsRecord ? [this.dnsRecord] : [])],
-            );
+            // A pair: each LB runs certbot for its own certificate (and renews it itself); the CA's
+            // request reaches whichever LB holds the address, which asks its peer for a token it does
+            // not have, so every LB's nginx must run that configuration first.
+            const nginxEverywhere = this.members.map(m => m.nginx);
+            for (const member of this.members) {
+                member.letsencrypt = obtainCertificate(
+                    member.host.target,
+                    {
+                        domain: cfg.lb.domain!,
+                        email: cfg.lb.tls.letsencryptEmail!,
+                        server: cfg.lb.tls.letsencryptServer,
+                        address: this.publicIp,
+                        managedRecord: this.dnsRecord !== undefined,
+                    },
+                    [...nginxEverywhere, ...(this.dnsRecord ? [this.dnsRecord] : [])],
+                );
+            }
+            this.letsencrypt = this.members[0].letsencrypt;
         }
 
         this.registerOutputs({ publicIp: this.publicIp, url: this.url });

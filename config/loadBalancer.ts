@@ -19,21 +19,6 @@ export function readLbCount(r: Reader): 1 | 2 {
     return n === 2 ? 2 : 1;
 }
 
-/**
- * Let's Encrypt with a pair is not built yet: certbot would run on one LB, and the other would serve
- * the placeholder certificate (and miss renewals) after a failover. Refused rather than half done.
- */
-export function checkPairTls(r: Reader, lbCount: 1 | 2, tlsMode: string): void {
-    if (lbCount === 2 && tlsMode === "letsencrypt") {
-        r.fail(
-            "lbCount",
-            lbCount,
-            "a pair of load balancers does not support tlsMode letsencrypt yet (only one LB would hold the certificate): " +
-                "set lbCount to 1, or tlsMode to provided (the same certificate on both LBs; docs/pair.md)",
-        );
-    }
-}
-
 export function readLoadBalancer(r: Reader): LoadBalancerSettings {
     const method = r.oneOf("lbMethod", ["least_conn", "round_robin", "ip_hash"] as const);
     const upstreamKeepalive = r.integer("upstreamKeepalive", 0, 100_000);

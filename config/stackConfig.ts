@@ -11,7 +11,7 @@ import { isProductionStack, MIN_PRODUCTION_APP_NODES, stackNameClash } from "../
 import { readAccess } from "./access";
 import { readApp } from "./app";
 import { readGunicorn } from "./gunicorn";
-import { checkPairTls, readLbCount, readLoadBalancer, readStaticFiles } from "./loadBalancer";
+import { readLbCount, readLoadBalancer, readStaticFiles } from "./loadBalancer";
 import { readMonitoring } from "./monitoring";
 import { readNetwork, readSshSources } from "./network";
 import { readFlavor, readPlatform } from "./platform";
@@ -45,7 +45,6 @@ export function parseStackConfig(raw: RawConfig, ctx: ParseContext, read?: Set<s
     const lb = readLoadBalancer(r);
     const gunicorn = readGunicorn(r, lb.upstreamKeepaliveTimeout);
     const tls = readTls(r, { domain: lb.domain, production });
-    checkPairTls(r, lbCount, tls.mode);
     const staticFiles = readStaticFiles(r, ctx, app.dir);
     const monitoring = readMonitoring(r, { monitoringNode, nodeIp: network.plan?.monitoringIp, proxyReadTimeout: lb.proxyReadTimeout });
     const kernel = kernelSettings(sizing, gunicorn.backlog);

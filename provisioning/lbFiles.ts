@@ -24,6 +24,11 @@ export function lbAddresses(cfg: StackConfig): string[] {
     return cfg.network.pair ? [cfg.network.lbIp, cfg.network.pair.secondLbIp] : [cfg.network.lbIp];
 }
 
+/** The other LB of a pair (undefined with one LB). */
+export function pairPeer(cfg: StackConfig, own: string): string | undefined {
+    return cfg.network.pair ? lbAddresses(cfg).find(a => a !== own) : undefined;
+}
+
 /** What some configurations add, installed over SSH (a user data change would rebuild the VM). */
 export function lbExtraPackages(cfg: StackConfig): string[] {
     return [...(cfg.lb.tls.mode === "letsencrypt" ? ["certbot"] : []), ...MONITORING_PACKAGES.lb];
@@ -80,6 +85,7 @@ export function lbNginxFiles(cfg: StackConfig, rt: LbRuntime): BundleFile[] {
                 statusAllow: [cfg.network.cidr, "127.0.0.1"],
                 staticFiles: lb.staticFiles ? { urlPath: lb.staticFiles.urlPath, root: staticRoot(cfg) } : undefined,
                 nextUpstreamTries: stackRolloutPlan(cfg).nextUpstreamTries,
+                acmePeer: cfg.lb.tls.mode === "letsencrypt" ? pairPeer(cfg, rt.privateIp ?? cfg.network.lbIp) : undefined,
                 overload: {
                     requestRate: cfg.overload.requestRate,
                     requestBurst: cfg.overload.requestBurst,

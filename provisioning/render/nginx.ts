@@ -132,7 +132,16 @@ export interface NginxSiteOptions {
     nextUpstreamTries: number;
     /** How overload is refused (sized by the capacity model); absent = no limits. */
     overload?: OverloadOptions;
+    /**
+     * A pair's other LB (its private address): an ACME challenge token this LB does not have is
+     * asked of it. Each LB of a pair gets its own certificate, and the CA's validation reaches
+     * whichever LB holds the public address.
+     */
+    acmePeer?: string;
 }
+
+/** The header that marks a challenge request one LB of a pair passed to the other (one hop, never back). */
+export const ACME_HOP_HEADER = "X-Pycluster-Acme-Hop";
 
 export interface OverloadOptions {
     /** Requests per second passed on (limit_req); one burst of `requestBurst` on top. */
@@ -260,15 +269,34 @@ function catchAllServer(o: NginxSiteOptions, p: SiteParts): string[] {
 }
 
 /** Port 80 for the site's names: ACME challenges, everything else redirected to HTTPS. */
-function redirectServer(p: SiteParts): string[] {
+function redirectServer(p: SiteParts, acmePeer: string | undefined): string[] {
+    const hopVariable = `$http_${ACME_HOP_HEADER.toLowerCase().replace(/-/g, "_")}`;
+    const challenges = acmePeer
+        ? [
+              `    location /.well-known/acme-challenge/ {`,
+              `        root ${ACME_WEBROOT};`,
+              `        # A token certbot put on the other LB of the pair: the CA reaches whichever LB holds the address.`,
+              `        try_files $uri @acme_peer;`,
+              `    }`,
+              `    location @acme_peer {`,
+              `        # One hop: a challenge the peer passed here is answered from here or not at all.`,
+              `        if (${hopVariable}) {`,
+              `            return 404;`,
+              `        }`,
+              `        proxy_set_header ${ACME_HOP_HEADER} 1;`,
+              `        proxy_set_header Host $host;`,
+              `        proxy_connect_timeout 2s;`,
+              `        proxy_read_timeout 5s;`,
+              `        proxy_pass http://${acmePeer}:80;`,
+              `    }`,
+          ]
+        : [`    location /.well-known/acme-challenge/ {`, `        root ${ACME_WEBROOT};`, `    }`];
     return [
         `server {`,
         `    listen 80;`,
         `    server_name ${p.names};`,
         `    # Let's Encrypt HTTP-01 challenges stay on plain HTTP.`,
-        `    location /.well-known/acme-challenge/ {`,
-        `        root ${ACME_WEBROOT};`,
-        `    }`,
+        ...challenges,
         `    location / {`,
         `        return 301 https://$host$request_uri;`,
         `    }`,
@@ -372,7 +400,7 @@ export function renderNginxSite(o: NginxSiteOptions): string {
         ``,
         ...catchAllServer(o, p),
         ``,
-        ...redirectServer(p),
+        ...redirectServer(p, o.acmePeer),
         ``,
         ...tlsServer(o, p, overload),
         ``,

@@ -23,14 +23,18 @@ const find = (run: ProgramRun, type: string, name: string): RecordedResource => 
 };
 
 const EXPECTED_NODES: Record<string, number> = { dev: 1, staging: 2, prod: 4 };
+/** prod runs a pair of load balancers (Pulumi.prod.yaml, docs/pair.md). */
+const EXPECTED_LBS: Record<string, number> = { dev: 1, staging: 1, prod: 2 };
 
 for (const name of ["dev", "staging", "prod"]) {
-    test(`${name}: one load balancer, ${EXPECTED_NODES[name]} app node(s), one network, two security groups`, async () => {
+    test(`${name}: ${EXPECTED_LBS[name]} load balancer(s), ${EXPECTED_NODES[name]} app node(s), one network, two security groups`, async () => {
         const run = await stack(name);
         const nodes = EXPECTED_NODES[name];
+        const lbs = EXPECTED_LBS[name];
         const count = (type: string) => run.byType(type).length;
-        assert.equal(count(INSTANCE), 1 + nodes);
-        assert.equal(count(PORT), 1 + nodes);
+        assert.equal(count(INSTANCE), lbs + nodes);
+        // A pair adds the VIP port, which only holds the shared address.
+        assert.equal(count(PORT), lbs + nodes + (lbs === 2 ? 1 : 0));
         assert.equal(count("ovh:CloudProject/networkPrivate:NetworkPrivate"), 1);
         assert.equal(count("ovh:CloudProject/networkPrivateSubnetV2:NetworkPrivateSubnetV2"), 1);
         assert.equal(count("ovh:CloudProject/gateway:Gateway"), 1);
@@ -38,9 +42,10 @@ for (const name of ["dev", "staging", "prod"]) {
         assert.equal(count("openstack:compute/keypair:Keypair"), 1);
         assert.equal(count(FIP), 1);
         assert.equal(count(COPY), nodes, "one release upload per app node");
-        // Per host: bootstrap, packages, kernel, monitoring. LB: nginx. Per app node: release, check, app, its admit on the LB, releases.
-        const letsencrypt = name === "prod" ? 1 : 0;
-        assert.equal(count(COMMAND), 4 * (1 + nodes) + 1 + 5 * nodes + letsencrypt);
+        // Per host: bootstrap, packages, kernel, monitoring. Per LB: nginx, keepalived (a pair), letsencrypt (prod).
+        // Per app node: release, check, app, releases, and its admit on each LB.
+        const perLb = 1 + (lbs === 2 ? 1 : 0) + (name === "prod" ? 1 : 0);
+        assert.equal(count(COMMAND), 4 * (lbs + nodes) + perLb * lbs + (4 + lbs) * nodes);
         assert.deepEqual(run.outputs.appPrivateIps, Array.from({ length: nodes }, (_, i) => `10.${{ dev: 110, staging: 120, prod: 130 }[name]}.0.${3 + i}`));
     });
 }
@@ -67,6 +72,11 @@ test("no rule opens SSH or the app port to the world, and none leaves its source
         for (const rule of run.byType(RULE)) {
             const i = rule.inputs;
             assert.ok(i.remoteIpPrefix || i.remoteGroupId, `${rule.name}: a source is required`);
+            if (i.protocol === "vrrp") {
+                // keepalived's adverts: no ports in IP protocol 112, and only from the LB group itself.
+                assert.equal(i.remoteGroupId, `sg-uuid-pycluster-${name}-lb`, `${rule.name}: VRRP from the pair only`);
+                continue;
+            }
             assert.ok(i.portRangeMin && i.portRangeMax, `${rule.name}: a port range is required`);
             if (i.remoteIpPrefix === "0.0.0.0/0") assert.ok([80, 443].includes(i.portRangeMin) && i.portRangeMin === i.portRangeMax, `${rule.name} is world-open`);
         }
@@ -75,7 +85,9 @@ test("no rule opens SSH or the app port to the world, and none leaves its source
         // The app port and SSH; the exporters for an operator's tunnel through the bastion. Nothing else.
         assert.deepEqual(appRules.map(r => [r.inputs.portRangeMin, r.inputs.remoteGroupId]).sort(), [[22, lbGroup], [8000, lbGroup], [9100, lbGroup], [9102, lbGroup]]);
         const ssh = run.byType(RULE).filter(r => r.inputs.portRangeMin === 22 && r.name.includes("-lb-"));
-        assert.deepEqual(ssh.map(r => r.inputs.remoteIpPrefix), JSON.parse(loadStackFile(name).adminCidrs));
+        assert.deepEqual(ssh.filter(r => r.inputs.remoteIpPrefix).map(r => r.inputs.remoteIpPrefix), JSON.parse(loadStackFile(name).adminCidrs));
+        // Besides the admins: a pair's LBs reach each other (the one holding the address relays SSH to its peer).
+        assert.deepEqual(ssh.filter(r => !r.inputs.remoteIpPrefix).map(r => r.inputs.remoteGroupId), name === "prod" ? [lbGroup] : []);
     }
 });
 
@@ -461,7 +473,7 @@ test("no setting of the app or the TLS mode changes user data (OpenStack would r
     const run = await stack("prod");
     assert.equal(
         find(run, COMMAND, "pycluster-prod-lb-packages").inputs.create,
-        "sudo python3 /usr/local/lib/pycluster/hostctl.pyz packages nginx certbot prometheus-node-exporter prometheus-nginx-exporter mtail",
+        "sudo python3 /usr/local/lib/pycluster/hostctl.pyz packages nginx keepalived certbot prometheus-node-exporter prometheus-nginx-exporter mtail",
     );
 });
 

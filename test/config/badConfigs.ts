@@ -27,11 +27,6 @@ export const BAD: [string, Record<string, string | undefined>, RegExp, BadOption
     ["subnet too small", { subnetCidr: "10.0.0.0/28", appNodeCount: "8" }, /pycluster:subnetCidr = "10.0.0.0\/28": has room for 6 fixed node addresses .* but the stack needs 9 \(1 load balancer \+ 8 app nodes\): use a larger subnet/],
     ["lbCount three", { lbCount: "3" }, /pycluster:lbCount = 3: must be from 1 to 2 \(1 load balancer, or 2: a pair sharing the public address/],
     ["lbCount not an integer", { lbCount: "two" }, /must be of type 'integer'/, { cli: true }],
-    [
-        "lbCount 2 with letsencrypt",
-        { lbCount: "2", tlsMode: "letsencrypt", domain: "www.example.com", letsencryptEmail: "ops@example.com" },
-        /pycluster:lbCount = 2: a pair of load balancers does not support tlsMode letsencrypt yet .* set lbCount to 1, or tlsMode to provided/,
-    ],
     ["subnet too small for a pair", { subnetCidr: "10.0.0.0/28", lbCount: "2", appNodeCount: "3" }, /pycluster:subnetCidr = "10.0.0.0\/28": has room for 6 fixed node addresses .* but the stack needs 7 \(2 load balancers \+ the pair's virtual address \+ 3 app nodes \+ the monitoring node's address, kept free\)/],
     ["region format", { region: "GRA" }, /pycluster:region = "GRA": must be an OpenStack region such as GRA11/],
     ["admin CIDR missing", { adminCidrs: undefined }, /^Stack 'staging' is missing configuration value 'adminCidrs'$/, { cli: true }],

@@ -1,12 +1,15 @@
 /**
  * End to end: tlsMode letsencrypt against a real ACME CA (pebble, Let's Encrypt's test server) on
- * the local internet, with its DNS (local/internet.ts), on the small `acme` stack (1 LB + 1 app
- * node). The tests run in order and share the cloud:
+ * the local internet, with its DNS (local/internet.ts), on the small `acme` stack: a pair of load
+ * balancers (as prod runs) + 1 app node. Each LB gets its own certificate; the CA reaches whichever
+ * LB holds the public address, which asks its peer for a token it does not have. The tests run in
+ * order and share the cloud:
  *   a. a first `up` with no DNS record: the cluster serves, with the temporary certificate, and
- *      the letsencrypt step fails saying what to do; the CA validated nothing;
- *   b. the user creates the record and runs `up` again: the CA's certificate is served, renewed
- *      by certbot (the deploy hook reloads nginx);
- *   d. a later configuration push keeps it;
+ *      each LB's letsencrypt step fails saying what to do; the CA validated nothing;
+ *   b. the user creates the record and runs `up` again: both LBs get the CA's certificate; the
+ *      backup renews its own through the holder (the deploy hook reloads its nginx);
+ *   f. the address moves to the other LB: it serves its own certificate, trusted;
+ *   d. a later configuration push keeps the certificates;
  *   c. from scratch with dnsZone: the program creates the record and one `up` does it all.
  */
 import { after, before, test } from "node:test";
@@ -31,6 +34,7 @@ const base: LocalStackOptions = { stack: STACK, log };
 
 let skip: string | undefined;
 let cloud: LocalCloud;
+/** The public address: the pair's floating IP, NATed by the router to the VIP. */
 let lbIp = "";
 let up: UpResult;
 let renewedSerial = "";
@@ -94,6 +98,20 @@ function pebbleRoot(): string {
 /** Challenges pebble validated: it logs "authz <id> set VALID by completed challenge <id>" for each (a reused valid authorization is not validated again, as at Let's Encrypt). */
 const validations = () => (fs.readFileSync(cloud.internet!.acmeLog, "utf8").match(/authz \S+ set VALID by completed challenge/g) ?? []).length;
 
+/** The LBs by name and private address, and the one holding the public address. */
+const lbs = () => up.outputs.lbs as { name: string; privateIp: string }[];
+async function holderAndBackup(): Promise<{ holder: { name: string; privateIp: string }; backup: { name: string; privateIp: string } }> {
+    const names = await up.cloud.whoAnswers(up.outputs.lbVip, 800);
+    assert.equal(names.length, 1, `one LB holds the address: ${JSON.stringify(names)}`);
+    return { holder: lbs().find(l => l.name === names[0])!, backup: lbs().find(l => l.name !== names[0])! };
+}
+
+/** The certificate an LB's own nginx presents for the domain (asked on the LB, at its private address). */
+async function ownCertificate(lb: { privateIp: string }): Promise<{ issuer: string; serial: string }> {
+    const out = await onHost(up, lb.privateIp, `echo | openssl s_client -connect ${lb.privateIp}:443 -servername ${DOMAIN} 2>/dev/null | openssl x509 -noout -issuer -serial`);
+    return { issuer: /^issuer=(.*)$/m.exec(out)?.[1]?.trim() ?? "", serial: /^serial=(.*)$/m.exec(out)?.[1]?.trim() ?? "" };
+}
+
 /** The site through the LB as a browser reaches it (by name), accepting any certificate. */
 const siteStatus = () => curl(cloud.publicNetns, ["-k", "--resolve", `${DOMAIN}:443:${lbIp}`, "-o", "/dev/null", "-w", "%{http_code}", `https://${DOMAIN}/`]).out;
 
@@ -106,10 +124,12 @@ e2e("a. first up without a DNS record: the site serves the temporary certificate
     console.log(`first up (no record): ${seconds(Date.now() - t0)}`);
     assert.ok(failure instanceof ProgramFailure, `the up must fail, got ${String(failure)}`);
     cloud = LocalCloud.open(cloudPrefix(STACK));
-    lbIp = cloud.hosts().find(h => h.publicIp)!.publicIp!;
+    assert.equal(cloud.floatingNats().length, 1, "the floating IP is associated (with the VIP port)");
+    lbIp = cloud.floatingNats()[0].publicIp;
     const message = failure.message;
-    assert.match(message, /^pycluster-acme-lb-letsencrypt: create failed/);
-    assert.equal(message.match(/: create failed/g)?.length, 1, `only the letsencrypt step failed:\n${message}`);
+    assert.match(message, /^pycluster-acme-lb-letsencrypt: create failed/m);
+    assert.match(message, /^pycluster-acme-lb-2-letsencrypt: create failed/m);
+    assert.equal(message.match(/: create failed/g)?.length, 2, `only the letsencrypt steps failed:\n${message}`);
     assert.ok(
         message.includes(
             `hostctl letsencrypt: ${DOMAIN} does not resolve here, not the load balancer's public address ${lbIp}: Let's Encrypt validates the domain at the address it resolves to. ` +
@@ -127,38 +147,73 @@ e2e("a. first up without a DNS record: the site serves the temporary certificate
     assert.doesNotMatch(fs.readFileSync(cloud.internet!.acmeLog, "utf8"), /Attempting to validate/, "nor tried: the step stopped before certbot");
 });
 
-e2e("b. the user points the record at the LB and runs up again: the CA's certificate is served, and certbot renews it", async () => {
+e2e("b. the user points the record at the pair and runs up again: each LB gets the CA's certificate, and the backup renews its own through the holder", async () => {
     cloud.setDnsRecord(DOMAIN, lbIp);
     const t0 = Date.now();
     up = await localUp(base);
     console.log(`second up (record set by the user): ${seconds(Date.now() - t0)}, ${up.remoteExecutions.length} remote steps`);
-    const le = up.steps.find(s => s.name === "pycluster-acme-lb-letsencrypt")!;
-    assert.equal(le.action, "create", "the failed step ran again");
-    assert.match(le.output ?? "", /letsencrypt: www\.pycluster\.test served with its certificate; renewal by certbot\.timer/);
-    assert.equal(validations(), 1, "the CA validated the challenge once");
+    for (const name of ["pycluster-acme-lb-letsencrypt", "pycluster-acme-lb-2-letsencrypt"]) {
+        const le = up.steps.find(s => s.name === name)!;
+        assert.equal(le.action, "create", `${name}: the failed step ran again`);
+        assert.match(le.output ?? "", /letsencrypt: www\.pycluster\.test served with its certificate; renewal by certbot\.timer/);
+    }
+    assert.equal(validations(), 2, "the CA validated one challenge per LB (each has its own account), through the one public address");
     const root = pebbleRoot();
     const cert = served(root);
     assert.match(cert.issuer, /Pebble Intermediate CA/, `issued by the CA: ${cert.issuer}`);
     assert.equal(cert.verify, "0 (ok)", "chains to the CA's root, for the domain");
-    assert.equal((await onHost(up, "lb", "sudo readlink /etc/nginx/pycluster/tls/fullchain.pem")).trim(), `/etc/letsencrypt/live/${DOMAIN}/fullchain.pem`);
-    assert.match(await onHost(up, "lb", `sudo cat /etc/letsencrypt/renewal/${DOMAIN}.conf`), new RegExp(`^server = https://${cloud.internet!.ip}:14000/dir$`, "m"), "renewals go to the same CA");
-    assert.match(await onHost(up, "lb", "sudo cat /etc/letsencrypt/renewal-hooks/deploy/pycluster-reload-nginx"), /nginx -t -q && systemctl reload nginx/);
-    assert.equal((await onHost(up, "lb", "systemctl is-enabled certbot.timer")).trim(), "enabled");
-    // What certbot.timer runs, forced: a new certificate, and the deploy hook makes nginx serve it.
-    await onHost(up, "lb", "sudo certbot renew --force-renewal --no-random-sleep-on-renew -q");
-    const renewed = served(root);
-    assert.notEqual(renewed.serial, cert.serial, "nginx serves the renewed certificate");
-    assert.equal(renewed.verify, "0 (ok)");
+    const { holder, backup } = await holderAndBackup();
+    assert.equal((await ownCertificate(holder)).serial, cert.serial, "the public address serves the holder's certificate");
+    const backupCert = await ownCertificate(backup);
+    assert.match(backupCert.issuer, /Pebble Intermediate CA/, `the backup serves its own certificate from the CA: ${backupCert.issuer}`);
+    assert.notEqual(backupCert.serial, cert.serial);
+    for (const lb of lbs()) {
+        assert.equal((await onHost(up, lb.privateIp, "sudo readlink /etc/nginx/pycluster/tls/fullchain.pem")).trim(), `/etc/letsencrypt/live/${DOMAIN}/fullchain.pem`, lb.name);
+        assert.match(await onHost(up, lb.privateIp, `sudo cat /etc/letsencrypt/renewal/${DOMAIN}.conf`), new RegExp(`^server = https://${cloud.internet!.ip}:14000/dir$`, "m"), `${lb.name}: renewals go to the same CA`);
+        assert.match(await onHost(up, lb.privateIp, "sudo cat /etc/letsencrypt/renewal-hooks/deploy/pycluster-reload-nginx"), /nginx -t -q && systemctl reload nginx/);
+        assert.equal((await onHost(up, lb.privateIp, "systemctl is-enabled certbot.timer")).trim(), "enabled", lb.name);
+    }
+    // What certbot.timer runs, forced, on the LB that does not hold the address: the CA's request can
+    // only reach the holder (the public address), which passes it to the backup; the deploy hook
+    // makes the backup serve the new certificate.
+    const before = validations();
+    await onHost(up, backup.privateIp, "sudo certbot renew --force-renewal --no-random-sleep-on-renew -q");
+    assert.equal(validations(), before + 1, "the CA validated the backup's new challenge");
+    const renewed = await ownCertificate(backup);
+    assert.notEqual(renewed.serial, backupCert.serial, "the backup's nginx serves its renewed certificate");
     renewedSerial = renewed.serial;
+});
+
+e2e("f. the address moves to the other LB: it serves its own certificate, trusted for the domain", async () => {
+    const { holder, backup } = await holderAndBackup();
+    // On the console: SSH through the public address goes with the address.
+    await up.cloud.consoleRun(holder.name, "systemctl stop keepalived");
+    try {
+        const t0 = Date.now();
+        while ((await up.cloud.whoAnswers(up.outputs.lbVip, 800))[0] !== backup.name) {
+            assert.ok(Date.now() - t0 < 15_000, "the backup took the address within 15 s");
+            await new Promise(res => setTimeout(res, 500));
+        }
+        const cert = served(pebbleRoot());
+        assert.equal(cert.verify, "0 (ok)", "trusted for the domain after the move");
+        assert.equal(cert.serial, renewedSerial, "the former backup's own (renewed) certificate");
+    } finally {
+        // It rejoins as backup (no preemption): the address stays where it went.
+        await up.cloud.consoleRun(holder.name, "systemctl start keepalived");
+    }
+    await new Promise(res => setTimeout(res, 5000));
+    assert.deepEqual(await up.cloud.whoAnswers(up.outputs.lbVip, 800), [backup.name], "the address stayed after the old holder rejoined");
 });
 
 e2e("d. a later configuration push keeps certbot's certificate", async () => {
     const t0 = Date.now();
     const pushed = await localUp({ ...base, set: { upstreamKeepalive: "64" } });
     console.log(`configuration push: ${seconds(Date.now() - t0)}, ${pushed.remoteExecutions.length} remote steps`);
-    assert.ok(pushed.remoteExecutions.some(s => s.name === "pycluster-acme-lb-nginx"), "nginx's configuration was pushed");
-    assert.match(await onHost(pushed, "lb", "sudo nginx -T 2>/dev/null"), /keepalive 64;/);
-    assert.equal((await onHost(pushed, "lb", "sudo readlink /etc/nginx/pycluster/tls/fullchain.pem")).trim(), `/etc/letsencrypt/live/${DOMAIN}/fullchain.pem`);
+    for (const lb of lbs()) {
+        assert.ok(pushed.remoteExecutions.some(s => s.name === `${lb.name}-nginx`), `${lb.name}: nginx's configuration was pushed`);
+        assert.match(await onHost(pushed, lb.privateIp, "sudo nginx -T 2>/dev/null"), /keepalive 64;/);
+        assert.equal((await onHost(pushed, lb.privateIp, "sudo readlink /etc/nginx/pycluster/tls/fullchain.pem")).trim(), `/etc/letsencrypt/live/${DOMAIN}/fullchain.pem`);
+    }
     assert.equal(served().serial, renewedSerial, "the same certificate is served");
 });
 
@@ -169,16 +224,21 @@ e2e("c. with dnsZone, a first up creates the record, pointing at the floating IP
     console.log(`first up with dnsZone: ${seconds(Date.now() - t0)}, ${up.remoteExecutions.length} remote steps`);
     cloud = up.cloud;
     lbIp = up.outputs.lbPublicIp;
+    assert.equal(lbIp, cloud.floatingNats()[0].publicIp);
     const record = up.steps.find(s => s.type === "ovh:Domain/zoneRecord:ZoneRecord")!;
     assert.equal(record.action, "create");
     assert.deepEqual(cloud.dnsRecords().map(r => [r.name, r.type, r.value]), [[DOMAIN, "A", lbIp]], "the zone holds the record, pointing at the floating IP");
     const answer = (await onHost(up, "lb", `getent ahostsv4 ${DOMAIN}`)).trim().split(/\s+/)[0];
     assert.equal(answer, lbIp, "and the LB's resolver sees it");
-    const le = up.steps.find(s => s.name === "pycluster-acme-lb-letsencrypt")!;
-    assert.ok(le.startedAt >= record.startedAt + record.ms, "certbot ran after the record existed");
+    for (const name of ["pycluster-acme-lb-letsencrypt", "pycluster-acme-lb-2-letsencrypt"]) {
+        const le = up.steps.find(s => s.name === name)!;
+        assert.ok(le.startedAt >= record.startedAt + record.ms, `${name}: certbot ran after the record existed`);
+    }
     const cert = served(pebbleRoot());
     assert.match(cert.issuer, /Pebble Intermediate CA/);
     assert.equal(cert.verify, "0 (ok)");
+    const { backup } = await holderAndBackup();
+    assert.match((await ownCertificate(backup)).issuer, /Pebble Intermediate CA/, "the backup has its own");
 });
 
 e2e("e. destroy deletes the record and leaves nothing of the cloud", async () => {

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "fs";
 import * as path from "path";
-import { MOZILLA_INTERMEDIATE_CIPHERS, NginxSiteOptions, renderNginxMain, renderNginxSite } from "../../../provisioning/render/nginx";
+import { ACME_HOP_HEADER, MOZILLA_INTERMEDIATE_CIPHERS, NginxSiteOptions, renderNginxMain, renderNginxSite } from "../../../provisioning/render/nginx";
 import { hostctl, missingTools, sh, tempDir } from "../../support/hostTools";
 
 const SITE: NginxSiteOptions = {
@@ -121,6 +121,19 @@ test("HTTP redirects to HTTPS except ACME challenges; unknown hosts get 444", ()
     assert.match(fallback, /backlog=12500/);
 });
 
+test("a pair's LB asks its peer for a challenge token it does not have, one hop only; a single LB serves its own", () => {
+    const single = block(renderNginxSite({ ...SITE, serverNames: ["www.example.com"], hasDomain: true }), /server \{\n\s+listen 80;/);
+    assert.doesNotMatch(single, /acme_peer|proxy_pass/);
+    const http = block(renderNginxSite({ ...SITE, serverNames: ["www.example.com"], hasDomain: true, acmePeer: "10.120.0.126" }), /server \{\n\s+listen 80;/);
+    assert.match(http, /location \/\.well-known\/acme-challenge\/ \{\s+root \/var\/www\/acme;\s+#[^\n]*\n\s+try_files \$uri @acme_peer;\s+\}/);
+    const peer = block(http, /location @acme_peer \{/);
+    assert.match(peer, new RegExp(`if \\(\\$http_x_pycluster_acme_hop\\) \\{\\s+return 404;\\s+\\}`), "a request the peer passed is not passed back");
+    assert.match(peer, new RegExp(`proxy_set_header ${ACME_HOP_HEADER} 1;`));
+    assert.match(peer, /proxy_set_header Host \$host;/, "the peer's site answers to the domain");
+    assert.match(peer, /proxy_pass http:\/\/10\.120\.0\.126:80;/);
+    assert.doesNotMatch(peer, /limit_req|@overloaded/);
+});
+
 test("TLS per Mozilla intermediate, HSTS, and http2 in the installed nginx's syntax", () => {
     const old = renderNginxSite(SITE);
     assert.match(old, /listen 443 ssl http2;/);
@@ -195,6 +208,7 @@ test("every rendered variant passes nginx -t of the installed nginx", { skip: mi
         { method: "round_robin" },
         { method: "ip_hash" },
         { serverNames: ["www.example.com"], hasDomain: true },
+        { serverNames: ["www.example.com"], hasDomain: true, acmePeer: "10.120.0.126" },
         { hstsMaxAge: 0 },
         { staticFiles: { urlPath: "/static/", root: "/var/www/webapp/static" } },
         { upstreams: [{ address: "10.120.0.3", port: 8000, down: true }, { address: "10.120.0.4", port: 8000 }] },
