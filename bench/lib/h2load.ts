@@ -32,7 +32,9 @@ export function h2loadArgs(h: H2loadInvocation): string[] {
     if (!(h.clients >= 1) || h.requests < h.clients) throw new RangeError(`h2load needs requests >= clients >= 1 (${h.requests}, ${h.clients})`);
     const args = ["--h1", "-t1", `-c${h.clients}`, `-n${h.requests}`];
     if (h.connectionsPerSecond !== undefined && h.connectionsPerSecond > 0) {
-        const { perPeriod, periodMs } = ratePeriods(h.connectionsPerSecond);
+        // h2load refuses more new connections per period than it has clients (a small probe split
+        // over eight processes has two or three each): fewer per period, shorter periods, same rate.
+        const { perPeriod, periodMs } = ratePeriods(h.connectionsPerSecond, h.clients);
         args.push(`--rate=${perPeriod}`, `--rate-period=${periodMs}ms`);
     }
     if (h.connectionTimeoutS !== undefined) args.push(`--connection-active-timeout=${Math.max(1, Math.ceil(h.connectionTimeoutS))}`);
@@ -44,11 +46,12 @@ export function h2loadArgs(h: H2loadInvocation): string[] {
 
 /**
  * `rate` connections per second as h2load's "N per period": periods of about 100 ms (steady
- * rather than one burst a second), at least one connection each. Pure.
+ * rather than one burst a second), at least one connection each and at most `mostPerPeriod`
+ * (h2load: the rate must not exceed the number of clients). Pure.
  */
-export function ratePeriods(rate: number): { perPeriod: number; periodMs: number } {
+export function ratePeriods(rate: number, mostPerPeriod = Infinity): { perPeriod: number; periodMs: number } {
     if (!(rate > 0)) throw new RangeError(`a connection rate must be > 0, got ${rate}`);
-    const perPeriod = Math.max(1, Math.round(rate / 10));
+    const perPeriod = Math.max(1, Math.min(mostPerPeriod, Math.round(rate / 10)));
     return { perPeriod, periodMs: Math.max(1, Math.round((perPeriod * 1000) / rate)) };
 }
 

@@ -58,6 +58,11 @@ test("a connection rate becomes N per period of about 100 ms, never 0 per period
     const r = ratePeriods(137);
     assert.ok(Math.abs((r.perPeriod * 1000) / r.periodMs - 137) < 2, JSON.stringify(r));
     assert.throws(() => ratePeriods(0), /> 0/);
+    // A small probe's process (the bench split 20 slots over 8 processes at 650/s): h2load refuses
+    // a rate above its clients ("the connection rate must be smaller than or equal to the number of
+    // clients"), so fewer per period, shorter periods, the same rate.
+    assert.deepEqual(ratePeriods(81, 2), { perPeriod: 2, periodMs: 25 });
+    assert.deepEqual(h2loadArgs({ url: "https://lb/wait?ms=20000", clients: 3, requests: 3, connectionsPerSecond: 81 }).slice(4, 6), ["--rate=3", "--rate-period=37ms"]);
 });
 
 test("the summary: counts, status classes, duration and connect times", () => {
