@@ -28,7 +28,7 @@ import { chartInput, fullReport } from "./lib/report";
 import { BenchResult, Calibration, ConfigResult, evaluateTargets, firstFailure, maxHeld, nextProbe, StepResult } from "./lib/results";
 import { cgroupMemoryBytes, Sampler } from "./lib/sampler";
 import { newBenchResult, prerequisites, standUp } from "./lib/setup";
-import { skippedStep, stepLine, stepResult } from "./lib/step";
+import { lowerBaselines, skippedStep, stepLine, stepResult } from "./lib/step";
 import { renderChart } from "./lib/svg";
 import { throughput } from "./lib/throughput";
 import { renderLuaScript } from "./lib/wrk";
@@ -103,7 +103,8 @@ async function runStep(ctx: Ctx, config: ConfigName, concurrency: number, kind: 
     fs.rmSync(logDir, { recursive: true, force: true });
     checkInterrupted();
 
-    const step = stepResult(id, { holdMs, rampMs: timing.rampMs, plan, finished, answeredUs, summary, lbHost: ctx.lbHost, appHosts: ctx.appHosts, aborted: stepAbort }, notes);
+    ctx.memoryBaselines = lowerBaselines(ctx.memoryBaselines, summary);
+    const step = stepResult(id, { holdMs, rampMs: timing.rampMs, plan, finished, answeredUs, summary, lbHost: ctx.lbHost, appHosts: ctx.appHosts, memoryBaselines: ctx.memoryBaselines, aborted: stepAbort }, notes);
     ctx.bytesPerRequest = learnBytesPerRequest(ctx.bytesPerRequest, summary.memAvailableAtStart, summary.minMemAvailable, Math.min(summary.appInFlightPeak, concurrency));
     if (!step.held) {
         await restartServices(ctx);
@@ -168,6 +169,7 @@ async function benchConfig(ctx: Ctx, name: ConfigName): Promise<ConfigResult> {
     }
     log(`  applying (${workers} gunicorn workers in all; memory: ${processes.explanation})`);
     await applyConfig(ctx, plan, result);
+    ctx.memoryBaselines = undefined;
     checkInterrupted();
     const [lb, ...apps] = await Promise.all([probeLb(ctx.access, ctx.cfg.lb.vcpus), ...ctx.facts.appIps.map(ip => probeApp(ctx.access, ip, ctx.cfg.app.name))]);
     result.effective = { lb, apps };

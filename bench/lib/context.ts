@@ -41,6 +41,8 @@ export interface Ctx {
     /** App workers running now over all nodes (for the next configuration's memory check). */
     appWorkersNow: number;
     applied?: ConfigName;
+    /** Each host's lowest memory at a step's start since the configuration was applied (memory per request). */
+    memoryBaselines?: Record<string, number>;
 }
 
 let interrupted: string | undefined;

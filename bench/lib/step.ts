@@ -58,6 +58,8 @@ export interface StepRun {
     summary: SampleSummary;
     lbHost: string;
     appHosts: string[];
+    /** Each host's lowest memory at the start of a step of this configuration so far (memoryPerRequest). */
+    memoryBaselines?: Record<string, number>;
     /** Why the memory guard stopped the load, if it did. */
     aborted?: string;
 }
@@ -67,6 +69,13 @@ export interface StepRun {
  * the load generators' figures, memory per in-flight request, held or not, and whether the load
  * generators starved the hosts. Adds its notes to `notes` (wallS is the caller's). Pure.
  */
+/** The baselines after a step: each host's lower of its baseline so far and this step's start. Pure. */
+export function lowerBaselines(baselines: Record<string, number> | undefined, s: Pick<SampleSummary, "hosts">): Record<string, number> {
+    const next = { ...(baselines ?? {}) };
+    for (const [name, h] of Object.entries(s.hosts)) next[name] = Math.min(next[name] ?? Infinity, h.startMemBytes);
+    return next;
+}
+
 export function stepResult(id: StepId, run: StepRun, notes: string[]): StepResult {
     const { summary, plan, finished, holdMs } = run;
     for (const f of finished.filter(f => f.failure)) notes.push(`${f.label}: ${f.failure}`);
@@ -101,7 +110,7 @@ export function stepResult(id: StepId, run: StepRun, notes: string[]): StepResul
         },
         loadgen: { peakMemMiB: summary.loadgen.peakMemBytes / MiB, peakCpuCores: summary.loadgen.peakCpuCores, meanCpuCores: summary.meanLoadgenCores },
         cpu: { saturatedShare: summary.saturatedShare, loadgenShareOfBusy: summary.loadgenShareOfBusy },
-        memoryPerRequest: memoryPerRequest(summary, run.lbHost, run.appHosts),
+        memoryPerRequest: memoryPerRequest(summary, run.lbHost, run.appHosts, run.memoryBaselines),
         simultaneous: summary.appInFlightPeak >= 0.98 * id.concurrency,
         held: false,
         aborted: run.aborted,
@@ -144,14 +153,26 @@ export function stepLine(step: StepResult): string {
 }
 
 /**
- * Memory per in-flight request by component: each one's growth over the step, over the requests
- * in flight at the apps' peak; undefined under 100 in flight (too few to divide by). The servers
- * hold three sockets per request: client and upstream on the LB, one on an app node. Pure.
+ * Memory per in-flight request by component: each one's growth over the requests in flight at the
+ * apps' peak; undefined under 100 in flight (too few to divide by). The servers hold three sockets
+ * per request: client and upstream on the LB, one on an app node. Pure.
+ *
+ * Growth is measured from `baselines` (each host's lowest memory at the start of any step of this
+ * configuration so far) when given, else from the step's start. gunicorn's workers are not
+ * restarted between held steps and keep what Python's allocator freed, which the next step reuses:
+ * from the step's own start, an app node's share fell from 14.3 KiB at 10,000 to 7.6 KiB at
+ * 100,000 in one run, where a fresh worker takes 15 KiB (`npm run bench:memory`).
  */
-export function memoryPerRequest(s: Pick<SampleSummary, "appInFlightPeak" | "hosts" | "kernel" | "loadgen">, lbHost: string, appHosts: string[]): MemoryPerRequest | undefined {
+export function memoryPerRequest(
+    s: Pick<SampleSummary, "appInFlightPeak" | "hosts" | "kernel" | "loadgen">,
+    lbHost: string,
+    appHosts: string[],
+    baselines: Record<string, number> = {},
+): MemoryPerRequest | undefined {
     const inFlight = s.appInFlightPeak;
     if (inFlight < 100) return undefined;
-    const growth = (names: string[]) => names.reduce((a, n) => a + Math.max(0, (s.hosts[n]?.peakMemBytes ?? 0) - (s.hosts[n]?.startMemBytes ?? 0)), 0);
+    const from = (n: string) => Math.min(baselines[n] ?? Infinity, s.hosts[n]?.startMemBytes ?? 0);
+    const growth = (names: string[]) => names.reduce((a, n) => a + Math.max(0, (s.hosts[n]?.peakMemBytes ?? 0) - from(n)), 0);
     const sockets = Math.max(1, s.kernel.peakSockets - s.kernel.startSockets);
     const perSocket = Math.max(0, s.kernel.peakBytes - s.kernel.startBytes) / sockets;
     return {

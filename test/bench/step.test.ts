@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { rampPlan } from "../../bench/lib/calibration";
-import { memoryPerRequest, skippedStep } from "../../bench/lib/step";
+import { lowerBaselines, memoryPerRequest, skippedStep } from "../../bench/lib/step";
 import type { HostSummary } from "../../bench/lib/sampler";
 
 const host = (startMemBytes: number, peakMemBytes: number): HostSummary => ({ peakCpuCores: 0, meanCpuCores: 0, peakMemBytes, startMemBytes, peakTcpInUse: 0, baselineTcpInUse: 0 });
@@ -31,6 +31,25 @@ test("memory per in-flight request: each component's growth over the requests in
     assert.equal(m.serverKernelBytes, 15_000);
     assert.equal(m.loadgenBytes, 8000 + 5000, "the clients' memory and their one socket per request");
     assert.equal(memoryPerRequest({ appInFlightPeak: 99, hosts: {}, kernel: { startBytes: 0, peakBytes: 0, startSockets: 0, peakSockets: 0 }, loadgen: { peakMemBytes: 0, peakCpuCores: 0 } }, "lb", []), undefined, "too few in flight to divide by");
+});
+
+test("memory per request counts from the configuration's baseline: a later step's start still holds what the workers kept from the one before", () => {
+    // The first step started at 50 MB per app node; the second starts at 80 MB (memory Python kept) and peaks at 110 MB.
+    const summary = (start: number, peak: number) => ({
+        appInFlightPeak: 1000,
+        hosts: { lb: host(100e6, 124e6), "app-0": host(start, peak) },
+        kernel: { startBytes: 0, peakBytes: 0, startSockets: 0, peakSockets: 0 },
+        loadgen: { peakMemBytes: 0, peakCpuCores: 0 },
+    });
+    const first = summary(50e6, 65e6);
+    const baselines = lowerBaselines(undefined, first);
+    assert.deepEqual(baselines, { lb: 100e6, "app-0": 50e6 });
+    const second = summary(80e6, 110e6);
+    const next = lowerBaselines(baselines, second);
+    assert.deepEqual(next, { lb: 100e6, "app-0": 50e6 }, "the lower start stays");
+    assert.equal(memoryPerRequest(second, "lb", ["app-0"])!.appBytes, 30_000, "from the step's own start: what the previous step left is not counted");
+    assert.equal(memoryPerRequest(second, "lb", ["app-0"], next)!.appBytes, 60_000, "from the configuration's baseline");
+    assert.equal(memoryPerRequest(second, "lb", ["app-0"], next)!.lbBytes, 24_000);
 });
 
 test("a step the memory guard refused: every slot failed, nothing ran, why it was skipped", () => {
