@@ -69,8 +69,10 @@ function startLoadgen(label: string, netns: string, command: string[]): WrkProce
         child,
         pid: child.pid,
         output: () => out,
+        // "close", not "exit": at exit the output pipes may still hold the tail of the output (h2load's
+        // summary), and a run once lost one process's summary that way (9,375 slots "no result").
         done: new Promise(resolve =>
-            child.on("exit", (code, signal) => {
+            child.on("close", (code, signal) => {
                 running.delete(proc);
                 resolve({ code, signal });
             }),
