@@ -55,12 +55,14 @@ export const MEASURED_RATES: MeasuredRates = {
         method:
             "rates: the bench's calibration, requests answered per second over the cores the LB (or the app nodes) used meanwhile, every CPU busy; " +
             "memory: growth of each component over the 50,000 step / 50,000 requests in flight; kernel: slab + TCP buffers over every socket the step opened " +
-            "(these local hosts also keep a conntrack entry per connection for their emulated security groups)",
+            "(these local hosts also keep a conntrack entry per connection for their emulated security groups); " +
+            "gunicorn's figure replaced on 2026-12-03: that step started with what the 10,000 step had left in the workers, so it counted too little; " +
+            "15,360 = 15.0 KiB, what a fresh gevent worker takes per held request (npm run bench:memory, 3 runs) and what the full runs of 2026-12-03 give from the configuration's baseline (14.2-15.0 KiB)",
     },
     tlsHandshakesPerLbCore: 1688,
     proxiedRequestsPerLbCore: 8723,
     sampleAppRequestsPerCore: 4317,
     lbBytesPerInFlight: 24_299,
-    appBytesPerInFlight: 13_239,
+    appBytesPerInFlight: 15_360,
     kernelBytesPerSocket: 5181,
 };
