@@ -83,14 +83,14 @@ export class LocalCloud extends CloudPair {
     async openGateway(): Promise<void> {
         await run(["ip", "netns", "exec", this.names.gatewayNetns, "nft", "delete", "table", "inet", GATEWAY_TABLE], { allowFailure: true });
         this.update((s) => void (s.gatewayOpen = true));
-        if (this.state.routerPublicIp) await this.applyRouter();
+        await this.applyRouter();
     }
 
     /** The gateway is gone: the subnet is cut off from the outside again. */
     async closeGateway(): Promise<void> {
         await closeGateway(this.names.gatewayNetns);
         this.update((s) => void (s.gatewayOpen = false));
-        if (this.state.routerPublicIp) await this.applyRouter();
+        await this.applyRouter();
     }
 
     /**

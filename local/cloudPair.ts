@@ -142,10 +142,11 @@ export class CloudPair extends CloudHosts {
 
     /**
      * The router's NAT as the state says: the floating IPs, and the subnet's SNAT while the gateway
-     * exists and the router has its public leg (routerNat.ts).
+     * exists and the router has its public leg (routerNat.ts). Nothing to do before it has that leg.
      */
     protected async applyRouter(): Promise<void> {
-        const snatFrom = this.state.gatewayOpen && this.state.routerPublicIp ? this.state.privateCidr : undefined;
+        if (!this.state.routerPublicIp) return;
+        const snatFrom = this.state.gatewayOpen ? this.state.privateCidr : undefined;
         await applyRouterNat(this.names.gatewayNetns, this.floatingNats(), snatFrom);
     }
 

@@ -114,7 +114,7 @@ function agentScript(command: string): string {
 export function lbKeepalivedConf(cfg: StackConfig, own: string, o: { bootstrap: boolean }): string {
     const pair = cfg.network.pair;
     if (!pair) throw new Error("internal: keepalived is for a pair of load balancers (lbCount 2)");
-    const peer = lbAddresses(cfg).find(a => a !== own)!;
+    const peer = pairPeer(cfg, own)!;
     const check = hostctlCommand("vrrp-check", { address: own, "status-port": cfg.lb.statusPort });
     return renderKeepalivedConf({
         cluster: `${cfg.project}-${cfg.stack}`,
