@@ -83,6 +83,9 @@ export class LocalCloud extends CloudPair {
     async openGateway(): Promise<void> {
         await run(["ip", "netns", "exec", this.names.gatewayNetns, "nft", "delete", "table", "inet", GATEWAY_TABLE], { allowFailure: true });
         this.update((s) => void (s.gatewayOpen = true));
+        // OVH's Gateway has its external address from its creation on (the router's SNAT address),
+        // whatever floating IPs the subnet has or will have.
+        await this.ensureRouterLeg();
         await this.applyRouter();
     }
 

@@ -142,7 +142,8 @@ export class CloudPair extends CloudHosts {
 
     /**
      * The router's NAT as the state says: the floating IPs, and the subnet's SNAT while the gateway
-     * exists and the router has its public leg (routerNat.ts). Nothing to do before it has that leg.
+     * exists (routerNat.ts). Nothing to do before the router has its public leg (the gateway's
+     * creation or a floating IP on a VIP port gives it one).
      */
     protected async applyRouter(): Promise<void> {
         if (!this.state.routerPublicIp) return;
@@ -151,7 +152,7 @@ export class CloudPair extends CloudHosts {
     }
 
     /** The router's leg on the public network (gateway namespace's eth1), with an address of its own. */
-    private async ensureRouterLeg(): Promise<void> {
+    protected async ensureRouterLeg(): Promise<void> {
         if (!this.state.routerPublicIp) {
             const ip = this.allocatePublicIp();
             this.update((s) => void (s.routerPublicIp = ip));

@@ -15,12 +15,11 @@
  *
  * Outbound: OVH's Gateway gives the subnet's instances their way out (OpenStack router, SNAT on by
  * default: Neutron's `enable_snat`; OVH docs, "create a private network gateway": private instances
- * reach the internet through it). Here the router masquerades the subnet behind its own public
- * address once it has that leg on the public network, i.e. once a floating IP sits on a port
- * without an instance (a pair's VIP port): the pair's LBs reach the local internet's DNS and ACME
- * CA that way, as on OVH. Not modelled: a subnet whose only floating IP sits on an instance (the
- * single LB, which the local model gives a public interface of its own) has no router leg, so its
- * private nodes still reach nothing outside but the apt repository behind the gateway address.
+ * reach the internet through it). Here the router gets its leg on the public network, with an
+ * address of its own, when the gateway is created, and masquerades the subnet behind that address
+ * while the gateway exists: the app nodes and a pair's LBs reach the local internet (its DNS, ACME
+ * CA) that way, and a connection from a private node to a public address arrives from the
+ * router's address, as on OVH.
  * Nothing else is forwarded: DNATed connections (floating IPs) and SNATed ones, with their replies.
  */
 import * as fs from "node:fs";

@@ -174,7 +174,15 @@ e2e("4c. security groups, as enforced on the hosts: app nodes take the app port 
     assert.equal(await opens("lb", b, 22), "open", "LB -> app SSH");
     assert.equal(await opens(a, b, 8000), "closed", "app node -> another app node's port");
     assert.equal(await opens(a, b, 22), "closed", "app node -> another app node's SSH");
-    assert.equal(await opens(a, up.outputs.lbPublicIp, 22), "closed", "app node -> LB SSH (not an admin network)");
+    assert.equal(await opens(a, "10.78.0.2", 22), "closed", "app node -> LB SSH (the private network is not an admin network)");
+    // Out through the gateway's SNAT, as on OVH: a connection from an app node to the LB's public
+    // address arrives from the router's public address (which this cloud's admin network, the
+    // whole local internet, happens to include; on OVH the operator's network does not).
+    assert.equal(
+        (await onHost(up, a, `curl -s -o /dev/null -w '%{http_code}' -m 5 http://${up.outputs.lbPublicIp}/`)).trim(),
+        "301",
+        "app node -> the LB's public address, through the gateway: HTTP redirects to HTTPS",
+    );
     assert.equal(await opens(a, "10.78.0.2", 8080), "open", "the LB's status listener from the private network");
     assert.match(await onHost(up, a, "curl -s http://10.78.0.2:8080/stub_status"), /Active connections:/);
     // The gateway (any other machine on the private network) reaches no app node either.

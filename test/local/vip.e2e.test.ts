@@ -192,11 +192,21 @@ test("a VIP pair: keepalived moves a floating IP NATed by the router between two
             holder = backup;
         });
 
-        await step("the router stops NATing a released floating IP", async () => {
+        await step("the router stops NATing a released floating IP; it routes nothing once the gateway is gone", async () => {
             await c.releaseFloatingNat(fip);
             assert.equal(await answer(), undefined);
-            const r = await run(["ip", "netns", "exec", c.names.gatewayNetns, "cat", "/proc/sys/net/ipv4/ip_forward"]);
-            assert.equal(r.stdout.trim(), "0", "no forwarding without a floating IP to NAT");
+            const leg = await hostAddresses(c.names.gatewayNetns, "eth1");
+            assert.ok(!leg.some((a) => a.local === fip), `${fip} must leave the router's public leg`);
+            const rules = (await runInNetns(c.names.gatewayNetns, ["nft", "list", "ruleset"])).stdout;
+            assert.ok(!rules.includes(fip), `no NAT rule may name ${fip} any more:\n${rules}`);
+            // The gateway itself stays: as an OpenStack router with SNAT, it keeps routing the
+            // subnet's own connections out (routerNat.ts), so forwarding stays on.
+            const forward = await run(["ip", "netns", "exec", c.names.gatewayNetns, "cat", "/proc/sys/net/ipv4/ip_forward"]);
+            assert.equal(forward.stdout.trim(), "1", "the gateway's SNAT keeps forwarding on");
+            assert.match(rules, /masquerade/, "the subnet's SNAT stays while the gateway exists");
+            await c.closeGateway();
+            const after = await run(["ip", "netns", "exec", c.names.gatewayNetns, "cat", "/proc/sys/net/ipv4/ip_forward"]);
+            assert.equal(after.stdout.trim(), "0", "no gateway, nothing to route: forwarding off");
         });
     } finally {
         await destroyCloud(PREFIX).catch((e: Error) => console.log(`# teardown: ${e.message}`));
