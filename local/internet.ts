@@ -20,7 +20,13 @@
  *   a domain that does not point at the load balancer fails here as it fails there. Its random
  *   sleeps before validating (PEBBLE_VA_NOSLEEP=1) and its rejection of 5% of good nonces
  *   (PEBBLE_WFE_NONCEREJECT=0) are off: Let's Encrypt does neither on purpose (pebble README,
- *   "Testing at full speed", "Invalid Anti-Replay Nonce Errors").
+ *   "Testing at full speed", "Invalid Anti-Replay Nonce Errors"). Its reuse of a valid
+ *   authorization in half of new orders is off too (PEBBLE_AUTHZREUSE=0, README "Valid
+ *   Authorization Reuse"): Let's Encrypt reuses a validated authorization only for a limited
+ *   time (30 days for its 90-day certificates; shorter with the shorter lifetimes it announced)
+ *   and certbot renews when a third of the lifetime is left, after that time, so a real renewal
+ *   validates again; the local CA would otherwise skip, at random, the very validation a
+ *   renewal through the pair needs.
  *
  * Trust: pebble's API certificate is issued by a CA the cloud creates (its key stays in the
  * cloud's state directory, root only), and the cloud puts that CA into every host's trust store,
@@ -184,7 +190,7 @@ export async function startInternet(o: {
         cgroup: o.cgroup,
         netns: o.netns,
         argv: ["pebble", "-config", pebbleConfig, "-dnsserver", `${o.ip}:53`],
-        env: { PEBBLE_VA_NOSLEEP: "1", PEBBLE_WFE_NONCEREJECT: "0" },
+        env: { PEBBLE_VA_NOSLEEP: "1", PEBBLE_WFE_NONCEREJECT: "0", PEBBLE_AUTHZREUSE: "0" },
         log: s.acmeLog,
     });
     o.onStarted(s);

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { localDown, localUp, LocalStackOptions, UpResult } from "../../local/stack";
 import { failures, Probe, startWrk, WrkResult } from "../support/load";
 import { e2eSkipReason, onHost, seconds } from "../e2e/support";
+import { keepalivedEvents, keepalivedReport } from "../support/keepalivedJournal";
 import { prepareLoadgenCgroup, removeLoadgenCgroup, startH2load, stopLoadGenerators } from "../../bench/lib/loadgen";
 
 const STACK = "pair";
@@ -54,17 +55,7 @@ after(async () => {
  * keepalived's state changes and failed checks on each LB since `sinceMs` (from the LB's console:
  * SSH through the address is what a move would break). Printed when a scenario fails.
  */
-async function vrrpEvents(sinceMs: number): Promise<string[]> {
-    const lines: string[] = [];
-    for (const lb of lbs) {
-        if (!up.cloud.hosts().some(h => h.name === lb.name && h.running)) continue;
-        // keepalived's own lines, and the check's reasons (it logs why it failed; keepalived only its exit status).
-        const journal = `journalctl --since @${Math.floor(sinceMs / 1000)} -o short-precise --no-pager _SYSTEMD_UNIT=keepalived.service + SYSLOG_IDENTIFIER=pycluster-vrrp-check`;
-        const out = (await up.cloud.consoleRun(lb.name, `${journal} | grep -iE 'entering|script|fault|master|backup|pycluster-vrrp-check' || true`)).stdout;
-        lines.push(...out.split("\n").filter(Boolean).map(l => `${lb.name}: ${l}`));
-    }
-    return lines;
-}
+const vrrpEvents = (sinceMs: number) => keepalivedEvents(up.cloud, lbs.map(lb => lb.name), sinceMs);
 
 /** The address is still on `before`, and keepalived changed no state on either LB since `sinceMs`. */
 async function assertAddressStayed(before: string, sinceMs: number): Promise<void> {
@@ -79,8 +70,7 @@ const r = (name: string, fn: () => Promise<void>) =>
         try {
             await fn();
         } catch (e) {
-            const events = await vrrpEvents(started - 5000).catch(err => [`(keepalived's journal unavailable: ${err})`]);
-            console.log(["keepalived during this scenario:", ...(events.length ? events : ["(no state change, no failed check)"])].join("\n  "));
+            console.log(await keepalivedReport(up.cloud, lbs.map(lb => lb.name), started - 5000));
             throw e;
         }
     });
