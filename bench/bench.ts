@@ -27,7 +27,7 @@ import { ConfigName, parseOptions, stepTiming } from "./lib/options";
 import { chartInput, fullReport } from "./lib/report";
 import { BenchResult, Calibration, ConfigResult, evaluateTargets, firstFailure, maxHeld, nextProbe, StepResult } from "./lib/results";
 import { cgroupMemoryBytes, Sampler } from "./lib/sampler";
-import { newBenchResult, prerequisites, standUp } from "./lib/setup";
+import { newBenchResult, pairHolder, prerequisites, standUp } from "./lib/setup";
 import { lowerBaselines, skippedStep, stepLine, stepResult } from "./lib/step";
 import { renderChart } from "./lib/svg";
 import { throughput } from "./lib/throughput";
@@ -98,6 +98,15 @@ async function runStep(ctx: Ctx, config: ConfigName, concurrency: number, kind: 
         clearInterval(guard);
     }
     const summary = sampler.stop();
+    if (ctx.lbVip) {
+        // keepalived moves the address when the holder's health check fails (a CPU-starved LB can
+        // fail it): every request held on the old holder is then lost, so say so beside the figures.
+        const holder = await pairHolder(ctx.up, ctx.lbVip).catch((e: Error) => e.message);
+        if (holder !== ctx.lbHost) {
+            notes.push(`the pair's address moved during the step: ${ctx.lbHost} held it at the start; now: ${holder}`);
+            log(`  the pair's address moved: ${ctx.lbHost} held it at the start; now: ${holder}`);
+        }
+    }
     // Latency of the answered requests beyond the hold, from every request's own record.
     const answeredUs = answeredDurationsUs(plan.map((_, i) => path.join(logDir, `${i}.log`)), f => fs.readFileSync(f, "utf8"));
     fs.rmSync(logDir, { recursive: true, force: true });

@@ -33,6 +33,13 @@ function stepStatus(s: StepResult): string {
     return "FAILED";
 }
 
+/** The LB that took the load: the recorded holder (a pair), else the host named "-lb" (results from before the pair). */
+function activeLb(r: BenchResult, hosts: Record<string, unknown>): string {
+    return r.stack.lbHosts?.[0] ?? Object.keys(hosts).find(h => h.endsWith("-lb")) ?? "";
+}
+
+const isLb = (r: BenchResult, host: string) => (r.stack.lbHosts ? r.stack.lbHosts.includes(host) : host.endsWith("-lb"));
+
 export function stepsTable(r: BenchResult): string {
     const rows: string[][] = [];
     for (const c of r.configs) {
@@ -41,8 +48,8 @@ export function stepsTable(r: BenchResult): string {
             continue;
         }
         for (const s of c.steps) {
-            const lb = s.hosts[Object.keys(s.hosts).find(h => h.endsWith("-lb")) ?? ""];
-            const apps = Object.entries(s.hosts).filter(([h]) => !h.endsWith("-lb"));
+            const lb = s.hosts[activeLb(r, s.hosts)];
+            const apps = Object.entries(s.hosts).filter(([h]) => !isLb(r, h));
             const appMem = apps.length ? Math.max(...apps.map(([, p]) => p.peakMemMiB)) : 0;
             const appCpu = apps.reduce((a, [, p]) => a + p.peakCpuCores, 0);
             rows.push([

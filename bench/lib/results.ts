@@ -156,7 +156,8 @@ export interface BenchResult {
     program: string;
     machine: { cpus: number; memTotalMiB: number; kernel: string; loadAvgAtStart: string; otherClouds: string[] };
     options: BenchOptions;
-    stack: { name: string; set: Record<string, string>; targetConcurrency: number };
+    /** lbCount and lbHosts (the LB that held the address first): absent in results from before the pair. */
+    stack: { name: string; set: Record<string, string>; targetConcurrency: number; lbCount?: number; lbHosts?: string[] };
     /** Whether the generated files on the hosts after localUp equalled the renderers' output. */
     generatedMatchedRender?: boolean;
     bytesPerRequestLearned: number;

@@ -8,7 +8,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { MEASURED_RATES } from "../../config/rates";
-import { localStackConfig, localUp } from "../../local/stack";
+import { localStackConfig, localUp, UpResult } from "../../local/stack";
 import { checkInterrupted, Ctx, log } from "./context";
 import { loadFixtures } from "./configs";
 import { ClusterAccess, onHost } from "./hosts";
@@ -86,20 +86,47 @@ export function newBenchResult(o: BenchOptions, startedAt: Date, mem0: MemInfo):
     };
 }
 
+/**
+ * Why a pair cannot run these configurations, if it cannot: seed and stock replace nginx's
+ * configuration on the holder only, and their nginx has no status listener for the pair's health
+ * check, so keepalived would move the address to the other LB in the middle of the run. Pure.
+ */
+export function pairConfigsProblem(lbCount: number, configs: readonly string[]): string | undefined {
+    const others = configs.filter(c => c !== "generated");
+    if (lbCount !== 2 || others.length === 0) return undefined;
+    return `lbCount 2: the pair is benched with the generated configuration only (${others.join(" and ")} would replace nginx's configuration on the holder alone); run with --configs generated`;
+}
+
+/** The one LB that answers for the pair's address (the local cloud asks ARP, as the router would). */
+export async function pairHolder(up: UpResult, vip: string): Promise<string> {
+    const names = await up.cloud.whoAnswers(vip, 800);
+    if (names.length !== 1) throw new Error(`the pair: ${names.length === 0 ? "no LB" : names.join(" and ")} answer${names.length === 1 ? "s" : ""} for ${vip}, need exactly one`);
+    return names[0];
+}
+
 /** Stands the bench stack up and gathers what the run needs about it; records the stack and the other local clouds in `result`. */
 export async function standUp(o: BenchOptions, result: BenchResult, mem0: MemInfo, script: string): Promise<Ctx> {
+    const planned = localStackConfig({ stack: o.stack, set: o.set });
+    const refused = pairConfigsProblem(planned.lb.count, o.configs);
+    if (refused) throw new Error(refused);
     log(`standing the ${o.stack} stack up (${Object.keys(o.set).length ? `set ${JSON.stringify(o.set)}` : "stack file as is"})`);
     const up = await localUp({ stack: o.stack, set: o.set, clients: o.clients, log: l => log(`  ${l}`) });
     checkInterrupted();
-    const cfg = localStackConfig({ stack: o.stack, set: o.set });
+    const cfg = planned;
     result.stack.targetConcurrency = cfg.targetConcurrency;
+    result.stack.lbCount = cfg.lb.count;
     result.machine.otherClouds = otherClouds(up.cloud.prefix);
     log(`up in ${(up.wallMs / 1000).toFixed(1)} s (${up.remoteExecutions.length} remote steps); other local clouds on this machine: ${result.machine.otherClouds.join(", ") || "none"}`);
     const access: ClusterAccess = { lbPublicIp: up.outputs.lbPublicIp, sshKeyFile: up.sshKeyFile, user: cfg.platform.sshUser, dialErrorLimit: 3, perDialTimeout: 10 };
     const appIps = up.outputs.appPrivateIps as string[];
     const hostInfos = up.cloud.hosts();
-    const lbInfo = hostInfos.find(h => h.privateIp === cfg.network.lbIp);
+    // The load balancer that takes the load: the only one, or the pair's holder of the address.
+    const lbVip = up.outputs.lbVip as string | undefined;
+    const lbNames = ((up.outputs.lbs as { name: string }[] | undefined) ?? []).map(l => l.name);
+    const holder = lbVip ? await pairHolder(up, lbVip) : undefined;
+    const lbInfo = holder ? hostInfos.find(h => h.name === holder) : hostInfos.find(h => h.privateIp === cfg.network.lbIp);
     if (!lbInfo) throw new Error("no load balancer host in the cloud");
+    if (lbVip) log(`the pair: ${lbInfo.name} holds the address (${lbVip}); ${lbNames.filter(n => n !== lbInfo.name).join(", ")} is the backup`);
     const appVcpus = Number((await onHost(access, appIps[0], "nproc")).trim());
     const sysctlKeys = ["net.core.somaxconn", "net.ipv4.tcp_max_syn_backlog", "net.core.netdev_max_backlog", "net.ipv4.ip_local_port_range", "net.ipv4.ip_local_reserved_ports", "net.ipv4.tcp_tw_reuse", "net.ipv4.tcp_fin_timeout", "fs.file-max", "fs.nr_open"];
     const clientNetns = up.cloud.clients.map(c => c.netns);
@@ -114,7 +141,9 @@ export async function standUp(o: BenchOptions, result: BenchResult, mem0: MemInf
         fixtures: loadFixtures(),
         hosts: hostInfos.map(h => ({ name: h.name, cgroup: up.cloud.names.hostCgroup(h.name), netns: h.netns })),
         lbHost: lbInfo.name,
-        appHosts: hostInfos.filter(h => h.name !== lbInfo.name).map(h => h.name),
+        lbHosts: [lbInfo.name, ...lbNames.filter(n => n !== lbInfo.name)],
+        lbVip,
+        appHosts: hostInfos.filter(h => appIps.includes(h.privateIp)).map(h => h.name),
         lbNetns: lbInfo.netns,
         clientNetns,
         script,
@@ -124,6 +153,7 @@ export async function standUp(o: BenchOptions, result: BenchResult, mem0: MemInf
         appWorkersNow: cfg.gunicorn.workers * appIps.length,
         rampRate: o.rampRate ?? 0,
     };
+    result.stack.lbHosts = ctx.lbHosts;
     log(`memory: ${(mem0.availableBytes / 1024 / MiB).toFixed(1)} GiB available at start, reserve ${(ctx.reserve / 1024 / MiB).toFixed(1)} GiB; kernel defaults of a fresh namespace: ${JSON.stringify(ctx.facts.kernelDefaults)}`);
     return ctx;
 }

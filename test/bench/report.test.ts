@@ -50,6 +50,27 @@ test("latency is reported only for steps without errors: a failed step's histogr
     assert.deepEqual(points.map(p => p.p99ExcessS), [0.008, undefined]);
 });
 
+test("a pair: the LB columns show the recorded holder, and the backup LB is not counted as an app node", () => {
+    const usage = (peakMemMiB: number, peakCpuCores: number) => ({ peakMemMiB, peakCpuCores, meanCpuCores: peakCpuCores / 2, peakTcpInUse: 0 });
+    const s = { ...held, hosts: { "pycluster-bench-lb": usage(100, 0.2), "pycluster-bench-lb-2": usage(900, 1.5), "pycluster-bench-app-0": usage(300, 0.5), "pycluster-bench-app-1": usage(400, 0.25) } };
+    const result = (lbHosts?: string[]) =>
+        ({
+            stack: { name: "bench", set: { lbCount: "2" }, targetConcurrency: 100000, lbCount: lbHosts ? 2 : undefined, lbHosts },
+            startedAt: "t",
+            machine: { cpus: 2, memTotalMiB: 24_000 },
+            options: { holdMs: 20_000 },
+            configs: [{ name: "generated", steps: [s], maxHeld: 20 }],
+        }) as unknown as BenchResult;
+    const row = (r: BenchResult) => stepsTable(r).split("\n")[2].split("|").map(c => c.trim());
+    // columns: config, in flight, ramp/hold, ok, failed, p50, p99, at apps, LB, apps, clients, result
+    const pair = row(result(["pycluster-bench-lb-2", "pycluster-bench-lb"]));
+    assert.equal(pair[9], "900 MiB / 1.50", "the holder (lb-2) is the LB");
+    assert.equal(pair[10], "400 MiB / 0.75", "apps: the two app nodes only, not the backup LB");
+    const before = row(result(undefined));
+    assert.equal(before[9], "100 MiB / 0.20", "results from before the pair: the host named -lb");
+    assert.equal(before[10], "900 MiB / 2.25", "and every other host counted as an app node, as those results were");
+});
+
 test("calibration and rates: the ramp's source, the model's figures against this run's, predicted for the cores each part had", () => {
     const run = (kind: string, perSecond: number, lbCores: number, appCores: number) => ({ kind, target: "t", connections: 64, requests: 1000, seconds: 5, perSecond, ok: 1000, failed: 0, lbCores, appCores, loadgenCores: 0.3, busyCores: 1.99 });
     const result = {
