@@ -92,6 +92,8 @@ export function fillTemplate(text: string, values: Record<string, string>): stri
 /** What the bench needs to know about the running cluster besides its StackConfig. */
 export interface ClusterFacts {
     lbPublicIp: string;
+    /** The measured LB's private address (a pair's LBs differ there: nginx's status listener binds it). */
+    lbPrivateIp: string;
     appIps: string[];
     /** vCPUs an app node sees (nproc), for stock's (2 x vCPU) + 1. */
     appVcpus: number;
@@ -128,7 +130,7 @@ const rootFile = (p: string, f: BundleFile): HostFile => ({ path: p, mode: f.mod
 function generatedPlan(cfg: StackConfig, facts: ClusterFacts): ConfigPlan {
     const app = cfg.app.name;
     const layout = appLayout(app);
-    const nginx = lbNginxFiles(cfg, { publicIp: facts.lbPublicIp }).filter(f => !f.name.startsWith("tls/"));
+    const nginx = lbNginxFiles(cfg, { publicIp: facts.lbPublicIp, privateIp: facts.lbPrivateIp }).filter(f => !f.name.startsWith("tls/"));
     const lbKernel = lbKernelFiles(cfg);
     const lb: HostPlan = {
         host: "lb",

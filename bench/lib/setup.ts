@@ -137,7 +137,7 @@ export async function standUp(o: BenchOptions, result: BenchResult, mem0: MemInf
         up,
         cfg,
         access,
-        facts: { lbPublicIp: access.lbPublicIp, appIps, appVcpus, kernelDefaults: kernelDefaults(sysctlKeys) },
+        facts: { lbPublicIp: access.lbPublicIp, lbPrivateIp: lbInfo.privateIp, appIps, appVcpus, kernelDefaults: kernelDefaults(sysctlKeys) },
         fixtures: loadFixtures(),
         hosts: hostInfos.map(h => ({ name: h.name, cgroup: up.cloud.names.hostCgroup(h.name), netns: h.netns })),
         lbHost: lbInfo.name,
