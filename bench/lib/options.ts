@@ -78,7 +78,7 @@ export const USAGE = `usage: npx tsx bench/bench.ts [options]
   --keep                leave the bench cluster up (with the generated configuration back in place)
   --monitoring-cost N   rounds of throughput through the LB with every exporter stopped, then running,
                         for generated (default 3; 0 = skip): what monitoring costs, same hosts, same run
-  --quick               smoke run under 2 minutes: one small step, short hold, short throughput runs
+  --quick               smoke run (about 6 minutes with the stand-up): one small step, short hold, short throughput runs
   --results DIR         where results go, default bench/results
 `;
 
