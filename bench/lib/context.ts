@@ -30,8 +30,6 @@ export interface Ctx {
     hosts: HostRef[];
     /** The load balancer that holds the public address (with lbCount 2, the pair's holder at stand-up). */
     lbHost: string;
-    /** Every load balancer: one, or the pair (the holder first). */
-    lbHosts: string[];
     /** The pair's virtual address on the private network (lbCount 2), whose holder takes the load. */
     lbVip?: string;
     appHosts: string[];

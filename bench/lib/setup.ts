@@ -106,13 +106,12 @@ export async function pairHolder(up: UpResult, vip: string): Promise<string> {
 
 /** Stands the bench stack up and gathers what the run needs about it; records the stack and the other local clouds in `result`. */
 export async function standUp(o: BenchOptions, result: BenchResult, mem0: MemInfo, script: string): Promise<Ctx> {
-    const planned = localStackConfig({ stack: o.stack, set: o.set });
-    const refused = pairConfigsProblem(planned.lb.count, o.configs);
+    const cfg = localStackConfig({ stack: o.stack, set: o.set });
+    const refused = pairConfigsProblem(cfg.lb.count, o.configs);
     if (refused) throw new Error(refused);
     log(`standing the ${o.stack} stack up (${Object.keys(o.set).length ? `set ${JSON.stringify(o.set)}` : "stack file as is"})`);
     const up = await localUp({ stack: o.stack, set: o.set, clients: o.clients, log: l => log(`  ${l}`) });
     checkInterrupted();
-    const cfg = planned;
     result.stack.targetConcurrency = cfg.targetConcurrency;
     result.stack.lbCount = cfg.lb.count;
     result.machine.otherClouds = otherClouds(up.cloud.prefix);
@@ -126,7 +125,9 @@ export async function standUp(o: BenchOptions, result: BenchResult, mem0: MemInf
     const holder = lbVip ? await pairHolder(up, lbVip) : undefined;
     const lbInfo = holder ? hostInfos.find(h => h.name === holder) : hostInfos.find(h => h.privateIp === cfg.network.lbIp);
     if (!lbInfo) throw new Error("no load balancer host in the cloud");
-    if (lbVip) log(`the pair: ${lbInfo.name} holds the address (${lbVip}); ${lbNames.filter(n => n !== lbInfo.name).join(", ")} is the backup`);
+    const backups = lbNames.filter(n => n !== lbInfo.name);
+    if (lbVip) log(`the pair: ${lbInfo.name} holds the address (${lbVip}); ${backups.join(", ")} is the backup`);
+    result.stack.lbHosts = [lbInfo.name, ...backups];
     const appVcpus = Number((await onHost(access, appIps[0], "nproc")).trim());
     const sysctlKeys = ["net.core.somaxconn", "net.ipv4.tcp_max_syn_backlog", "net.core.netdev_max_backlog", "net.ipv4.ip_local_port_range", "net.ipv4.ip_local_reserved_ports", "net.ipv4.tcp_tw_reuse", "net.ipv4.tcp_fin_timeout", "fs.file-max", "fs.nr_open"];
     const clientNetns = up.cloud.clients.map(c => c.netns);
@@ -141,7 +142,6 @@ export async function standUp(o: BenchOptions, result: BenchResult, mem0: MemInf
         fixtures: loadFixtures(),
         hosts: hostInfos.map(h => ({ name: h.name, cgroup: up.cloud.names.hostCgroup(h.name), netns: h.netns })),
         lbHost: lbInfo.name,
-        lbHosts: [lbInfo.name, ...lbNames.filter(n => n !== lbInfo.name)],
         lbVip,
         appHosts: hostInfos.filter(h => appIps.includes(h.privateIp)).map(h => h.name),
         lbNetns: lbInfo.netns,
@@ -153,7 +153,6 @@ export async function standUp(o: BenchOptions, result: BenchResult, mem0: MemInf
         appWorkersNow: cfg.gunicorn.workers * appIps.length,
         rampRate: o.rampRate ?? 0,
     };
-    result.stack.lbHosts = ctx.lbHosts;
     log(`memory: ${(mem0.availableBytes / 1024 / MiB).toFixed(1)} GiB available at start, reserve ${(ctx.reserve / 1024 / MiB).toFixed(1)} GiB; kernel defaults of a fresh namespace: ${JSON.stringify(ctx.facts.kernelDefaults)}`);
     return ctx;
 }

@@ -12,7 +12,7 @@
  *   d. a later configuration push keeps the certificates;
  *   c. from scratch with dnsZone: the program creates the record and one `up` does it all.
  */
-import { after, before, test } from "node:test";
+import { after, before } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "child_process";
 import * as fs from "fs";
@@ -20,7 +20,7 @@ import * as os from "os";
 import * as path from "path";
 import { ACME_PLACEHOLDER_ORGANIZATION } from "../../lib/conventions";
 import { leftoversOf, LocalCloud } from "../../local/cloud";
-import { keepalivedReport } from "../support/keepalivedJournal";
+import { pairScenario } from "../support/keepalivedJournal";
 import { ACME_MANAGEMENT_PORT } from "../../local/internet";
 import { localCloudPrerequisites } from "../../local/prerequisites";
 import { cloudPrefix, localDown, localUp, LocalStackOptions, ProgramFailure, UpResult } from "../../local/stack";
@@ -66,18 +66,9 @@ after(async () => {
     if (!skip) console.log(`letsencrypt e2e: ${seconds(Date.now() - started)} in all`);
 });
 
+// A failing scenario prints which LB held the address, and why it moved: the pair's journal says.
 const e2e = (name: string, fn: () => Promise<void>) =>
-    test(name, async t => {
-        if (skip) return t.skip(skip);
-        const started = Date.now();
-        try {
-            await fn();
-        } catch (e) {
-            // which LB held the address, and why it moved: the pair's journal says
-            if (up?.outputs?.lbs) console.log(await keepalivedReport(up.cloud, lbs().map(lb => lb.name), started - 5000));
-            throw e;
-        }
-    });
+    pairScenario(name, fn, { skip: () => skip, pair: () => (up?.outputs?.lbs ? { cloud: up.cloud, lbNames: lbs().map(lb => lb.name) } : undefined) });
 
 interface Served {
     subject: string;

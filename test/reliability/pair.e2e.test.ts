@@ -4,12 +4,12 @@
  * 2 app nodes and Prometheus. Each scenario prints requests sent, failed and the time to recover.
  * The tests run in order and share the cluster.
  */
-import { after, before, test } from "node:test";
+import { after, before } from "node:test";
 import assert from "node:assert/strict";
 import { localDown, localUp, LocalStackOptions, UpResult } from "../../local/stack";
 import { failures, Probe, startWrk, WrkResult } from "../support/load";
 import { e2eSkipReason, onHost, seconds } from "../e2e/support";
-import { keepalivedEvents, keepalivedReport } from "../support/keepalivedJournal";
+import { keepalivedEvents, pairScenario } from "../support/keepalivedJournal";
 import { prepareLoadgenCgroup, removeLoadgenCgroup, startH2load, stopLoadGenerators } from "../../bench/lib/loadgen";
 
 const STACK = "pair";
@@ -64,16 +64,7 @@ async function assertAddressStayed(before: string, sinceMs: number): Promise<voi
 }
 
 const r = (name: string, fn: () => Promise<void>) =>
-    test(name, async t => {
-        if (skip) return t.skip(skip);
-        const started = Date.now();
-        try {
-            await fn();
-        } catch (e) {
-            console.log(await keepalivedReport(up.cloud, lbs.map(lb => lb.name), started - 5000));
-            throw e;
-        }
-    });
+    pairScenario(name, fn, { skip: () => skip, pair: () => up && { cloud: up.cloud, lbNames: lbs.map(lb => lb.name) } });
 
 /** The LB whose port answers ARP for the VIP (one name; more than one is a split brain). */
 async function holders(): Promise<string[]> {

@@ -4,6 +4,7 @@
  * check's reasons (hostctl's check logs why it failed; keepalived logs only its exit status).
  * For e2e tests to print when a scenario about the pair fails.
  */
+import { test } from "node:test";
 import type { LocalCloud } from "../../local/cloud";
 
 export async function keepalivedEvents(cloud: LocalCloud, lbNames: string[], sinceMs: number): Promise<string[]> {
@@ -21,4 +22,28 @@ export async function keepalivedEvents(cloud: LocalCloud, lbNames: string[], sin
 export async function keepalivedReport(cloud: LocalCloud, lbNames: string[], sinceMs: number): Promise<string> {
     const events = await keepalivedEvents(cloud, lbNames, sinceMs).catch((err: Error) => [`(keepalived's journal unavailable: ${err.message})`]);
     return ["keepalived during this scenario:", ...(events.length ? events : ["(no state change, no failed check)"])].join("\n  ");
+}
+
+/**
+ * A scenario of a pair's e2e: skipped with `skip()`'s reason, if any; when it fails, keepalived's
+ * events on the LBs `pair()` names (since 5 s before it started) are printed before the failure
+ * (nothing is printed while no pair is up).
+ */
+export function pairScenario(
+    name: string,
+    fn: () => Promise<void>,
+    o: { skip: () => string | undefined; pair: () => { cloud: LocalCloud; lbNames: string[] } | undefined },
+): void {
+    test(name, async t => {
+        const skip = o.skip();
+        if (skip) return t.skip(skip);
+        const started = Date.now();
+        try {
+            await fn();
+        } catch (e) {
+            const pair = o.pair();
+            if (pair) console.log(await keepalivedReport(pair.cloud, pair.lbNames, started - 5000));
+            throw e;
+        }
+    });
 }
