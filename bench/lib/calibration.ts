@@ -43,29 +43,40 @@ function cpuNow(t: CalibrationTarget): { lb: number; apps: number; loadgen: numb
  * request opens a new TLS connection.
  */
 async function calibrationRun(t: CalibrationTarget, kind: CalibrationRun["kind"], url: string, netns: string[], clients: number, requestsEach: number): Promise<CalibrationRun> {
-    const headers = kind === "handshakes" ? ["Connection: close"] : [];
     const before = cpuNow(t);
-    const finished = await Promise.all(netns.map((ns, i) => finishH2load(startH2load(`calibrate-${kind}-${i}`, ns, { url, clients, requests: requestsEach, headers }))));
+    const run = await closedLoop(kind, url, netns, clients, requestsEach);
     const after = cpuNow(t);
     const s = (after.at - before.at) / 1000;
-    const failedToRun = finished.filter(f => !f.result);
-    if (failedToRun.length) throw new Error(`calibration (${kind}): ${failedToRun.map(f => f.failure).join("; ")}`);
-    const ok = finished.reduce((a, f) => a + f.result!.status["2xx"], 0);
-    const requests = finished.reduce((a, f) => a + f.result!.total, 0);
     return {
         kind,
         target: url,
         connections: clients * netns.length,
-        requests,
+        requests: run.requests,
         seconds: s,
-        perSecond: ok / s,
-        ok,
-        failed: requests - ok,
+        perSecond: run.ok / s,
+        ok: run.ok,
+        failed: run.requests - run.ok,
         lbCores: (after.lb - before.lb) / 1e6 / s,
         appCores: (after.apps - before.apps) / 1e6 / s,
         loadgenCores: (after.loadgen - before.loadgen) / 1e6 / s,
         busyCores: (after.busy - before.busy) / 100 / s,
     };
+}
+
+/**
+ * One h2load process per namespace at once, closed loop, `clients` connections each; "handshakes"
+ * sends `Connection: close`, so every request opens a new TLS connection. How many were answered
+ * 2xx of how many sent, and the rate of those answered.
+ */
+export async function closedLoop(kind: CalibrationRun["kind"], url: string, netns: string[], clients: number, requestsEach: number): Promise<{ ok: number; requests: number; seconds: number; perSecond: number }> {
+    const headers = kind === "handshakes" ? ["Connection: close"] : [];
+    const started = Date.now();
+    const finished = await Promise.all(netns.map((ns, i) => finishH2load(startH2load(`calibrate-${kind}-${i}`, ns, { url, clients, requests: requestsEach, headers }))));
+    const seconds = (Date.now() - started) / 1000;
+    const failedToRun = finished.filter(f => !f.result);
+    if (failedToRun.length) throw new Error(`calibration (${kind}): ${failedToRun.map(f => f.failure).join("; ")}`);
+    const ok = finished.reduce((a, f) => a + f.result!.status["2xx"], 0);
+    return { ok, requests: finished.reduce((a, f) => a + f.result!.total, 0), seconds, perSecond: ok / seconds };
 }
 
 /**

@@ -56,6 +56,23 @@ test("with nothing admitted yet (every server drained), nginx alone decides: bot
     assert.match(health(drained, false, []).problem, /nginx does not answer/);
 });
 
+test("nginx's workers' CPU comes from /proc/<pid>/stat: the children of the master, utime + stime, a command name with spaces and parentheses parsed right", () => {
+    // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime ...
+    const stat = (pid: number, comm: string, ppid: number, utime: number, stime: number) =>
+        `${pid} (${comm}) S ${ppid} ${ppid} ${ppid} 0 -1 4194624 10 0 0 0 ${utime} ${stime} 0 0 20 0 1 0 100 1000 10`;
+    const texts = [stat(400, "nginx", 1, 7, 3), stat(401, "nginx", 400, 150, 50), stat(402, "nginx", 400, 80, 20), stat(403, "odd) (name 400", 1, 999, 999), stat(404, "sh", 401, 500, 0)];
+    assert.equal(py(`print(h.worker_cpu_seconds(${JSON.stringify(texts)}, 400, 100))`).trim(), "3.0", "401 and 402 only: (150+50+80+20)/100");
+    assert.equal(py(`print(h.worker_cpu_seconds(${JSON.stringify(texts)}, 999, 100))`).trim(), "0.0");
+});
+
+test("an nginx that misses its status probe is busy, not broken, only while its workers burn CPU", () => {
+    const busy = (cpu: number, elapsed: number) => py(`print(h.busy_not_broken(${cpu}, ${elapsed}))`).trim();
+    assert.equal(busy(2.0, 4.0), "True", "half a core over the 4 s probe: saturated, working");
+    assert.equal(busy(0.4, 4.0), "True", "the threshold, 0.1 cores");
+    assert.equal(busy(0.05, 4.0), "False", "hung or stopped workers use next to nothing");
+    assert.equal(busy(0, 0), "False");
+});
+
 test("takeovers count transitions to MASTER only; the textfile says who holds the address", () => {
     const out = py(
         `s = None\n` +
