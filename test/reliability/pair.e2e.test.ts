@@ -14,7 +14,8 @@ import { prepareLoadgenCgroup, removeLoadgenCgroup, startH2load, stopLoadGenerat
 import { closedLoop, rampPlan } from "../../bench/lib/calibration";
 
 const STACK = "pair";
-const log = process.env.PYCLUSTER_E2E_VERBOSE ? (l: string) => console.log(`  ${l}`) : () => undefined;
+// Verbose: every step of every `up`, with the time it ended (to line up with the probe's failure windows).
+const log = process.env.PYCLUSTER_E2E_VERBOSE ? (l: string) => console.log(`  ${new Date().toISOString().slice(11, 23)} ${l}`) : () => undefined;
 const settings: Record<string, string> = {};
 const opts = (extra: Record<string, string> = {}): LocalStackOptions => ({ stack: STACK, log, set: { ...settings, ...extra } });
 /**
@@ -108,9 +109,23 @@ async function underLoad<T>(name: string, action: (startedAt: number) => Promise
     summary.push(line);
     console.log(line);
     const windows = probe.failedWindows(startedAt);
-    if (windows.length) console.log(`  the probe's failures: ${windows.join("; ")}`);
+    if (windows.length) console.log(`  the probe's failures (from ${new Date(startedAt).toISOString().slice(11, 23)}): ${windows.join("; ")}`);
+    if (windows.length || failed) console.log(await nginxErrors(startedAt));
     assert.ok(sent > 500, `the load ran (${sent} requests)`);
     return { sent, failed, recoverMs, probe, result, startedAt, wrk, connections };
+}
+
+/** Each running LB's nginx error log (warn and above) since `sinceMs`, to tell a stall's cause. */
+async function nginxErrors(sinceMs: number): Promise<string> {
+    // nginx stamps its log in the host's local time, UTC on the local hosts: "2026/12/03 21:05:01".
+    const since = new Date(sinceMs).toISOString().slice(0, 19).replace("T", " ").replace(/-/g, "/");
+    const lines: string[] = [];
+    for (const lb of lbs) {
+        if (!up.cloud.hosts().some(h => h.name === lb.name && h.running)) continue;
+        const out = (await up.cloud.consoleRun(lb.name, `awk -v s=${JSON.stringify(since)} '($1" "$2) >= s' /var/log/nginx/error.log | tail -n 40`)).stdout;
+        lines.push(...out.split("\n").filter(Boolean).map(l => `${lb.name}: ${l}`));
+    }
+    return ["  nginx's error log during the scenario:", ...(lines.length ? lines : ["(nothing)"])].join("\n    ");
 }
 
 /** Reloads of `lb`'s nginx since `sinceMs` (hostctl applies a configuration with systemctl reload). */
