@@ -55,7 +55,7 @@ function has(cmd: string, args: string[]): boolean {
 }
 
 /** Why a tool-based test cannot run here, or undefined when it can. */
-export type Tool = "nginx" | "gunicorn" | "gevent" | "uvicorn" | "systemd-analyze" | "runuser" | "promtool" | "mtail" | "exporter-units" | "openssh-client" | "dnslib" | "keepalived";
+export type Tool = "nginx" | "gunicorn" | "gevent" | "uvicorn" | "systemd-analyze" | "runuser" | "promtool" | "mtail" | "exporter-units" | "openssh-client" | "dnslib" | "keepalived" | "netns";
 
 /** The Debian units the monitoring drop-ins complete (packages prometheus, prometheus-node-exporter, prometheus-nginx-exporter, mtail). */
 export const EXPORTER_UNITS = ["prometheus", "prometheus-node-exporter", "prometheus-nginx-exporter", "mtail"].map(u => `/lib/systemd/system/${u}.service`);
@@ -77,10 +77,12 @@ export function missingTools(tools: Tool[]): string | undefined {
         "openssh-client": () => has("ssh", ["-V"]) && !spawnSync("ssh-keygen", ["-?"], { stdio: "ignore" }).error,
         dnslib: () => has(SYSTEM_PYTHON, ["-c", "import dnslib"]),
         keepalived: () => root && has("keepalived", ["--version"]),
+        // Network namespaces of its own and nftables in them, as on the hosts where hostctl runs as root.
+        netns: () => root && has("ip", ["-V"]) && has("nft", ["--version"]),
     };
     const missing = tools.filter(t => !checks[t]());
     if (missing.length === 0) return undefined;
-    const reason = `needs ${missing.join(", ")} (Debian: nginx gunicorn python3-gevent python3-uvicorn systemd prometheus mtail prometheus-node-exporter prometheus-nginx-exporter openssh-client python3-dnslib keepalived; nginx, keepalived and runuser as root)`;
+    const reason = `needs ${missing.join(", ")} (Debian: nginx gunicorn python3-gevent python3-uvicorn systemd prometheus mtail prometheus-node-exporter prometheus-nginx-exporter openssh-client python3-dnslib keepalived iproute2 nftables; nginx, keepalived, runuser and network namespaces as root)`;
     if (process.env.PYCLUSTER_REQUIRE_TOOLS === "1") throw new Error(`PYCLUSTER_REQUIRE_TOOLS=1 but this test ${reason}`);
     return reason;
 }

@@ -76,15 +76,26 @@ def gate(app, health_url, workers, old_workers, deadline_s):
 DRAIN_TABLE = "pycluster_node_drain"
 
 
+def drain_rules(port):
+    """
+    The nftables table that drains the node: a connection's opening SYN to the app port from
+    another host is answered with a reset; every packet of an established connection passes.
+    Stateless on purpose: `ct state new` also matched the first packet conntrack saw of a
+    connection opened before this table switched conntrack on in the host's namespace (no other
+    rule of ours uses it), so nginx's pooled keep-alive connections to the node, and the requests it
+    sent on them, were reset at the drain (test/provisioning/hostctlDrain.test.ts shows both).
+    """
+    return (f"add table inet {DRAIN_TABLE}\ndelete table inet {DRAIN_TABLE}\n"
+            f"table inet {DRAIN_TABLE} {{\n  chain input {{\n    type filter hook input priority -5;\n"
+            f"    iif lo accept\n    tcp dport {port} tcp flags & (syn | ack) == syn reject with tcp reset\n  }}\n}}\n")
+
+
 def node_drain(port):
     """Refuse new connections to the app port from other hosts; False (and said) when it cannot."""
     if not shutil.which("nft"):
         log("drain: nft is missing on this node: changing without a drain")
         return False
-    rules = (f"add table inet {DRAIN_TABLE}\ndelete table inet {DRAIN_TABLE}\n"
-             f"table inet {DRAIN_TABLE} {{\n  chain input {{\n    type filter hook input priority -5;\n"
-             f"    iif lo accept\n    tcp dport {port} ct state new reject with tcp reset\n  }}\n}}\n")
-    proc = run(["nft", "-f", "-"], input=rules, check=False)
+    proc = run(["nft", "-f", "-"], input=drain_rules(port), check=False)
     if proc.returncode != 0:
         log(f"drain: nft refused ({proc.stdout.strip()}): changing without a drain")
         return False
