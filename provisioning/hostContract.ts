@@ -57,6 +57,7 @@ export type HostPathName =
     | "nginxSite"
     | "nginxSiteConf"
     | "nginxErrorLog"
+    | "nginxClosingFlag"
     | "drainLeases"
     | "letsencryptLive"
     | "renewalHook"

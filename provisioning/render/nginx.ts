@@ -318,10 +318,40 @@ function staticLocation(o: NginxSiteOptions, hsts: string[]): string[] {
     ];
 }
 
-/** The location that passes requests on to the app nodes (with the overload limits, if any). */
-function proxyLocation(o: NginxSiteOptions, overloadLimits: string[]): string[] {
+/** The named location that answers while hostctl reloads nginx: the same proxy, each connection closed after its response. */
+export const CLOSING_LOCATION = "@closing";
+
+/**
+ * The location that passes requests on to the app nodes (with the overload limits, if any), and its
+ * twin for the moment before a reload. A reload makes the old workers close every idle keep-alive
+ * connection at once, and a client that had just sent its next request on one gets no answer. So
+ * hostctl (nginx_reload.py) creates the closing flag for a second before it reloads: requests go to
+ * the twin, whose keepalive_timeout 0 answers `Connection: close` and ends the connection after the
+ * response, and no busy connection is idle when the old workers get the signal. A named location
+ * keeps the request as it came (URI, method, body); recursive_error_pages lets the twin's own
+ * error pages (503 with Retry-After) still answer.
+ */
+function proxyLocations(o: NginxSiteOptions, overloadLimits: string[]): string[] {
+    const proxy = proxyDirectives(o, overloadLimits);
     return [
         `    location / {`,
+        `        if (-f ${hostPath("nginxClosingFlag")}) {`,
+        `            return 418;`,
+        `        }`,
+        `        error_page 418 = ${CLOSING_LOCATION};`,
+        `        recursive_error_pages on;`,
+        ...proxy,
+        `    }`,
+        ``,
+        `    location ${CLOSING_LOCATION} {`,
+        `        keepalive_timeout 0;`,
+        ...proxy,
+        `    }`,
+    ];
+}
+
+function proxyDirectives(o: NginxSiteOptions, overloadLimits: string[]): string[] {
+    return [
         `        proxy_pass http://${o.appName};`,
         `        proxy_http_version 1.1;`,
         `        proxy_set_header Connection "";`,
@@ -342,7 +372,6 @@ function proxyLocation(o: NginxSiteOptions, overloadLimits: string[]): string[] 
         `        proxy_next_upstream_tries ${o.nextUpstreamTries};`,
         `        proxy_next_upstream_timeout ${o.connectTimeout * 2}s;`,
         ...overloadLimits,
-        `    }`,
     ];
 }
 
@@ -363,7 +392,7 @@ function tlsServer(o: NginxSiteOptions, p: SiteParts, overload: ReturnType<typeo
         `    }`,
         ...staticLocation(o, p.hsts),
         ``,
-        ...proxyLocation(o, overload.limits),
+        ...proxyLocations(o, overload.limits),
         ...overload.location,
         `}`,
     ];

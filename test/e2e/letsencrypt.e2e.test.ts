@@ -173,7 +173,7 @@ e2e("b. the user points the record at the pair and runs up again: each LB gets t
     for (const lb of lbs()) {
         assert.equal((await onHost(up, lb.privateIp, "sudo readlink /etc/nginx/pycluster/tls/fullchain.pem")).trim(), `/etc/letsencrypt/live/${DOMAIN}/fullchain.pem`, lb.name);
         assert.match(await onHost(up, lb.privateIp, `sudo cat /etc/letsencrypt/renewal/${DOMAIN}.conf`), new RegExp(`^server = https://${cloud.internet!.ip}:14000/dir$`, "m"), `${lb.name}: renewals go to the same CA`);
-        assert.match(await onHost(up, lb.privateIp, "sudo cat /etc/letsencrypt/renewal-hooks/deploy/pycluster-reload-nginx"), /nginx -t -q && systemctl reload nginx/);
+        assert.match(await onHost(up, lb.privateIp, "sudo cat /etc/letsencrypt/renewal-hooks/deploy/pycluster-reload-nginx"), /nginx -t -q && python3 \/usr\/local\/lib\/pycluster\/hostctl\.pyz nginx-reload/);
         assert.equal((await onHost(up, lb.privateIp, "systemctl is-enabled certbot.timer")).trim(), "enabled", lb.name);
     }
     // What certbot.timer runs, forced, on the LB that does not hold the address: the CA's request can

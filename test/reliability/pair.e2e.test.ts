@@ -135,23 +135,19 @@ async function nginxReloads(lb: string, sinceMs: number): Promise<number> {
 }
 
 /**
- * The failures of a rollout through the holder's nginx reloads are the reload race and nothing else:
- * a kept-alive connection the old workers close just as its client sends on it loses that one request
- * (RFC 9112 9.3.1 lets a client retry it; wrk does not). So every failure is a read or write error,
- * and there are at most as many as client connections per reload of the holder. A bound in
- * connections, not a share of what was sent: a slower machine sends fewer requests in the same time,
- * and its share of the same race is larger.
+ * A rollout through the holder's nginx reloads fails no request. A plain reload would: its old workers
+ * close every idle keep-alive connection at once, and a client that had just sent on one loses that
+ * request (RFC 9112 9.3.1 lets it retry; wrk does not). hostctl closes busy connections at a response
+ * boundary for a second first (provisioning/host/hostctl/nginx_reload.py). The reloads are counted
+ * so that a scenario that reloaded nothing cannot pass for one that reloaded safely.
  */
-function assertOnlyReloadRace(o: { failed: number; sent: number; wrk: WrkResult[]; connections: number }, reloads: number, timeoutsAllowed = 0): void {
+function assertNoFailedRequests(o: { failed: number; sent: number; wrk: WrkResult[] }, reloads: number, timeoutsAllowed = 0): void {
     const sum = (f: (e: WrkResult["errors"]) => number) => o.wrk.reduce((n, w) => n + f(w.errors), 0);
     const errors = JSON.stringify(o.wrk.map(w => w.errors));
-    assert.equal(sum(e => e.connect + e.status), 0, `no refused connection or error status: ${errors}`);
-    assert.ok(sum(e => e.timeout) <= timeoutsAllowed, `at most ${timeoutsAllowed} timeouts: ${errors}`);
+    console.log(`${reloads} reloads of the holder's nginx; wrk failed ${o.failed} of ${o.sent} (${errors})`);
     assert.ok(reloads >= 1, `the holder's nginx reloaded (${reloads})`);
-    const raced = sum(e => e.read + e.write);
-    const bound = o.connections * reloads;
-    console.log(`reload race: ${raced} failed, bound ${bound} (${o.connections} client connections x ${reloads} reloads of the holder's nginx)`);
-    assert.ok(raced <= bound, `at most one failed request per client connection per reload of the holder: ${raced} of ${o.sent} (bound ${o.connections} connections x ${reloads} reloads; ${errors})`);
+    assert.equal(sum(e => e.connect + e.status + e.read + e.write), 0, `no failed request through the reloads: ${errors}`);
+    assert.ok(sum(e => e.timeout) <= timeoutsAllowed, `at most ${timeoutsAllowed} timeouts: ${errors}`);
 }
 
 r(`1. the LB holding the address powers off with ${IN_FLIGHT.toLocaleString("en")} requests in flight: the address answers again within 5 s, failures only inside that window`, async () => {
@@ -223,13 +219,11 @@ r("2. the dead LB comes back as backup: the address does not move again", async 
     assert.match(state, /^active/m);
 });
 
-r("3. an nginx setting changed with up rolls through both LBs, one at a time: the only failures are the reload race of keep-alive connections (at most one per connection)", async () => {
+r("3. an nginx setting changed with up rolls through both LBs, one at a time: 0 failed requests", async () => {
     const before = await holder();
     const o = await underLoad("nginx setting (both LBs)", async () => localUp(opts({ clientMaxBodySize: "20m" })));
     settings.clientMaxBodySize = "20m";
-    // nginx's own graceful reload, on each LB in turn: a keep-alive connection the old workers close
-    // while the client sends on it fails (the race scenario 4a of the single-LB suite measures too).
-    assertOnlyReloadRace(o, await nginxReloads(before, o.startedAt));
+    assertNoFailedRequests(o, await nginxReloads(before, o.startedAt));
     const nginxSteps = o.result.remoteExecutions.filter(s => /-lb(-2)?-nginx$/.test(s.name)).map(s => s.name);
     assert.equal(nginxSteps.length, 2, JSON.stringify(nginxSteps));
     for (const lb of lbs) assert.match(await onHost(up, lb.privateIp, "sudo nginx -T 2>/dev/null"), /client_max_body_size 20m;/);
@@ -242,7 +236,7 @@ async function upstreamOf(lbIp: string): Promise<string[]> {
     return [...(await onHost(up, lbIp, "sudo nginx -T 2>/dev/null")).matchAll(/^\s+server (\S+:\d+)[^;]*;/gm)].map(m => m[1]).sort();
 }
 
-r("4. scaling the app tier 2 -> 3 -> 2 under load: the upstream changes on both LBs, the address stays; the only failures are the reload race of 3", async () => {
+r("4. scaling the app tier 2 -> 3 -> 2 under load: the upstream changes on both LBs, the address stays; 0 failed requests", async () => {
     const before = await holder();
     const nodes = up.outputs.appPrivateIps.length;
     for (const count of [nodes + 1, nodes]) {
@@ -255,7 +249,7 @@ r("4. scaling the app tier 2 -> 3 -> 2 under load: the upstream changes on both 
         // the 16 connections time out once while a node was added (a stall of 10 s or more on every
         // connection at once, the probe failing until 67.7 s). The probe's failure windows are printed
         // above to find it.
-        assertOnlyReloadRace(o, await nginxReloads(before, o.startedAt), o.connections);
+        assertNoFailedRequests(o, await nginxReloads(before, o.startedAt), o.connections);
         await assertAddressStayed(before, o.startedAt);
     }
 });

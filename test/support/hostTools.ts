@@ -37,15 +37,19 @@ export function hostctl(args: string[], stdin?: string): Result {
     return sh(SYSTEM_PYTHON, [HOSTCTL, ...args], stdin);
 }
 
+/**
+ * Python lines that make hostctl importable as `h`: every module of the package in one namespace (the
+ * tests name functions, not modules); to replace a function or setting for a test, assign it on its
+ * module (e.g. `tls.DNS_POLL_SECONDS`).
+ */
+export const HOSTCTL_PRELUDE =
+    `import sys, types\nsys.path.insert(0, ${JSON.stringify(HOST_DIR)})\n` +
+    `from hostctl import common, bundle, nginx_reload, release, rollout, tls, validate, vrrp\n` +
+    `h = types.SimpleNamespace(**{**vars(nginx_reload), **vars(vrrp), **vars(tls), **vars(common), **vars(bundle), **vars(release), **vars(validate), **vars(rollout)})\n`;
+
 /** Runs Python with hostctl importable as `h`; returns stdout. */
 export function py(code: string): string {
-    // `h`: every module of the package in one namespace (the tests name functions, not modules);
-    // to replace a function or setting for a test, assign it on its module (e.g. `tls.DNS_POLL_SECONDS`).
-    const prelude =
-        `import sys, types\nsys.path.insert(0, ${JSON.stringify(HOST_DIR)})\n` +
-        `from hostctl import common, bundle, release, rollout, tls, validate, vrrp\n` +
-        `h = types.SimpleNamespace(**{**vars(vrrp), **vars(tls), **vars(common), **vars(bundle), **vars(release), **vars(validate), **vars(rollout)})\n`;
-    const r = sh(SYSTEM_PYTHON, ["-c", prelude + code]);
+    const r = sh(SYSTEM_PYTHON, ["-c", HOSTCTL_PRELUDE + code]);
     if (r.code !== 0) throw new Error(`python failed:\n${r.output}`);
     return r.output;
 }
@@ -55,7 +59,7 @@ function has(cmd: string, args: string[]): boolean {
 }
 
 /** Why a tool-based test cannot run here, or undefined when it can. */
-export type Tool = "nginx" | "gunicorn" | "gevent" | "uvicorn" | "systemd-analyze" | "runuser" | "promtool" | "mtail" | "exporter-units" | "openssh-client" | "dnslib" | "keepalived" | "netns";
+export type Tool = "nginx" | "gunicorn" | "gevent" | "uvicorn" | "systemd-analyze" | "runuser" | "promtool" | "mtail" | "exporter-units" | "openssh-client" | "dnslib" | "keepalived" | "netns" | "wrk";
 
 /** The Debian units the monitoring drop-ins complete (packages prometheus, prometheus-node-exporter, prometheus-nginx-exporter, mtail). */
 export const EXPORTER_UNITS = ["prometheus", "prometheus-node-exporter", "prometheus-nginx-exporter", "mtail"].map(u => `/lib/systemd/system/${u}.service`);
@@ -79,10 +83,11 @@ export function missingTools(tools: Tool[]): string | undefined {
         keepalived: () => root && has("keepalived", ["--version"]),
         // Network namespaces of its own and nftables in them, as on the hosts where hostctl runs as root.
         netns: () => root && has("ip", ["-V"]) && has("nft", ["--version"]),
+        wrk: () => has("sh", ["-c", "command -v wrk"]),
     };
     const missing = tools.filter(t => !checks[t]());
     if (missing.length === 0) return undefined;
-    const reason = `needs ${missing.join(", ")} (Debian: nginx gunicorn python3-gevent python3-uvicorn systemd prometheus mtail prometheus-node-exporter prometheus-nginx-exporter openssh-client python3-dnslib keepalived iproute2 nftables; nginx, keepalived, runuser and network namespaces as root)`;
+    const reason = `needs ${missing.join(", ")} (Debian: nginx gunicorn python3-gevent python3-uvicorn systemd prometheus mtail prometheus-node-exporter prometheus-nginx-exporter openssh-client python3-dnslib keepalived iproute2 nftables wrk; nginx, keepalived, runuser and network namespaces as root)`;
     if (process.env.PYCLUSTER_REQUIRE_TOOLS === "1") throw new Error(`PYCLUSTER_REQUIRE_TOOLS=1 but this test ${reason}`);
     return reason;
 }

@@ -2,7 +2,7 @@
 import argparse
 import sys
 
-from . import boot, kernel, monitoring, nginx, release, rollout, tls, validate, vrrp
+from . import boot, kernel, monitoring, nginx, nginx_reload, release, rollout, tls, validate, vrrp
 from .common import Failure
 from .contract import CONTRACT
 
@@ -11,6 +11,7 @@ HANDLERS = {
     "packages": boot.cmd_packages,
     "kernel": kernel.cmd_kernel,
     "nginx": nginx.cmd_nginx,
+    "nginx-reload": nginx_reload.cmd_nginx_reload,
     "nginx-validate": validate.cmd_nginx_validate,
     "monitoring": monitoring.cmd_monitoring,
     "monitoring-validate": monitoring.cmd_monitoring_validate,

@@ -63,6 +63,35 @@ def point_symlink(link, target):
     os.replace(tmp, link)
 
 
+def parse_stat(text):
+    """(pid, ppid) from the text of /proc/<pid>/stat; the command name may hold spaces and parentheses."""
+    fields = text[text.rfind(")") + 2:].split()
+    return int(text[: text.index(" ")]), int(fields[1])
+
+
+def children_in(stat_texts, parent):
+    """The PIDs whose parent is `parent`, from the texts of /proc/<pid>/stat."""
+    return {pid for pid, ppid in map(parse_stat, stat_texts) if ppid == parent}
+
+
+def proc_stat_texts():
+    """The text of /proc/<pid>/stat of every process."""
+    texts = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    texts.append(f.read())
+            except OSError:  # ended while listed
+                pass
+    return texts
+
+
+def child_pids(pid):
+    """The running children of `pid` (none for 0 or None)."""
+    return children_in(proc_stat_texts(), pid) if pid else set()
+
+
 def systemctl(*args, check=True):
     return run(["systemctl", *args], check=check)
 

@@ -4,7 +4,8 @@ import shutil
 import tempfile
 
 from .bundle import read_stdin_bundle
-from .common import Failure, is_active, log, read_bytes, reload_or_start, systemctl, write_atomic
+from .common import Failure, is_active, log, read_bytes, systemctl, write_atomic
+from .nginx_reload import reload_nginx
 from .contract import path
 from .rollout import keep_rotation
 from .validate import nginx_test
@@ -92,7 +93,7 @@ def cmd_nginx(args):
         if not ok:
             raise Failure(f"nginx rejected the new configuration; the running configuration is unchanged:\n{output}")
         switch(stage, staged_site)
-        action = reload_or_start("nginx")
+        action = reload_nginx()
         log(f"nginx: configuration validated and {action}")
     finally:
         shutil.rmtree(stage, ignore_errors=True)

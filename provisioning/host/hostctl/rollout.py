@@ -15,8 +15,9 @@ import tempfile
 import time
 
 from .bundle import read_stdin_bundle
-from .common import Failure, http_ok, http_status, is_active, log, point_symlink, read_bytes, run, systemctl, write_atomic
+from .common import Failure, child_pids, http_ok, http_status, is_active, log, point_symlink, read_bytes, run, systemctl, write_atomic
 from .contract import path
+from .nginx_reload import clear_stale_flag, reload_nginx
 from .release import app_paths, COMPLETE, ensure_app_user, keep_releases
 from .validate import check_app, nginx_test, smoke_boot, unit_verify
 
@@ -25,13 +26,6 @@ from .validate import check_app, nginx_test, smoke_boot, unit_verify
 def main_pid(unit):
     out = run(["systemctl", "show", "-p", "MainPID", "--value", unit], check=False).stdout.strip()
     return int(out) if out.isdigit() else 0
-
-
-def children(pid):
-    if not pid:
-        return set()
-    out = run(["ps", "--ppid", str(pid), "-o", "pid="], check=False).stdout
-    return {int(x) for x in out.split()}
 
 
 def gate(app, health_url, workers, old_workers, deadline_s):
@@ -47,7 +41,7 @@ def gate(app, health_url, workers, old_workers, deadline_s):
             reason = f"{app}.service is not active"
             streak = 0
         else:
-            fresh = children(main_pid(app)) - old_workers
+            fresh = child_pids(main_pid(app)) - old_workers
             if len(fresh) < workers:
                 reason = f"{len(fresh)}/{workers} new workers running"
                 streak = 0
@@ -170,7 +164,7 @@ class NodeChange:
         for k in ("conf", "unit", "env"):
             if self.old[k] is not None:
                 write_atomic(os.path.join(p["previous"], k), self.old[k], 0o600)
-        old_workers = children(main_pid(a.app))
+        old_workers = child_pids(main_pid(a.app))
         write_atomic(p["conf"], self.new["conf"], 0o640, "root", a.user)
         write_atomic(p["env"], self.new["env"], 0o600)
         write_atomic(p["unit"], self.new["unit"], 0o644)
@@ -307,7 +301,7 @@ def set_rotation(changes):
     if not ok:
         write_atomic(SITE_CONF, old, 0o644)
         raise Failure(f"nginx rejected the upstream change; restored:\n{output}")
-    systemctl("reload", "nginx")
+    reload_nginx()
     return True
 
 
@@ -345,6 +339,7 @@ def cmd_upstream(args):
         log(f"upstream: {args.server} back in nginx's rotation" + (f" after {waited:.1f} s" if waited else ""))
         return
     if args.action == "expire":
+        clear_stale_flag()
         now, back = time.time(), []
         for name in sorted(os.listdir(LEASES)) if os.path.isdir(LEASES) else []:
             lease = json.loads(open(os.path.join(LEASES, name)).read())

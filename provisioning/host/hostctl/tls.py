@@ -4,7 +4,8 @@ import socket
 import time
 
 from .common import Failure, log, point_symlink, read_bytes, run, systemctl, write_atomic
-from .contract import path
+from .contract import CONTRACT, path
+from .nginx_reload import reload_nginx
 from .validate import nginx_test
 
 RENEWAL_HOOK = path("renewalHook")
@@ -62,7 +63,7 @@ def cmd_letsencrypt(args):
         os.makedirs(args.webroot, exist_ok=True)
         run(["certbot", "certonly", "--webroot", "-w", args.webroot, "-d", args.domain, "-m", args.email,
              "--server", args.server, "--agree-tos", "--non-interactive", "--no-eff-email", "--keep-until-expiring"], timeout=600)
-    write_atomic(RENEWAL_HOOK, b"#!/bin/sh\n# Installed by pycluster: renewed certificates take effect without a restart.\nnginx -t -q && systemctl reload nginx\n", 0o755)
+    write_atomic(RENEWAL_HOOK, b"#!/bin/sh\n# Installed by pycluster: renewed certificates take effect without a restart.\nnginx -t -q && python3 " + CONTRACT["agent"]["file"].encode() + b" nginx-reload\n", 0o755)
     tls = os.path.join(path("nginxSite"), "tls")
     wanted = {"fullchain.pem": os.path.join(live, "fullchain.pem"), "privkey.pem": os.path.join(live, "privkey.pem")}
     current = {name: os.readlink(os.path.join(tls, name)) if os.path.islink(os.path.join(tls, name)) else None for name in wanted}
@@ -77,6 +78,6 @@ def cmd_letsencrypt(args):
                     os.unlink(os.path.join(tls, name))
                     write_atomic(os.path.join(tls, name), content, 0o600 if name == "privkey.pem" else 0o644)
             raise Failure(f"nginx rejected the Let's Encrypt certificate; the previous one is back:\n{output}")
-        systemctl("reload", "nginx")
+        reload_nginx()
     systemctl("enable", "--now", "--quiet", "certbot.timer", check=False)
     log(f"letsencrypt: {args.domain} served with its certificate; renewal by certbot.timer")

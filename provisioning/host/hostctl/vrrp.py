@@ -15,8 +15,9 @@ import threading
 import time
 
 from .bundle import read_stdin_bundle
-from .common import Failure, http_status, is_active, log, read_bytes, reload_or_start, run, write_atomic
+from .common import Failure, http_status, is_active, log, proc_stat_texts, read_bytes, reload_or_start, run, write_atomic
 from .contract import CONTRACT, path
+from .nginx_reload import nginx_master_pid
 
 INTERFACE_TOKEN = CONTRACT["keepalived"]["interfaceToken"]
 KEEPALIVED_CONF = path("keepalivedConf")
@@ -224,27 +225,14 @@ NGINX_PROBE_SECONDS = 4.0
 # requests in flight (keepalived's journal in that run). A broken nginx is still found: dead or hung
 # workers use no CPU, and a closed listener answers at once.
 BUSY_WORKER_CORES = 0.1
-NGINX_PID_FILE = "/run/nginx.pid"
 UPSTREAM_PROBE_SECONDS = 4.0
 CHECK_LOG_IDENT = "pycluster-vrrp-check"
 
 
 def nginx_worker_cpu_seconds():
     """CPU seconds nginx's workers used so far (0 when nginx is not running)."""
-    try:
-        with open(NGINX_PID_FILE) as f:
-            master = int(f.read().strip())
-    except (OSError, ValueError):
-        return 0.0
-    texts = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    texts.append(f.read())
-            except OSError:  # a process that ended while listed
-                pass
-    return worker_cpu_seconds(texts, master, os.sysconf("SC_CLK_TCK"))
+    master = nginx_master_pid()
+    return worker_cpu_seconds(proc_stat_texts(), master, os.sysconf("SC_CLK_TCK")) if master else 0.0
 
 
 def nginx_alive(address, status_port):

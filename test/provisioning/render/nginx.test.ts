@@ -66,8 +66,24 @@ test("upstream: exactly the app nodes, shared zone, method before keepalive, pas
     assert.throws(() => renderNginxSite({ ...SITE, upstreams: [] }), /at least one app node/);
 });
 
+/** The proxying location; its twin for the moment before a reload must proxy the same way. */
+function proxyLocation(site: string): string {
+    const loc = block(site, /location \/ \{\n\s+if \(-f/);
+    const body = (text: string) => text.slice(text.indexOf("proxy_pass"), text.lastIndexOf("}"));
+    assert.equal(body(block(site, /location @closing \{/)), body(loc), "the closing twin proxies exactly as the location does");
+    return loc;
+}
+
+test("before a reload (the closing flag) requests go to the twin that closes each connection after its response", () => {
+    const site = renderNginxSite(SITE);
+    const loc = proxyLocation(site);
+    assert.match(loc, /^location \/ \{\n {8}if \(-f \/run\/pycluster\/nginx-closing\) \{\n {12}return 418;\n {8}\}\n {8}error_page 418 = @closing;\n {8}recursive_error_pages on;\n/);
+    assert.match(block(site, /location @closing \{/), /^location @closing \{\n {8}keepalive_timeout 0;\n/);
+    assert.match(block(site, /location @closing \{/), /error_page 502 503 = @overloaded;/, "the twin still answers overload with 503 + Retry-After");
+});
+
 test("proxying: HTTP/1.1 keepalive to the app, the seed's headers, bounded retries", () => {
-    const loc = block(renderNginxSite(SITE), /location \/ \{\n\s+proxy_pass/);
+    const loc = proxyLocation(renderNginxSite(SITE));
     for (const line of [
         "proxy_pass http://webapp;",
         "proxy_http_version 1.1;",
@@ -93,7 +109,7 @@ test("overload: a cluster-wide request rate, a node's max_conns, and every refus
     assert.ok(site.indexOf("limit_req_zone") < site.indexOf("upstream webapp"), "in the http context, before the servers");
     const up = block(site, /^upstream webapp/m);
     assert.deepEqual(up.match(/max_conns=\d+/g), ["max_conns=30000", "max_conns=30000"]);
-    const loc = block(site, /location \/ \{\n\s+proxy_pass/);
+    const loc = proxyLocation(site);
     assert.match(loc, /limit_req zone=webapp_rate burst=12000 nodelay;\n\s+limit_req_status 503;/);
     assert.match(loc, /error_page 502 503 = @overloaded;/, "a refused request or no node to take it: 503, never 502");
     const overloaded = block(site, /location @overloaded/);
