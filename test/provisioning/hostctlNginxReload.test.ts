@@ -8,44 +8,15 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "fs";
 import * as path from "path";
-import { CLOSING_LOCATION, NginxSiteOptions, renderNginxSite } from "../../provisioning/render/nginx";
+import { CLOSING_LOCATION, renderNginxSite } from "../../provisioning/render/nginx";
 import { hostPath } from "../../provisioning/hostContract";
 import { HOSTCTL_PRELUDE, SYSTEM_PYTHON, missingTools, py, sh, tempDir } from "../support/hostTools";
-
-const SITE: NginxSiteOptions = {
-    appName: "webapp",
-    nginxVersion: "1.22.1",
-    upstreams: [{ address: "127.0.0.1", port: 8000 }],
-    method: "least_conn",
-    keepalive: 16,
-    keepaliveTimeout: 60,
-    connectTimeout: 5,
-    readTimeout: 75,
-    clientMaxBodySize: "10m",
-    serverNames: ["203.0.113.50"],
-    hasDomain: false,
-    listenBacklog: 4096,
-    hstsMaxAge: 0,
-    statusListen: { address: "127.0.0.1", port: 8080 },
-    statusAllow: ["127.0.0.1"],
-    nextUpstreamTries: 3,
-};
-
-/** The rendered block that starts with `head`, whole. */
-function block(text: string, head: string): string {
-    const start = text.indexOf(head);
-    assert.ok(start >= 0, `no ${head}`);
-    let depth = 0;
-    for (let i = text.indexOf("{", start); i < text.length; i++) {
-        if (text[i] === "{") depth++;
-        if (text[i] === "}" && --depth === 0) return text.slice(start, i + 1);
-    }
-    throw new Error("unbalanced");
-}
+import { SITE, block } from "../support/nginxSite";
 
 /** nginx.conf for the test: the site's two proxy locations as rendered, the app a second server of the same nginx. */
 function nginxConf(dir: string, flag: string): string {
-    const site = renderNginxSite(SITE);
+    // The app is a second server of the same nginx; the site's sizing is the shared one's.
+    const site = renderNginxSite({ ...SITE, upstreams: [{ address: "127.0.0.1", port: 8000 }], overload: undefined });
     const locations = [block(site, "    location / {\n        if (-f"), block(site, `    location ${CLOSING_LOCATION} {`)].join("\n").split(hostPath("nginxClosingFlag")).join(flag);
     return `worker_processes 2;
 pid ${dir}/nginx.pid;

@@ -63,10 +63,17 @@ def point_symlink(link, target):
     os.replace(tmp, link)
 
 
+def stat_fields(text):
+    """
+    The fields of a /proc/<pid>/stat text after the command name: state, ppid, ... (utime and stime
+    are the 12th and 13th). The name may hold spaces and parentheses, so they start after its last ")".
+    """
+    return text[text.rfind(")") + 2:].split()
+
+
 def parse_stat(text):
-    """(pid, ppid) from the text of /proc/<pid>/stat; the command name may hold spaces and parentheses."""
-    fields = text[text.rfind(")") + 2:].split()
-    return int(text[: text.index(" ")]), int(fields[1])
+    """(pid, ppid) from the text of /proc/<pid>/stat."""
+    return int(text[: text.index(" ")]), int(stat_fields(text)[1])
 
 
 def children_in(stat_texts, parent):

@@ -15,7 +15,7 @@ import threading
 import time
 
 from .bundle import read_stdin_bundle
-from .common import Failure, http_status, is_active, log, proc_stat_texts, read_bytes, reload_or_start, run, write_atomic
+from .common import Failure, http_status, is_active, log, proc_stat_texts, read_bytes, reload_or_start, run, stat_fields, write_atomic
 from .contract import CONTRACT, path
 from .nginx_reload import nginx_master_pid
 
@@ -100,12 +100,11 @@ def any_answers(items, probe, timeout):
 def worker_cpu_seconds(stat_texts, master_pid, ticks_per_second):
     """
     CPU seconds (user + system) used so far by the children of `master_pid` (nginx's workers), from
-    the texts of /proc/<pid>/stat. The command name may hold spaces and parentheses, so the fields
-    are counted after its last ")": state, ppid, ... utime and stime are the 12th and 13th after it.
+    the texts of /proc/<pid>/stat.
     """
     total = 0
     for text in stat_texts:
-        fields = text[text.rfind(")") + 2:].split()
+        fields = stat_fields(text)
         if len(fields) > 12 and fields[1] == str(master_pid):
             total += int(fields[11]) + int(fields[12])
     return total / ticks_per_second
