@@ -110,7 +110,7 @@ async function underLoad<T>(name: string, action: (startedAt: number) => Promise
     console.log(line);
     const windows = probe.failedWindows(startedAt);
     if (windows.length) console.log(`  the probe's failures (from ${new Date(startedAt).toISOString().slice(11, 23)}): ${windows.join("; ")}`);
-    if (windows.length || failed) console.log(await nginxErrors(startedAt));
+    if (windows.length || failed) console.log(await nginxErrors(startedAt), "\n" + (await slowRequests(startedAt)));
     assert.ok(sent > 500, `the load ran (${sent} requests)`);
     return { sent, failed, recoverMs, probe, result, startedAt, wrk, connections };
 }
@@ -126,6 +126,36 @@ async function nginxErrors(sinceMs: number): Promise<string> {
         lines.push(...out.split("\n").filter(Boolean).map(l => `${lb.name}: ${l}`));
     }
     return ["  nginx's error log during the scenario:", ...(lines.length ? lines : ["(nothing)"])].join("\n    ");
+}
+
+/**
+ * Each running LB's slowest requests since `sinceMs` (its access log: 2 s or more), with where the
+ * time went (connecting to the app node, waiting for its header): whether a stall was in nginx, on
+ * the way to an app node, or in one.
+ */
+async function slowRequests(sinceMs: number): Promise<string> {
+    const filter = `import json, sys
+from datetime import datetime
+since = float(sys.argv[1])
+slow = []
+for line in open("/var/log/nginx/access.log", errors="replace"):
+    try:
+        e = json.loads(line)
+    except ValueError:
+        continue
+    end = datetime.fromisoformat(e["time"]).timestamp()
+    if end >= since and float(e["request_time"]) >= 2:
+        slow.append((end - float(e["request_time"]), e))
+for start, e in sorted(slow, key=lambda x: x[0])[:40]:
+    print(f'started {datetime.utcfromtimestamp(start).strftime("%H:%M:%S.%f")[:12]} took {e["request_time"]} s, {e["status"]} {e["uri"]} from {e["remote_addr"]}: upstream {e["upstream_addr"]} ({e["upstream_status"]}) connect {e["upstream_connect_time"]} header {e["upstream_header_time"]}')
+`;
+    const lines: string[] = [];
+    for (const lb of lbs) {
+        if (!up.cloud.hosts().some(h => h.name === lb.name && h.running)) continue;
+        const out = (await up.cloud.consoleRun(lb.name, `python3 - ${sinceMs / 1000}`, filter)).stdout;
+        lines.push(...out.split("\n").filter(Boolean).map(l => `${lb.name}: ${l}`));
+    }
+    return ["  requests of 2 s or more in the LBs' access logs:", ...(lines.length ? lines : ["(none)"])].join("\n    ");
 }
 
 /** Reloads of `lb`'s nginx since `sinceMs` (hostctl applies a configuration with systemctl reload). */
@@ -239,7 +269,9 @@ async function upstreamOf(lbIp: string): Promise<string[]> {
 r("4. scaling the app tier 2 -> 3 -> 2 under load: the upstream changes on both LBs, the address stays; 0 failed requests", async () => {
     const before = await holder();
     const nodes = up.outputs.appPrivateIps.length;
-    for (const count of [nodes + 1, nodes]) {
+    // PYCLUSTER_PAIR_SCALE_ROUNDS repeats the 2 -> 3 -> 2 round, to chase the stall below.
+    const rounds = Number(process.env.PYCLUSTER_PAIR_SCALE_ROUNDS ?? 1);
+    for (const count of Array.from({ length: rounds }, () => [nodes + 1, nodes]).flat()) {
         // 2 x 8 connections: at 2 x 32 the two vCPUs went to wrk and TLS, and each up took over 3 minutes.
         const o = await underLoad(`app tier ${count === nodes ? `back to ${count}` : `${nodes} -> ${count}`} (both LBs, 16 connections)`, async () => localUp(opts({ appNodeCount: String(count) })), { connections: 8 });
         const ips = (o.result.outputs.appPrivateIps as string[]).map(ip => `${ip}:8000`).sort();
