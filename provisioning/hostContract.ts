@@ -21,7 +21,7 @@ interface CommandSpec {
 const CONTRACT = CONTRACT_JSON as unknown as {
     agent: { dir: string; file: string };
     bundle: { header: string; namePattern: string };
-    keepalived: { interfaceToken: string };
+    keepalived: { interfaceToken: string; verdictUrlPath: string };
     paths: Record<string, string>;
     files: Record<string, Record<string, string | { path: string; service: string; reloadable?: boolean }>>;
     commands: Record<string, CommandSpec>;
@@ -32,6 +32,12 @@ export const AGENT = CONTRACT.agent;
 
 /** What hostctl replaces, in a keepalived.conf, with the interface holding the host's private address. */
 export const KEEPALIVED_INTERFACE_TOKEN = CONTRACT.keepalived.interfaceToken;
+
+/**
+ * Where an LB of the pair publishes, on its status listener, whether its health check reaches an
+ * upstream (the file lbUpstreamVerdict): the peer's check reads it before letting go of the address.
+ */
+export const LB_VERDICT_URL_PATH = CONTRACT.keepalived.verdictUrlPath;
 
 /** The bundle format's first line and the file names it allows. */
 export const BUNDLE = { header: CONTRACT.bundle.header, name: new RegExp(CONTRACT.bundle.namePattern) };
@@ -65,6 +71,7 @@ export type HostPathName =
     | "keepalivedBootstrap"
     | "vrrpState"
     | "vrrpMetrics"
+    | "lbUpstreamVerdict"
     | "nodeExporterTextfiles";
 
 /** A path of the contract with its {placeholders} filled in (every placeholder must be given). */

@@ -1,7 +1,7 @@
 import { StackConfig } from "../config/types";
 import { BundleFile } from "./render/bundle";
 import { kernelFiles } from "./kernelFiles";
-import { AGENT, hostctlCommand, hostPath, KEEPALIVED_INTERFACE_TOKEN } from "./hostContract";
+import { AGENT, hostctlCommand, hostPath, KEEPALIVED_INTERFACE_TOKEN, LB_VERDICT_URL_PATH } from "./hostContract";
 import { PAIR_HEALTH_TIMING, renderKeepalivedConf, virtualRouterId } from "./render/keepalived";
 import { stackRolloutPlan } from "./rollout";
 import { renderNginxMain, renderNginxSite } from "./render/nginx";
@@ -83,6 +83,7 @@ export function lbNginxFiles(cfg: StackConfig, rt: LbRuntime): BundleFile[] {
                 hstsMaxAge: lb.hstsMaxAge,
                 statusListen: { address: rt.privateIp ?? cfg.network.lbIp, port: lb.statusPort },
                 statusAllow: [cfg.network.cidr, "127.0.0.1"],
+                ...(cfg.network.pair ? { pairVerdict: { urlPath: LB_VERDICT_URL_PATH, file: hostPath("lbUpstreamVerdict") } } : {}),
                 staticFiles: lb.staticFiles ? { urlPath: lb.staticFiles.urlPath, root: staticRoot(cfg) } : undefined,
                 nextUpstreamTries: stackRolloutPlan(cfg).nextUpstreamTries,
                 acmePeer: cfg.lb.tls.mode === "letsencrypt" ? pairPeer(cfg, rt.privateIp ?? cfg.network.lbIp) : undefined,
@@ -115,7 +116,7 @@ export function lbKeepalivedConf(cfg: StackConfig, own: string, o: { bootstrap: 
     const pair = cfg.network.pair;
     if (!pair) throw new Error("internal: keepalived is for a pair of load balancers (lbCount 2)");
     const peer = pairPeer(cfg, own)!;
-    const check = hostctlCommand("vrrp-check", { address: own, "status-port": cfg.lb.statusPort });
+    const check = hostctlCommand("vrrp-check", { address: own, peer, "status-port": cfg.lb.statusPort });
     return renderKeepalivedConf({
         cluster: `${cfg.project}-${cfg.stack}`,
         virtualRouterId: virtualRouterId(`${cfg.project}-${cfg.stack}`),

@@ -127,6 +127,11 @@ export interface NginxSiteOptions {
     statusListen: { address: string; port: number };
     /** Networks allowed to read stub_status. */
     statusAllow: string[];
+    /**
+     * An LB of a pair: the status listener also serves the file its health check writes (whether it
+     * reaches an upstream) at urlPath, for the peer's check.
+     */
+    pairVerdict?: { urlPath: string; file: string };
     staticFiles?: { urlPath: string; root: string };
     /** Attempts per request: a whole rollout batch may refuse new connections at once. */
     nextUpstreamTries: number;
@@ -410,6 +415,15 @@ function statusServer(o: NginxSiteOptions): string[] {
         `    location = /stub_status {`,
         `        stub_status;`,
         `    }`,
+        ...(o.pairVerdict
+            ? [
+                  // Date and Last-Modified both come from this LB's clock: the peer tells a stale verdict without comparing clocks.
+                  `    location = ${o.pairVerdict.urlPath} {`,
+                  `        alias ${o.pairVerdict.file};`,
+                  `        default_type application/json;`,
+                  `    }`,
+              ]
+            : []),
         `    location / {`,
         `        return 404;`,
         `    }`,

@@ -26,34 +26,74 @@ test("the interface token is filled in everywhere; a configuration without it is
 
 const SITE = "upstream webapp {\\n    server 10.0.0.3:8000 max_fails=1;\\n    server 10.0.0.4:8000 max_fails=1 down;\\n}\\n";
 
-/** health(site, nginx answers?, answering upstreams) as the check sees it, with the upstreams it asked. */
-function health(site: string | null, nginx: boolean, answering: string[]): { problem: string; asked: string[] } {
+/**
+ * health(site, nginx answers?, answering upstreams, the peer reaches one?) as the check sees it: the
+ * problem, the notice, the upstreams it asked, the verdicts it published and whether it asked the peer.
+ */
+function health(site: string | null, nginx: boolean, answering: string[], peerReaches = false) {
     const out = py(
-        `asked = []\n` +
+        `asked, published, peer_asked = [], [], []\n` +
             `def up(s):\n    asked.append(s)\n    return s in ${JSON.stringify(answering)}\n` +
+            `def peer():\n    peer_asked.append(1)\n    return ${peerReaches ? "True" : "False"}\n` +
             `site = ${site === null ? "None" : `b"${site}"`}\n` +
-            `print(h.health(site, lambda: ${nginx ? "True" : "False"}, up)); print(",".join(asked))`,
+            `problem, notice = h.health(site, lambda: ${nginx ? "True" : "False"}, up, peer, published.append)\n` +
+            `print(problem); print(notice); print(",".join(asked)); print(",".join(map(str, published))); print(bool(peer_asked))`,
     );
-    const [problem, asked] = out.split("\n");
-    return { problem, asked: asked ? asked.split(",") : [] };
+    const [problem, notice, asked, published, peerAsked] = out.split("\n");
+    return { problem, notice, asked: asked ? asked.split(",") : [], published: published ? published.split(",") : [], peerAsked: peerAsked === "True" };
 }
 
 test("an LB without its nginx configuration yet counts as healthy (the pair stays reachable during the first push)", () => {
-    assert.equal(health(null, false, []).problem, "None");
+    const h = health(null, false, []);
+    assert.equal(h.problem, "None");
+    assert.deepEqual(h.published, [], "nothing to publish before the first push");
 });
 
-test("once configured: healthy only when nginx answers and an upstream in rotation answers", () => {
-    assert.equal(health(SITE, true, ["10.0.0.3:8000"]).problem, "None");
-    assert.match(health(SITE, false, ["10.0.0.3:8000"]).problem, /nginx does not answer/);
-    const down = health(SITE, true, ["10.0.0.4:8000"]);
-    assert.match(down.problem, /no upstream in rotation answers \(1 in rotation\)/);
+test("once configured: healthy when nginx answers and an upstream in rotation answers; it publishes whether it reaches one", () => {
+    const ok = health(SITE, true, ["10.0.0.3:8000"], true);
+    assert.equal(ok.problem, "None");
+    assert.deepEqual(ok.published, ["True"]);
+    assert.equal(ok.peerAsked, false, "a healthy LB does not ask its peer");
+    const dead = health(SITE, false, ["10.0.0.3:8000"], true);
+    assert.match(dead.problem, /nginx does not answer/);
+    assert.deepEqual(dead.published, ["False"], "an LB whose nginx does not answer reaches nothing for its clients");
+});
+
+test("no upstream answers here but the peer reaches one: unhealthy, the address goes where requests can be served", () => {
+    const down = health(SITE, true, ["10.0.0.4:8000"], true);
+    assert.match(down.problem, /no upstream in rotation answers \(1 in rotation\); the peer reaches one/);
     assert.deepEqual(down.asked, ["10.0.0.3:8000"], "a drained server is not asked, and does not count");
+    assert.deepEqual(down.published, ["False"]);
+});
+
+test("no upstream answers from either LB (every app node down): the holder keeps the address and says why, so clients get nginx's 503 instead of no answer", () => {
+    const both = health(SITE, true, [], false);
+    assert.equal(both.problem, "None");
+    assert.match(both.notice, /nor from the peer: keeping the address/);
+    assert.equal(both.peerAsked, true);
+    assert.deepEqual(both.published, ["False"]);
 });
 
 test("with nothing admitted yet (every server drained), nginx alone decides: both LBs never let go of the address on a first rollout", () => {
     const drained = "upstream webapp {\\n    server 10.0.0.3:8000 down;\\n}\\n";
     assert.equal(health(drained, true, []).problem, "None");
     assert.match(health(drained, false, []).problem, /nginx does not answer/);
+});
+
+test("the peer's verdict counts only when its nginx served it, its check wrote it within 15 s by the peer's own clock, and it says reaches_upstream true", () => {
+    const verdict = (status: number, date: string | null, modified: string | null, body: string) =>
+        py(`print(h.peer_verdict(${status}, ${date === null ? "None" : JSON.stringify(date)}, ${modified === null ? "None" : JSON.stringify(modified)}, ${JSON.stringify(body)}.encode()))`).trim();
+    const yes = py(`print(h.verdict_text(True), end="")`);
+    const no = py(`print(h.verdict_text(False), end="")`);
+    const date = "Fri, 04 Dec 2026 11:40:10 GMT";
+    assert.equal(verdict(200, date, "Fri, 04 Dec 2026 11:40:08 GMT", yes), "True");
+    assert.equal(verdict(200, date, "Fri, 04 Dec 2026 11:39:55 GMT", yes), "True", "15 s old: the limit");
+    assert.equal(verdict(200, date, "Fri, 04 Dec 2026 11:39:54 GMT", yes), "False", "its check stopped writing");
+    assert.equal(verdict(200, date, "Fri, 04 Dec 2026 11:40:08 GMT", no), "False");
+    assert.equal(verdict(404, date, "Fri, 04 Dec 2026 11:40:08 GMT", yes), "False", "no verdict published (a single LB, or before its first check)");
+    assert.equal(verdict(200, date, null, yes), "False");
+    assert.equal(verdict(200, date, "Fri, 04 Dec 2026 11:40:08 GMT", "{not json"), "False");
+    assert.equal(verdict(200, date, "Fri, 04 Dec 2026 11:40:08 GMT", '{"reaches_upstream": "yes"}'), "False");
 });
 
 test("nginx's workers' CPU comes from /proc/<pid>/stat: the children of the master, utime + stime, a command name with spaces and parentheses parsed right", () => {
@@ -93,6 +133,7 @@ test("hostctl's parser takes keepalived's notify arguments and the check's flags
     const r = hostctl(["vrrp-check", "--help"]);
     assert.equal(r.code, 0, r.output);
     assert.match(r.output, /--status-port/);
+    assert.match(r.output, /--peer/);
     assert.match(hostctl(["vrrp-notify", "--help"]).output, /event/);
     assert.match(hostctl(["keepalived", "--help"]).output, /--address/);
 });

@@ -12,6 +12,7 @@ import { e2eSkipReason, onHost, seconds } from "../e2e/support";
 import { keepalivedEvents, pairScenario } from "../support/keepalivedJournal";
 import { prepareLoadgenCgroup, removeLoadgenCgroup, startH2load, stopLoadGenerators } from "../../bench/lib/loadgen";
 import { closedLoop, rampPlan } from "../../bench/lib/calibration";
+import { runInNetns } from "../../local/exec";
 
 const STACK = "pair";
 // Verbose: every step of every `up`, with the time it ended (to line up with the probe's failure windows).
@@ -318,4 +319,61 @@ r("5. split brain: VRRP between the LBs cut -> both hold the address and the ale
     const one = await waitFor("one holder again", async () => (await holders()).length === 1, 15_000);
     console.log(`VRRP restored: one holder after ${seconds(one)}`);
     await waitFor("LbSplitBrain resolves", async () => !(await firing()).includes("LbSplitBrain"), 120_000);
+});
+
+/** A status and its Retry-After from the public address, from the internet (curl in a client namespace). */
+async function publicAnswer(): Promise<{ status: number; retryAfter?: string }> {
+    const r = await runInNetns(up.cloud.clients[1].netns, ["curl", "-sk", "-o", "/dev/null", "-D", "-", "--max-time", "5", `https://${up.outputs.lbPublicIp}/`], { allowFailure: true });
+    const status = Number(/^HTTP\/\S+ (\d+)/m.exec(r.stdout)?.[1] ?? 0);
+    return { status, retryAfter: /^retry-after: *(\S+)/im.exec(r.stdout)?.[1] };
+}
+
+/** The app nodes' host names in the local cloud. */
+const appHosts = () => up.cloud.hosts().filter(h => (up.outputs.appPrivateIps as string[]).includes(h.privateIp)).map(h => h.name);
+
+r("6. every app node down: the holder keeps the address and answers 503 + Retry-After; the holder cut off from the app nodes: the address moves to the LB that reaches them", async () => {
+    const before = await holder();
+    const peer = lbs.find(l => l.name !== before)!;
+    const apps = appHosts();
+    assert.equal(apps.length, up.outputs.appPrivateIps.length);
+    const since = Date.now();
+    for (const app of apps) await up.cloud.consoleRun(app, "systemctl stop webapp");
+    try {
+        // Three failed checks in a row would FAULT an LB: 2 s apart, each up to 4.5 s probing the nodes.
+        await new Promise(res => setTimeout(res, 25_000));
+        const answer = await publicAnswer();
+        console.log(`every app node stopped: the public address answers ${answer.status} (Retry-After ${answer.retryAfter}); holders ${JSON.stringify(await holders())}`);
+        assert.deepEqual(await holders(), [before], "the address stays: neither LB reaches an app node, so moving it would only drop connections");
+        assert.equal(answer.status, 503);
+        assert.ok(answer.retryAfter, "503 with Retry-After");
+        const events = await vrrpEvents(since);
+        assert.deepEqual(events.filter(l => /Entering|FAULT/.test(l)), [], "no VRRP state change");
+        assert.ok(events.some(l => /nor from the peer: keeping the address/.test(l)), `the check says why it keeps the address:\n${events.join("\n")}`);
+    } finally {
+        for (const app of apps) await up.cloud.consoleRun(app, "systemctl start webapp");
+    }
+    await waitFor("the site answers 200 again", async () => (await publicAnswer()).status === 200, 60_000);
+
+    // Now only the holder loses the app nodes (their firewalls drop its connections): its peer reaches
+    // them, so the holder lets go of the address and the peer serves.
+    const holderIp = lbs.find(l => l.name === before)!.privateIp;
+    const block = `add table inet pyc_test\nadd chain inet pyc_test input { type filter hook input priority -10; }\nadd rule inet pyc_test input ip saddr ${holderIp} tcp dport 8000 drop\n`;
+    const cutAt = Date.now();
+    for (const app of apps) await runInNetns(up.cloud.host(app).netns, ["nft", "-f", "-"], { input: block });
+    let moved: number;
+    try {
+        moved = await waitFor(`the address moves to ${peer.name}`, async () => JSON.stringify(await holders()) === JSON.stringify([peer.name]), 60_000);
+        const answer = await publicAnswer();
+        console.log(`holder cut off from the app nodes: the address moved to ${peer.name} after ${seconds(moved)}; the public address answers ${answer.status}`);
+        assert.equal(answer.status, 200);
+    } finally {
+        for (const app of apps) await runInNetns(up.cloud.host(app).netns, ["nft", "delete", "table", "inet", "pyc_test"], { allowFailure: true });
+    }
+    // Reconnected, the former holder rejoins as backup: nopreempt, the address stays.
+    await new Promise(res => setTimeout(res, 15_000));
+    assert.deepEqual(await holders(), [peer.name]);
+    const events = await vrrpEvents(cutAt);
+    assert.ok(events.some(l => /the peer reaches one/.test(l)), `the holder's check said why it let go:\n${events.join("\n")}`);
+    summary.push(`every app node down | - | - | address kept, 503 + Retry-After`);
+    summary.push(`holder cut off from the app nodes | - | - | address on the peer after ${seconds(moved)}`);
 });

@@ -24,6 +24,8 @@ KEEPALIVED_CONF = path("keepalivedConf")
 STATE_FILE = path("vrrpState")
 METRICS_FILE = path("vrrpMetrics")
 SITE_CONF = path("nginxSiteConf")
+VERDICT_FILE = path("lbUpstreamVerdict")
+VERDICT_URL_PATH = CONTRACT["keepalived"]["verdictUrlPath"]
 
 # --- pure helpers ------------------------------------------------------------------
 
@@ -49,26 +51,63 @@ def in_rotation(site_text):
     return [server for server, up in upstream_state(site_text).items() if up]
 
 
-def health(site_text, nginx_answers, upstream_answers):
+def health(site_text, nginx_answers, upstream_answers, peer_reaches_upstream, record_verdict):
     """
-    None when healthy, else why not. An LB without its nginx configuration (before the first push)
-    counts as healthy, so the pair stays reachable while the program configures it; once configured,
-    healthy = nginx answers locally and at least one upstream in rotation answers (or none is in
-    rotation yet).
+    (problem, notice): problem is None when healthy, else why not. An LB without its nginx
+    configuration (before the first push) counts as healthy, so the pair stays reachable while the
+    program configures it; once configured, healthy = nginx answers locally and at least one upstream
+    in rotation answers (or none is in rotation yet), or none answers from the peer either.
     `nginx_answers()` is asked first; `upstream_answers(server)` is asked of every server in rotation
     at once, and the first yes decides (a dead node's probe does not delay a live one's).
+    `record_verdict(reaches)` publishes whether this LB reaches an upstream, for its peer's check;
+    `peer_reaches_upstream()` reads the peer's.
     """
     if site_text is None:
-        return None
+        return None, None
     if not nginx_answers():
-        return "nginx does not answer"
+        record_verdict(False)
+        return "nginx does not answer", None
     servers = in_rotation(site_text)
     # Nothing admitted yet (a first rollout: new nodes wait drained for their admit step, which comes
     # through this address): nginx alone decides, or both LBs would let go of the address and with it
     # the program's only way in.
-    if servers and not any_answers(servers, upstream_answers, UPSTREAM_PROBE_SECONDS + 0.5):
-        return f"no upstream in rotation answers ({len(servers)} in rotation)"
-    return None
+    if not servers:
+        record_verdict(False)
+        return None, None
+    reaches = any_answers(servers, upstream_answers, UPSTREAM_PROBE_SECONDS + 0.5)
+    record_verdict(reaches)
+    if reaches:
+        return None, None
+    # Moving the address drops every connection this LB holds; it helps only if the peer can do better.
+    # With every app node down for both (a bad release, a network cut), both LBs letting go would leave
+    # the public address unanswered: clients would time out instead of getting nginx's 503 + Retry-After.
+    if peer_reaches_upstream():
+        return f"no upstream in rotation answers ({len(servers)} in rotation); the peer reaches one", None
+    return None, f"no upstream in rotation answers ({len(servers)} in rotation), nor from the peer: keeping the address (nginx answers 503)"
+
+
+def verdict_text(reaches):
+    """What this LB's check publishes for its peer: whether it reaches an upstream in rotation."""
+    return json.dumps({"reaches_upstream": bool(reaches)}) + "\n"
+
+
+def peer_verdict(status, date_header, last_modified_header, body, max_age=None):
+    """
+    Whether the peer's published verdict says it reaches an upstream: its nginx served the file (200),
+    the peer's check wrote it at most `max_age` seconds before (Last-Modified against Date, both from the
+    peer's clock: no clock skew between the LBs counts), and it says so. Anything else (no answer, an
+    old file, a verdict from a check that stopped running) is a no: the address stays.
+    """
+    from email.utils import parsedate_to_datetime
+    max_age = VERDICT_MAX_AGE_SECONDS if max_age is None else max_age
+    if status != 200 or not date_header or not last_modified_header:
+        return False
+    try:
+        age = (parsedate_to_datetime(date_header) - parsedate_to_datetime(last_modified_header)).total_seconds()
+        verdict = json.loads(body)
+    except (TypeError, ValueError):
+        return False
+    return 0 <= age <= max_age and isinstance(verdict, dict) and verdict.get("reaches_upstream") is True
 
 
 def any_answers(items, probe, timeout):
@@ -225,6 +264,10 @@ NGINX_PROBE_SECONDS = 4.0
 # workers use no CPU, and a closed listener answers at once.
 BUSY_WORKER_CORES = 0.1
 UPSTREAM_PROBE_SECONDS = 4.0
+# The peer's verdict counts while it is this fresh: its check writes one every 2 s (PAIR_HEALTH_TIMING),
+# and a check may take up to 10 s.
+VERDICT_MAX_AGE_SECONDS = 15
+PEER_PROBE_SECONDS = 1.0
 CHECK_LOG_IDENT = "pycluster-vrrp-check"
 
 
@@ -247,17 +290,37 @@ def nginx_alive(address, status_port):
     return True
 
 
+def record_verdict(reaches):
+    write_atomic(VERDICT_FILE, verdict_text(reaches).encode(), 0o644)
+
+
+def peer_reaches_upstream(peer, status_port):
+    """The peer's verdict, from its nginx status listener (served from the file its check writes)."""
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen(f"http://{peer}:{status_port}{VERDICT_URL_PATH}", timeout=PEER_PROBE_SECONDS) as resp:
+            return peer_verdict(resp.status, resp.headers.get("Date"), resp.headers.get("Last-Modified"), resp.read(4096))
+    except (OSError, ValueError):
+        return False
+
+
 def cmd_vrrp_check(args):
     # An upstream counts as up when it accepts connections, not when its health path answers fast:
     # both LBs see the same app nodes, so a latency verdict is the same on both, and under load
     # (slow answers from busy workers) it made both LBs FAULT at once: no address at all.
     started = time.monotonic()
     site = read_bytes(SITE_CONF)
-    problem = health(
+    problem, notice = health(
         site,
         lambda: nginx_alive(args.address, args.status_port),
         lambda server: accepts_connections(server, timeout=UPSTREAM_PROBE_SECONDS),
+        lambda: peer_reaches_upstream(args.peer, args.status_port),
+        record_verdict,
     )
+    if notice:
+        syslog.openlog(CHECK_LOG_IDENT)
+        syslog.syslog(syslog.LOG_NOTICE, notice)
     if problem:
         # keepalived logs only the exit status; the reason goes to the journal, next to its lines.
         reason = f"{problem} (check took {time.monotonic() - started:.1f} s)"

@@ -151,6 +151,13 @@ test("hidden files denied; static files with HSTS repeated; status listener priv
     const status = block(site, /server \{\n\s+listen 127\.0\.0\.1:8080;/);
     assert.match(status, /allow 10\.120\.0\.0\/24;\s+allow 127\.0\.0\.1;\s+deny all;/);
     assert.match(status, /location = \/stub_status \{\s+stub_status;/);
+    assert.doesNotMatch(status, /verdict/, "a single LB publishes no health verdict");
+});
+
+test("a pair's LB publishes its check's verdict on the status listener (private), from the file the check writes", () => {
+    const site = renderNginxSite({ ...SITE, pairVerdict: { urlPath: "/pycluster-upstream-verdict", file: "/run/pycluster/upstream-verdict.json" } });
+    const status = block(site, /server \{\n\s+listen 127\.0\.0\.1:8080;/);
+    assert.match(status, /deny all;[\s\S]*location = \/pycluster-upstream-verdict \{\s+alias \/run\/pycluster\/upstream-verdict\.json;\s+default_type application\/json;\s+\}/);
 });
 
 // --- the real nginx ---------------------------------------------------------
@@ -196,6 +203,7 @@ test("every rendered variant passes nginx -t of the installed nginx", { skip: mi
         { staticFiles: { urlPath: "/static/", root: "/var/www/webapp/static" } },
         { upstreams: [{ address: "10.120.0.3", port: 8000, down: true }, { address: "10.120.0.4", port: 8000 }] },
         { overload: undefined },
+        { pairVerdict: { urlPath: "/pycluster-upstream-verdict", file: "/run/pycluster/upstream-verdict.json" } },
         { overload: { requestRate: 5, requestBurst: 5, perNodeConnections: 1, retryAfterSeconds: 30 } },
     ];
     for (const v of variants) {
