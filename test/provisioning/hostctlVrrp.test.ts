@@ -203,3 +203,11 @@ test("a busy upstream (its accept queue full for 1.5 s) is up within the check's
     );
     assert.deepEqual(out.trim().split("\n"), ["False", "True"]);
 });
+
+test("the check's verdict directory stays traversable by nginx's workers under a umask of 077, and a narrower one is widened", () => {
+    const out = py(
+        `import os, tempfile\nbase = tempfile.mkdtemp()\nos.umask(0o077)\nd = os.path.join(base, "run", "pycluster")\nh.ensure_shared_dir(d)\nprint(oct(os.stat(d).st_mode & 0o777))\n` +
+            `os.chmod(d, 0o700)\nh.ensure_shared_dir(d)\nprint(oct(os.stat(d).st_mode & 0o777))\nimport shutil\nshutil.rmtree(base)`,
+    );
+    assert.deepEqual(out.trim().split("\n"), ["0o755", "0o755"]);
+});

@@ -328,14 +328,14 @@ async function publicAnswer(): Promise<{ status: number; retryAfter?: string }> 
     return { status, retryAfter: /^retry-after: *(\S+)/im.exec(r.stdout)?.[1] };
 }
 
-/** The app nodes' host names in the local cloud. */
-const appHosts = () => up.cloud.hosts().filter(h => (up.outputs.appPrivateIps as string[]).includes(h.privateIp)).map(h => h.name);
+/** The app nodes running in the local cloud now (scenario 4 changed their number after the first up). */
+const appHosts = () => up.cloud.hosts().filter(h => h.running && /-app-\d+$/.test(h.name)).map(h => h.name);
 
 r("6. every app node down: the holder keeps the address and answers 503 + Retry-After; the holder cut off from the app nodes: the address moves to the LB that reaches them", async () => {
     const before = await holder();
     const peer = lbs.find(l => l.name !== before)!;
     const apps = appHosts();
-    assert.equal(apps.length, up.outputs.appPrivateIps.length);
+    assert.ok(apps.length >= 2, JSON.stringify(apps));
     const since = Date.now();
     for (const app of apps) await up.cloud.consoleRun(app, "systemctl stop webapp");
     try {

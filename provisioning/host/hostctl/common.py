@@ -35,6 +35,19 @@ def read_bytes(path):
         return None
 
 
+def ensure_shared_dir(directory):
+    """
+    A root-owned directory other users may traverse (0755) whatever the caller's umask. The
+    /run/pycluster that keepalived's check created first (its umask is keepalived's, not a login
+    shell's) kept nginx's workers from the closing flag and the verdict file in it: EACCES on each
+    stat, and the peer could not read the verdict (pair suite scenario 6). An existing directory
+    with a narrower mode is widened.
+    """
+    os.makedirs(directory, exist_ok=True)
+    if os.stat(directory).st_mode & 0o777 != 0o755:
+        os.chmod(directory, 0o755)
+
+
 def write_atomic(path, content, mode, owner="root", group="root"):
     """Write beside the target, then rename: readers see the old or the new file, never half."""
     directory = os.path.dirname(path)

@@ -16,7 +16,7 @@ down; the new ones serve keep-alive again. Same wrk run with this: 0 failed.
 import os
 import time
 
-from .common import child_pids, is_active, log, reload_or_start
+from .common import child_pids, ensure_shared_dir, is_active, log, reload_or_start
 from .contract import path
 
 CLOSING_FLAG = path("nginxClosingFlag")
@@ -64,7 +64,7 @@ def nginx_workers():
 
 def set_closing(flag, on):
     if on:
-        os.makedirs(os.path.dirname(flag), mode=0o755, exist_ok=True)
+        ensure_shared_dir(os.path.dirname(flag))
         with open(flag, "w") as f:
             f.write(f"{os.getpid()}\n")
         os.chmod(flag, 0o644)

@@ -15,7 +15,7 @@ import threading
 import time
 
 from .bundle import read_stdin_bundle
-from .common import Failure, http_status, is_active, log, proc_stat_texts, read_bytes, reload_or_start, run, stat_fields, write_atomic
+from .common import Failure, ensure_shared_dir, http_status, is_active, log, proc_stat_texts, read_bytes, reload_or_start, run, stat_fields, write_atomic
 from .contract import CONTRACT, path
 from .nginx_reload import nginx_master_pid
 
@@ -291,6 +291,8 @@ def nginx_alive(address, status_port):
 
 
 def record_verdict(reaches):
+    # nginx's workers serve it: the directory must stay traversable under keepalived's umask.
+    ensure_shared_dir(os.path.dirname(VERDICT_FILE))
     write_atomic(VERDICT_FILE, verdict_text(reaches).encode(), 0o644)
 
 
