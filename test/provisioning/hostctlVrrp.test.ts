@@ -134,6 +134,10 @@ test("hostctl's parser takes keepalived's notify arguments and the check's flags
     assert.equal(r.code, 0, r.output);
     assert.match(r.output, /--status-port/);
     assert.match(r.output, /--peer/);
+    // The check line of an earlier push (no --peer) still parses: keepalived runs it until the new keepalived.conf arrives.
+    const parse = (argv: string[]) => py(`from hostctl import cli\na = cli.parser().parse_args(${JSON.stringify(argv)})\nprint(a.address, a.peer, a.status_port)`).trim();
+    assert.equal(parse(["vrrp-check", "--address", "10.0.0.2", "--status-port", "8080"]), "10.0.0.2 None 8080");
+    assert.equal(parse(["vrrp-check", "--address", "10.0.0.2", "--peer", "10.0.0.3", "--status-port", "8080"]), "10.0.0.2 10.0.0.3 8080");
     assert.match(hostctl(["vrrp-notify", "--help"]).output, /event/);
     assert.match(hostctl(["keepalived", "--help"]).output, /--address/);
 });

@@ -317,7 +317,9 @@ def cmd_vrrp_check(args):
         site,
         lambda: nginx_alive(args.address, args.status_port),
         lambda server: accepts_connections(server, timeout=UPSTREAM_PROBE_SECONDS),
-        lambda: peer_reaches_upstream(args.peer, args.status_port),
+        # Optional: the keepalived.conf of an earlier push, which keepalived runs until this push's
+        # keepalived step, has no --peer; a required flag would fail the check on both LBs in between.
+        lambda: bool(args.peer) and peer_reaches_upstream(args.peer, args.status_port),
         record_verdict,
     )
     if notice:
