@@ -120,13 +120,19 @@ async function underLoad<T>(name: string, action: (startedAt: number) => Promise
 async function nginxErrors(sinceMs: number): Promise<string> {
     // nginx stamps its log in the host's local time, UTC on the local hosts: "2026/12/03 21:05:01".
     const since = new Date(sinceMs).toISOString().slice(0, 19).replace("T", " ").replace(/-/g, "/");
+    const lines = await onRunningLbs(`awk -v s=${JSON.stringify(since)} '($1" "$2) >= s' /var/log/nginx/error.log | tail -n 40`);
+    return ["  nginx's error log during the scenario:", ...(lines.length ? lines : ["(nothing)"])].join("\n    ");
+}
+
+/** The output lines of `script` (stdin `input`) on each running LB's console, each prefixed with the LB's name. */
+async function onRunningLbs(script: string, input?: string): Promise<string[]> {
     const lines: string[] = [];
     for (const lb of lbs) {
         if (!up.cloud.hosts().some(h => h.name === lb.name && h.running)) continue;
-        const out = (await up.cloud.consoleRun(lb.name, `awk -v s=${JSON.stringify(since)} '($1" "$2) >= s' /var/log/nginx/error.log | tail -n 40`)).stdout;
+        const out = (await up.cloud.consoleRun(lb.name, script, input)).stdout;
         lines.push(...out.split("\n").filter(Boolean).map(l => `${lb.name}: ${l}`));
     }
-    return ["  nginx's error log during the scenario:", ...(lines.length ? lines : ["(nothing)"])].join("\n    ");
+    return lines;
 }
 
 /**
@@ -150,12 +156,7 @@ for line in open("/var/log/nginx/access.log", errors="replace"):
 for start, e in sorted(slow, key=lambda x: x[0])[:40]:
     print(f'started {datetime.utcfromtimestamp(start).strftime("%H:%M:%S.%f")[:12]} took {e["request_time"]} s, {e["status"]} {e["uri"]} from {e["remote_addr"]}: upstream {e["upstream_addr"]} ({e["upstream_status"]}) connect {e["upstream_connect_time"]} header {e["upstream_header_time"]}')
 `;
-    const lines: string[] = [];
-    for (const lb of lbs) {
-        if (!up.cloud.hosts().some(h => h.name === lb.name && h.running)) continue;
-        const out = (await up.cloud.consoleRun(lb.name, `python3 - ${sinceMs / 1000}`, filter)).stdout;
-        lines.push(...out.split("\n").filter(Boolean).map(l => `${lb.name}: ${l}`));
-    }
+    const lines = await onRunningLbs(`python3 - ${sinceMs / 1000}`, filter);
     return ["  requests of 2 s or more in the LBs' access logs:", ...(lines.length ? lines : ["(none)"])].join("\n    ");
 }
 
