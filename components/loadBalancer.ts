@@ -6,7 +6,7 @@ import { StackConfig } from "../config/types";
 import { lbAddresses, lbExtraPackages, lbKeepalivedConf, lbKeepalivedFiles, lbKernelFiles, lbNginxFiles, lbPackages } from "../provisioning/lbFiles";
 import { AppArchive } from "../provisioning/archive";
 import { lbMonitoring } from "../provisioning/monitoringFiles";
-import { lbRolloutOrder, stackRolloutPlan } from "../provisioning/rollout";
+import { lbRolloutSteps, stackRolloutPlan } from "../provisioning/rollout";
 import { obtainCertificate, pushKeepalived, pushMonitoring, pushNginx, pushStaticFiles } from "../provisioning/push";
 import { ACME_PLACEHOLDER_ORGANIZATION, names, PUBLIC_NETWORK, SELF_SIGNED_ORGANIZATION } from "../lib/conventions";
 import { Bastion, Host, NodePlacement, PairMember } from "./host";
@@ -150,24 +150,43 @@ export class LoadBalancer extends pulumi.ComponentResource {
 
     /**
      * Each LB's configuration, the same for both but their own address: static files, keepalived (a
-     * pair), nginx one LB at a time (lbRolloutOrder), and the exporters once nginx runs.
+     * pair), nginx one LB at a time and the holder of the address last (lbRolloutSteps), and the
+     * exporters once nginx runs.
      */
     private configure(cfg: StackConfig, args: LoadBalancerArgs, hosts: Host[], certificate: pulumi.Output<{ certPem: string; keyPem: string } | undefined>): LbMember[] {
-        const members: LbMember[] = [];
-        const order = lbRolloutOrder(hosts.length);
-        hosts.forEach((host, i) => {
+        const leaseSeconds = stackRolloutPlan(cfg).drainLeaseSeconds;
+        const prepared = hosts.map(host => {
             const own = host.privateIp;
             const files = pulumi.all([this.publicIp, certificate]).apply(([publicIp, cert]) => lbNginxFiles(cfg, { publicIp, privateIp: own, certificate: cert }));
             const before = args.staticFiles ? [pushStaticFiles(host.target, cfg.app.name, args.staticFiles, [host.ready])] : [];
             const keepalived = this.pair ? pushKeepalived(host.target, lbKeepalivedFiles(cfg, own), own, [host.ready]) : undefined;
-            const previous = order[i].map(k => members[k].nginx);
-            // The bundle carries the TLS private key.
-            const nginx = pushNginx(host.target, files, true, cfg.app.healthPath, stackRolloutPlan(cfg).drainLeaseSeconds, [host.ready, ...before, ...args.appChecks, ...previous]);
-            // stub_status and the JSON access log exist once nginx runs our configuration.
-            const monitoring = pushMonitoring(host.target, lbMonitoring(cfg, own), [nginx]);
-            members.push({ host, nginx, monitoring, keepalived });
+            return { host, files, before, keepalived };
         });
-        return members;
+        const plan = lbRolloutSteps(hosts.length);
+        const steps: command.remote.Command[] = [];
+        for (const s of plan) {
+            const { host, files, before, keepalived } = prepared[s.lb];
+            const pair = this.pair ? { deferIfHolder: s.deferIfHolder, checkUrl: `http://${host.privateIp}:${cfg.lb.statusPort}/stub_status` } : undefined;
+            // The bundle carries the TLS private key.
+            steps.push(
+                pushNginx(
+                    host.target,
+                    files,
+                    true,
+                    cfg.app.healthPath,
+                    leaseSeconds,
+                    [host.ready, ...before, ...(keepalived ? [keepalived] : []), ...args.appChecks, ...s.after.map(k => steps[k])],
+                    { suffix: s.suffix, pair },
+                ),
+            );
+        }
+        return prepared.map(({ host, keepalived }, i) => {
+            // The LB's last nginx step: from then on it runs this change.
+            const nginx = steps.filter((_, k) => plan[k].lb === i).pop()!;
+            // stub_status and the JSON access log exist once nginx runs our configuration.
+            const monitoring = pushMonitoring(host.target, lbMonitoring(cfg, host.privateIp), [nginx]);
+            return { host, nginx, monitoring, keepalived };
+        });
     }
 
     private certificate(name: string, cfg: StackConfig): pulumi.Output<{ certPem: string; keyPem: string } | undefined> {

@@ -9,6 +9,7 @@ import {
     letsencryptCommand,
     monitoringCommand,
     nginxCommand,
+    NginxPairPass,
     packagesCommand,
     releaseArchivePath,
     releaseCommand,
@@ -107,9 +108,10 @@ export function pushNginx(
     healthPath: string,
     leaseSeconds: number,
     dependsOn: pulumi.Input<pulumi.Resource>[],
+    pass: { suffix: string; pair?: NginxPairPass } = { suffix: "nginx" },
 ): command.remote.Command {
-    return step(target, "nginx", {
-        create: nginxCommand(healthPath, leaseSeconds),
+    return step(target, pass.suffix, {
+        create: nginxCommand(healthPath, leaseSeconds, pass.pair),
         stdin: pulumi.output(files).apply(renderBundle),
         secretStdin: secret,
         dependsOn,

@@ -11,8 +11,9 @@
  *    site through nginx, and waits until nginx counts the node as alive again (`admitCommand`).
  *    Only then does the next batch start. With a pair, both LBs admit it, one after the other.
  *
- * A change to the load balancers themselves (nginx) rolls one LB at a time (`lbRolloutOrder`): the
- * first is validated (nginx -t), switched, reloaded and checked running; only then the second.
+ * A change to the load balancers themselves (nginx) rolls one LB at a time, the one holding the public
+ * address last (`lbRolloutSteps`): each is validated (nginx -t), switched, reloaded and checked
+ * answering before the next one switches.
  */
 import type { StackConfig } from "../config/types";
 import { hostctlCommand } from "./hostContract";
@@ -114,11 +115,34 @@ export function admitCommand(o: { server: string; nodeHealthUrl: string; siteHos
     ].join(" && ");
 }
 
+/** One step of an nginx change on one load balancer. */
+export interface LbNginxStep {
+    /** Which LB (by index). */
+    lb: number;
+    /** The step's resource name suffix. */
+    suffix: "nginx" | "nginx-finish";
+    /** A pair's first pass: validate only while this LB holds the public address. */
+    deferIfHolder: boolean;
+    /** The steps (by index in the plan) this one waits for. */
+    after: number[];
+}
+
 /**
- * The order of an nginx change across the load balancers: for each LB (by index), the LBs whose
- * change it waits for. Never both at once: with a pair the second waits for the first's
- * validated and checked reload, so a change nginx refuses stops at the first LB.
+ * The steps of an nginx change across the load balancers, in order. One LB: one step. A pair: which LB
+ * holds the address is known only on the hosts (keepalived decides; the plan is made before), so the
+ * first LB's step validates and, if it holds the address, stops there; the second LB changes; then
+ * the first LB's finishing step switches it (the same bundle again; nothing to do if it changed
+ * already). Either way the backup changes first, is checked answering, and the holder changes last,
+ * never both at once; a change nginx refuses stops at the first LB's nginx -t with nothing switched.
+ * The address stays where it is: a reload fails no request, moving the address would drop every
+ * connection the holder has (docs/pair.md).
  */
-export function lbRolloutOrder(lbCount: number): number[][] {
-    return Array.from({ length: lbCount }, (_, i) => (i === 0 ? [] : [i - 1]));
+export function lbRolloutSteps(lbCount: number): LbNginxStep[] {
+    if (lbCount === 1) return [{ lb: 0, suffix: "nginx", deferIfHolder: false, after: [] }];
+    if (lbCount !== 2) throw new Error(`internal: lbCount is 1 or 2, got ${lbCount}`);
+    return [
+        { lb: 0, suffix: "nginx", deferIfHolder: true, after: [] },
+        { lb: 1, suffix: "nginx", deferIfHolder: false, after: [0] },
+        { lb: 0, suffix: "nginx-finish", deferIfHolder: false, after: [1] },
+    ];
 }

@@ -19,8 +19,17 @@ export function bootstrapCommand(): string {
 
 export const packagesCommand = (packages: string[]) => hostctlCommand("packages", {}, packages);
 export const kernelCommand = () => hostctlCommand("kernel");
+/** How one of a pair's LBs takes an nginx change: see lbRolloutSteps. */
+export interface NginxPairPass {
+    /** Validate only while this LB holds the public address (its peer changes first). */
+    deferIfHolder: boolean;
+    /** nginx's status page on this LB: it must answer after the switch, or the previous configuration returns. */
+    checkUrl: string;
+}
+
 /** New upstream servers enter drained (on a lease) until their node's admit step. */
-export const nginxCommand = (healthPath: string, leaseSeconds: number) => hostctlCommand("nginx", { "health-path": healthPath, lease: leaseSeconds });
+export const nginxCommand = (healthPath: string, leaseSeconds: number, pair?: NginxPairPass) =>
+    hostctlCommand("nginx", { "health-path": healthPath, lease: leaseSeconds, "defer-if-holder": pair?.deferIfHolder, "check-url": pair?.checkUrl });
 
 /** A pair's LB: install keepalived.conf (stdin), the interface holding `address` filled in, validated, reloaded. */
 export const keepalivedCommand = (address: string) => hostctlCommand("keepalived", { address });

@@ -82,12 +82,25 @@ test("cloud-init installs keepalived and starts it with the addresses only (the 
     }
 });
 
-test("nginx rolls one LB at a time; each app node is admitted by both LBs in turn", async () => {
+test("nginx rolls one LB at a time, the holder of the address last; each app node is admitted by both LBs in turn", async () => {
     const run = await pair();
-    assert.ok(deps(run, named(run, COMMAND, "pycluster-staging-lb-2-nginx")).includes("pycluster-staging-lb-nginx"));
-    assert.ok(!deps(run, named(run, COMMAND, "pycluster-staging-lb-nginx")).includes("pycluster-staging-lb-2-nginx"));
-    const second = named(run, COMMAND, "pycluster-staging-app-0-lb-2-admit");
-    assert.ok(deps(run, second).includes("pycluster-staging-app-0-lb-admit"));
+    const first = named(run, COMMAND, "pycluster-staging-lb-nginx");
+    const second = named(run, COMMAND, "pycluster-staging-lb-2-nginx");
+    const finish = named(run, COMMAND, "pycluster-staging-lb-nginx-finish");
+    assert.ok(deps(run, second).includes("pycluster-staging-lb-nginx"));
+    assert.ok(deps(run, finish).includes("pycluster-staging-lb-2-nginx"));
+    assert.ok(!deps(run, first).some(n => /-nginx/.test(n ?? "")), "the first pass waits for no other nginx step");
+    // The first pass stops after nginx -t while its LB holds the address; every pass checks nginx answers after a switch.
+    assert.match(first.inputs.create, / nginx --health-path \/healthz --lease \d+ --defer-if-holder --check-url http:\/\/10\.120\.0\.2:8080\/stub_status$/);
+    assert.match(second.inputs.create, / nginx --health-path \/healthz --lease \d+ --check-url http:\/\/10\.120\.0\.125:8080\/stub_status$/);
+    assert.match(finish.inputs.create, / nginx --health-path \/healthz --lease \d+ --check-url http:\/\/10\.120\.0\.2:8080\/stub_status$/);
+    // The finishing step is the same push again (nothing to do if the first pass switched).
+    assert.equal(finish.inputs.stdin, first.inputs.stdin);
+    // What comes after nginx on the first LB waits for its finishing step.
+    assert.ok(deps(run, named(run, COMMAND, "pycluster-staging-lb-monitoring")).includes("pycluster-staging-lb-nginx-finish"));
+    assert.ok(deps(run, named(run, COMMAND, "pycluster-staging-app-0-lb-admit")).includes("pycluster-staging-lb-nginx-finish"));
+    const secondAdmit = named(run, COMMAND, "pycluster-staging-app-0-lb-2-admit");
+    assert.ok(deps(run, secondAdmit).includes("pycluster-staging-app-0-lb-admit"));
     assert.ok(deps(run, named(run, COMMAND, "pycluster-staging-app-1-app")).includes("pycluster-staging-app-0-lb-2-admit"), "the next batch waits for both LBs");
     for (const lb of ["pycluster-staging-lb", "pycluster-staging-lb-2"]) {
         const k = named(run, COMMAND, `${lb}-keepalived`);

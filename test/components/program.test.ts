@@ -42,10 +42,11 @@ for (const name of ["dev", "staging", "prod"]) {
         assert.equal(count("openstack:compute/keypair:Keypair"), 1);
         assert.equal(count(FIP), 1);
         assert.equal(count(COPY), nodes, "one release upload per app node");
-        // Per host: bootstrap, packages, kernel, monitoring. Per LB: nginx, keepalived (a pair), letsencrypt (prod).
+        // Per host: bootstrap, packages, kernel, monitoring. Per LB: nginx, keepalived (a pair), letsencrypt (prod);
+        // a pair's first LB also finishes nginx's change after the second (lbRolloutSteps).
         // Per app node: release, check, app, releases, and its admit on each LB.
         const perLb = 1 + (lbs === 2 ? 1 : 0) + (name === "prod" ? 1 : 0);
-        assert.equal(count(COMMAND), 4 * (lbs + nodes) + perLb * lbs + (4 + lbs) * nodes);
+        assert.equal(count(COMMAND), 4 * (lbs + nodes) + perLb * lbs + (lbs === 2 ? 1 : 0) + (4 + lbs) * nodes);
         assert.deepEqual(run.outputs.appPrivateIps, Array.from({ length: nodes }, (_, i) => `10.${{ dev: 110, staging: 120, prod: 130 }[name]}.0.${3 + i}`));
     });
 }
@@ -395,7 +396,9 @@ test("letsencrypt: certbot runs on the LB once nginx serves the domain's ACME pa
             `--server https://acme-v02.api.letsencrypt.org/directory --expect-address ${ip}`,
         "Let's Encrypt production; no managed record: one check, no wait",
     );
-    assert.ok(le.options.dependsOn.includes(find(run, COMMAND, "pycluster-prod-lb-nginx").urn));
+    // prod is a pair: the first LB runs the change once its finishing step is done.
+    assert.ok(le.options.dependsOn.includes(find(run, COMMAND, "pycluster-prod-lb-nginx-finish").urn));
+    assert.ok(le.options.dependsOn.includes(find(run, COMMAND, "pycluster-prod-lb-2-nginx").urn));
     assert.equal(run.byType(ZONE_RECORD).length, 0, "no dnsZone: the program touches no DNS");
     const nginx = find(run, COMMAND, "pycluster-prod-lb-nginx");
     assert.match(nginx.inputs.stdin, /server_name www\.example\.com;/);

@@ -251,14 +251,27 @@ r("2. the dead LB comes back as backup: the address does not move again", async 
     assert.match(state, /^active/m);
 });
 
-r("3. an nginx setting changed with up rolls through both LBs, one at a time: 0 failed requests", async () => {
+/** When each LB's nginx.conf was last switched (epoch ms): the hosts share this machine's clock. */
+async function switchedAt(lbIp: string): Promise<number> {
+    return 1000 * Number(await onHost(up, lbIp, "sudo stat -c %.3Y /etc/nginx/nginx.conf"));
+}
+
+r("3. an nginx setting changed with up rolls through both LBs, one at a time, the holder last: 0 failed requests", async () => {
     const before = await holder();
     const o = await underLoad("nginx setting (both LBs)", async () => localUp(opts({ clientMaxBodySize: "20m" })));
     settings.clientMaxBodySize = "20m";
     assertNoFailedRequests(o, await nginxReloads(before, o.startedAt));
-    const nginxSteps = o.result.remoteExecutions.filter(s => /-lb(-2)?-nginx$/.test(s.name)).map(s => s.name);
-    assert.equal(nginxSteps.length, 2, JSON.stringify(nginxSteps));
+    const nginxSteps = o.result.remoteExecutions.filter(s => /-lb(-2)?-nginx(-finish)?$/.test(s.name));
+    assert.deepEqual(nginxSteps.map(s => s.name.replace(/^.*?-lb/, "lb")), ["lb-nginx", "lb-2-nginx", "lb-nginx-finish"]);
     for (const lb of lbs) assert.match(await onHost(up, lb.privateIp, "sudo nginx -T 2>/dev/null"), /client_max_body_size 20m;/);
+    // The backup switched first and the holder after it, whichever of the two holds the address.
+    const holderIp = lbs.find(l => l.name === before)!.privateIp;
+    const backupIp = lbs.find(l => l.name !== before)!.privateIp;
+    const [backupAt, holderAt] = [await switchedAt(backupIp), await switchedAt(holderIp)];
+    console.log(`nginx switched: backup ${new Date(backupAt).toISOString()}, holder ${new Date(holderAt).toISOString()} (${seconds(holderAt - backupAt)} later)`);
+    assert.ok(o.startedAt < backupAt && backupAt < holderAt, "the backup switched first, then the holder");
+    const firstPass = nginxSteps[0].output ?? "";
+    assert.match(firstPass, before === lbs[0].name ? /not switched: this LB holds the public address/ : /configuration validated and reloaded/, firstPass);
     // A reload is no reason to move the address: the established connections live on the holder.
     await assertAddressStayed(before, o.startedAt);
 });

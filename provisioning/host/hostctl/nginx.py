@@ -1,19 +1,28 @@
-"""The load balancer's nginx: stage a bundle, validate it with nginx -t, switch it in, reload."""
+"""
+The load balancer's nginx: stage a bundle, validate it with nginx -t, switch it in, reload. In a pair
+the LB holding the public address changes last: its first pass validates only (--defer-if-holder), and
+the program's finishing step switches it once its peer has changed and answered (--check-url).
+"""
 import os
 import shutil
 import tempfile
 
 from .bundle import read_stdin_bundle
-from .common import Failure, is_active, log, read_bytes, systemctl, write_atomic
+from .common import Failure, is_active, log, read_bytes, systemctl, wait_http_ok, write_atomic
 from .nginx_reload import reload_nginx
 from .contract import path
 from .rollout import keep_rotation
 from .validate import nginx_test
+from .vrrp import STATE_FILE as VRRP_STATE_FILE, holds_address
 
 NGINX_DIR = path("nginxDir")
 NGINX_CONF = path("nginxConf")
 LIVE_SITE = path("nginxSite")
 SITE_DIR = os.path.basename(LIVE_SITE)
+PREVIOUS = os.path.join(NGINX_DIR, ".pycluster-previous")
+# After a switch, how long nginx has to answer its status listener before the previous configuration
+# comes back: a reload that works answers within a second.
+CHECK_SECONDS = 15
 
 
 def tree_bytes(root):
@@ -61,7 +70,7 @@ def install(site_from, conf_from):
 
 def switch(stage, staged_site):
     """Validated staged files in; the previous ones back if the installed configuration fails nginx -t."""
-    previous = os.path.join(NGINX_DIR, ".pycluster-previous")
+    previous = PREVIOUS
     shutil.rmtree(previous, ignore_errors=True)
     os.makedirs(previous)
     shutil.copy2(NGINX_CONF, previous)
@@ -73,6 +82,23 @@ def switch(stage, staged_site):
         if os.path.isdir(os.path.join(previous, SITE_DIR)):
             install(os.path.join(previous, SITE_DIR), os.path.join(previous, "nginx.conf"))
         raise Failure(f"nginx rejected the installed configuration; the previous one was restored:\n{output}")
+
+
+def restore_previous():
+    """The configuration from before the last switch back in and reloaded; False if there was none (a first push)."""
+    if not os.path.isdir(os.path.join(PREVIOUS, SITE_DIR)):
+        return False
+    install(os.path.join(PREVIOUS, SITE_DIR), os.path.join(PREVIOUS, "nginx.conf"))
+    reload_nginx()
+    return True
+
+
+def defers(defer_if_holder, state_text, keepalived_active):
+    """
+    Whether this pass validates only: asked to (a pair's first pass) and this LB holds the public
+    address by keepalived's last recorded state, so the peer takes the change first and proves it.
+    """
+    return defer_if_holder and keepalived_active and holds_address(state_text)
 
 
 def cmd_nginx(args):
@@ -92,8 +118,18 @@ def cmd_nginx(args):
         ok, output = nginx_test(os.path.join(stage, "nginx.conf"))
         if not ok:
             raise Failure(f"nginx rejected the new configuration; the running configuration is unchanged:\n{output}")
+        if defers(args.defer_if_holder, read_bytes(VRRP_STATE_FILE), is_active("keepalived")):
+            log("nginx: configuration validated (nginx -t), not switched: this LB holds the public address, so its peer changes first and this one in the finishing step")
+            return
         switch(stage, staged_site)
         action = reload_nginx()
+        if args.check_url and not wait_http_ok(args.check_url, CHECK_SECONDS):
+            restored = restore_previous()
+            raise Failure(
+                f"nginx did not answer {args.check_url} within {CHECK_SECONDS} s after the reload; "
+                + ("the previous configuration was restored" if restored else "there was no previous configuration to restore")
+                + " (journalctl -u nginx and the error log say why)"
+            )
         log(f"nginx: configuration validated and {action}")
     finally:
         shutil.rmtree(stage, ignore_errors=True)

@@ -169,6 +169,15 @@ def next_state(previous, event_state, now):
     return state
 
 
+def holds_address(state_text):
+    """Whether keepalived's last recorded state (vrrp-notify's file) is MASTER: this LB holds the address."""
+    try:
+        state = json.loads(state_text or b"null")
+    except ValueError:
+        return False
+    return isinstance(state, dict) and state.get("state") == "MASTER"
+
+
 def metrics_text(state):
     """node exporter textfile: whether this LB holds the address, its VRRP state, how often it took it."""
     held = 1 if state["state"] == "MASTER" else 0
