@@ -1,7 +1,11 @@
 import type { StackConfig } from "../../config/types";
 import { pyString } from "./quote";
 
+/** Where gunicorn keeps its workers' heartbeat files: tmpfs on Debian, and inside the unit's sandbox (PrivateDevices keeps /dev/shm). */
+export const GUNICORN_WORKER_TMP_DIR = "/dev/shm";
+
 /** The stack's gunicorn settings (config/types.ts), and what the node adds. */
+
 export interface GunicornConfigOptions extends Omit<StackConfig["gunicorn"], "openFiles"> {
     appName: string;
     /** The node's private address: the app is never bound to a public interface. */
@@ -50,6 +54,11 @@ export function renderGunicornConfig(o: GunicornConfigOptions): string {
         `max_requests_jitter = ${o.maxRequestsJitter}`,
         ``,
         `forwarded_allow_ips = ${pyString(o.forwardedAllowIps.join(","))}`,
+        ``,
+        `# Each worker's heartbeat is an fchmod of a file here every second, on the worker's only thread: on a`,
+        `# disk-backed /tmp it blocks the worker, and every request it holds, for as long as the disk stalls`,
+        `# (gunicorn's docs: worker_tmp_dir). tmpfs never waits for a disk.`,
+        `worker_tmp_dir = ${pyString(GUNICORN_WORKER_TMP_DIR)}`,
         ``,
         `proc_name = ${pyString(o.appName)}`,
         `# stdout/stderr go to journald through systemd.`,

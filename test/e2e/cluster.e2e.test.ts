@@ -123,6 +123,9 @@ e2e("4. gunicorn runs as the app user under the rendered unit, with the stack's 
         assert.equal((await onHost(up, ip, `ps -o user= -p ${pid}`)).trim(), "webapp", "master runs as the app user");
         const workers = (await onHost(up, ip, `ps -o user= --ppid ${pid}`)).trim().split("\n");
         assert.deepEqual(workers, Array(cfg.gunicorn.workers).fill("webapp"), "the configured number of workers, as the app user");
+        // Each worker's heartbeat file (unlinked once open) is on tmpfs, inside the unit's sandbox.
+        const heartbeats = await onHost(up, ip, `for w in $(pgrep -P ${pid}); do sudo ls -l /proc/$w/fd | grep -o '/[^ ]*wgunicorn-[^ ]*' || echo "worker $w: none"; done`);
+        assert.deepEqual(heartbeats.trim().split("\n").map(l => l.replace(/wgunicorn-\w+/, "wgunicorn-*")), Array(cfg.gunicorn.workers).fill("/dev/shm/wgunicorn-*"), heartbeats);
         const limits = await onHost(up, ip, `cat /proc/${pid}/limits`);
         assert.match(limits, new RegExp(`Max open files\\s+${cfg.gunicorn.openFiles}\\s`));
         const effective = await onHost(up, ip, "sudo -u webapp sh -c 'cd /srv/webapp/current && .venv/bin/python -m gunicorn --print-config -c /etc/webapp/gunicorn.conf.py app:application'");

@@ -106,3 +106,7 @@ test("broken configs are rejected by the same path", { skip: missingTools(["guni
         assert.match(r.output, message, what);
     }
 });
+
+test("the workers' heartbeat files live on tmpfs, not in a disk-backed /tmp", () => {
+    assert.match(renderGunicornConfig(OPTS), /^worker_tmp_dir = "\/dev\/shm"$/m);
+});
