@@ -18,7 +18,9 @@ const STACK = "pair";
 // Verbose: every step of every `up`, with the time it ended (to line up with the probe's failure windows).
 const log = process.env.PYCLUSTER_E2E_VERBOSE ? (l: string) => console.log(`  ${new Date().toISOString().slice(11, 23)} ${l}`) : () => undefined;
 const settings: Record<string, string> = {};
-const opts = (extra: Record<string, string> = {}): LocalStackOptions => ({ stack: STACK, log, set: { ...settings, ...extra } });
+// PYCLUSTER_PAIR_APP_ENV: the app's environment for a diagnostic run, e.g. {"GEVENT_MONITOR_THREAD_ENABLE":"true"} (gevent then logs a blocked event loop).
+const appEnv = process.env.PYCLUSTER_PAIR_APP_ENV ? { appEnv: process.env.PYCLUSTER_PAIR_APP_ENV } : undefined;
+const opts = (extra: Record<string, string> = {}): LocalStackOptions => ({ stack: STACK, log, set: { ...settings, ...extra }, setSecret: appEnv });
 /**
  * Requests held in flight while the holder dies: the issue's 20,000 (PYCLUSTER_PAIR_IN_FLIGHT
  * overrides). They are opened from three internet namespaces at half the new TLS connections a
@@ -111,7 +113,7 @@ async function underLoad<T>(name: string, action: (startedAt: number) => Promise
     console.log(line);
     const windows = probe.failedWindows(startedAt);
     if (windows.length) console.log(`  the probe's failures (from ${new Date(startedAt).toISOString().slice(11, 23)}): ${windows.join("; ")}`);
-    if (windows.length || failed) console.log(await nginxErrors(startedAt), "\n" + (await slowRequests(startedAt)));
+    if (windows.length || failed) console.log(await nginxErrors(startedAt), "\n" + (await slowRequests(startedAt)), "\n" + (await appJournals(startedAt)));
     assert.ok(sent > 500, `the load ran (${sent} requests)`);
     return { sent, failed, recoverMs, probe, result, startedAt, wrk, connections };
 }
@@ -158,6 +160,22 @@ for start, e in sorted(slow, key=lambda x: x[0])[:40]:
 `;
     const lines = await onRunningLbs(`python3 - ${sinceMs / 1000}`, filter);
     return ["  requests of 2 s or more in the LBs' access logs:", ...(lines.length ? lines : ["(none)"])].join("\n    ");
+}
+
+/**
+ * What gunicorn logged on each running app node since `sinceMs`: worker boots, exits, restarts and
+ * timeouts, signals, and gevent's reports of a blocked event loop (GEVENT_MONITOR_THREAD_ENABLE in
+ * appEnv), to tell whether a stall was a node's workers changing or a worker that stopped.
+ */
+async function appJournals(sinceMs: number): Promise<string> {
+    const lines: string[] = [];
+    const apps = new Set<string>(up.outputs.appPrivateIps as string[]);
+    for (const host of up.cloud.hosts().filter(h => apps.has(h.privateIp) && h.running)) {
+        const script = `journalctl -u webapp --since @${Math.floor(sinceMs / 1000)} -o short-iso-precise --no-pager | grep -E 'Booting worker|exiting|Autorestarting|TIMEOUT|Handling signal|Shutting down|Listening at|blocked|Traceback|Error' | tail -n 30`;
+        const out = (await up.cloud.consoleRun(host.name, script)).stdout;
+        lines.push(...out.split("\n").filter(Boolean).map(l => `${host.name}: ${l}`));
+    }
+    return ["  gunicorn's journal on the app nodes during the scenario:", ...(lines.length ? lines : ["(nothing)"])].join("\n    ");
 }
 
 /** Reloads of `lb`'s nginx since `sinceMs` (hostctl applies a configuration with systemctl reload). */
