@@ -5,7 +5,6 @@ import { pyString } from "./quote";
 export const GUNICORN_WORKER_TMP_DIR = "/dev/shm";
 
 /** The stack's gunicorn settings (config/types.ts), and what the node adds. */
-
 export interface GunicornConfigOptions extends Omit<StackConfig["gunicorn"], "openFiles"> {
     appName: string;
     /** The node's private address: the app is never bound to a public interface. */

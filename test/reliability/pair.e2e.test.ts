@@ -123,19 +123,27 @@ async function nginxErrors(sinceMs: number): Promise<string> {
     // nginx stamps its log in the host's local time, UTC on the local hosts: "2026/12/03 21:05:01".
     const since = new Date(sinceMs).toISOString().slice(0, 19).replace("T", " ").replace(/-/g, "/");
     const lines = await onRunningLbs(`awk -v s=${JSON.stringify(since)} '($1" "$2) >= s' /var/log/nginx/error.log | tail -n 40`);
-    return ["  nginx's error log during the scenario:", ...(lines.length ? lines : ["(nothing)"])].join("\n    ");
+    return section("nginx's error log during the scenario", lines, "(nothing)");
 }
 
 /** The output lines of `script` (stdin `input`) on each running LB's console, each prefixed with the LB's name. */
 async function onRunningLbs(script: string, input?: string): Promise<string[]> {
+    return onRunningHosts(lbs.map(lb => lb.name), script, input);
+}
+
+/** The output lines of `script` (stdin `input`) on the console of each of `names` that runs, each prefixed with the host's name. */
+async function onRunningHosts(names: string[], script: string, input?: string): Promise<string[]> {
     const lines: string[] = [];
-    for (const lb of lbs) {
-        if (!up.cloud.hosts().some(h => h.name === lb.name && h.running)) continue;
-        const out = (await up.cloud.consoleRun(lb.name, script, input)).stdout;
-        lines.push(...out.split("\n").filter(Boolean).map(l => `${lb.name}: ${l}`));
+    for (const name of names) {
+        if (!up.cloud.hosts().some(h => h.name === name && h.running)) continue;
+        const out = (await up.cloud.consoleRun(name, script, input)).stdout;
+        lines.push(...out.split("\n").filter(Boolean).map(l => `${name}: ${l}`));
     }
     return lines;
 }
+
+/** A printout section: its title, then its lines (or `empty`), indented under it. */
+const section = (title: string, lines: string[], empty: string) => [`  ${title}:`, ...(lines.length ? lines : [empty])].join("\n    ");
 
 /**
  * Each running LB's slowest requests since `sinceMs` (its access log: 2 s or more), with where the
@@ -159,7 +167,7 @@ for start, e in sorted(slow, key=lambda x: x[0])[:40]:
     print(f'started {datetime.utcfromtimestamp(start).strftime("%H:%M:%S.%f")[:12]} took {e["request_time"]} s, {e["status"]} {e["uri"]} from {e["remote_addr"]}: upstream {e["upstream_addr"]} ({e["upstream_status"]}) connect {e["upstream_connect_time"]} header {e["upstream_header_time"]}')
 `;
     const lines = await onRunningLbs(`python3 - ${sinceMs / 1000}`, filter);
-    return ["  requests of 2 s or more in the LBs' access logs:", ...(lines.length ? lines : ["(none)"])].join("\n    ");
+    return section("requests of 2 s or more in the LBs' access logs", lines, "(none)");
 }
 
 /**
@@ -168,14 +176,10 @@ for start, e in sorted(slow, key=lambda x: x[0])[:40]:
  * appEnv), to tell whether a stall was a node's workers changing or a worker that stopped.
  */
 async function appJournals(sinceMs: number): Promise<string> {
-    const lines: string[] = [];
     const apps = new Set<string>(up.outputs.appPrivateIps as string[]);
-    for (const host of up.cloud.hosts().filter(h => apps.has(h.privateIp) && h.running)) {
-        const script = `journalctl -u webapp --since @${Math.floor(sinceMs / 1000)} -o short-iso-precise --no-pager | grep -E 'Booting worker|exiting|Autorestarting|TIMEOUT|Handling signal|Shutting down|Listening at|blocked|Traceback|Error' | tail -n 30`;
-        const out = (await up.cloud.consoleRun(host.name, script)).stdout;
-        lines.push(...out.split("\n").filter(Boolean).map(l => `${host.name}: ${l}`));
-    }
-    return ["  gunicorn's journal on the app nodes during the scenario:", ...(lines.length ? lines : ["(nothing)"])].join("\n    ");
+    const names = up.cloud.hosts().filter(h => apps.has(h.privateIp)).map(h => h.name);
+    const script = `journalctl -u webapp --since @${Math.floor(sinceMs / 1000)} -o short-iso-precise --no-pager | grep -E 'Booting worker|exiting|Autorestarting|TIMEOUT|Handling signal|Shutting down|Listening at|blocked|Traceback|Error' | tail -n 30`;
+    return section("gunicorn's journal on the app nodes during the scenario", await onRunningHosts(names, script), "(nothing)");
 }
 
 /** Reloads of `lb`'s nginx since `sinceMs` (hostctl applies a configuration with systemctl reload). */

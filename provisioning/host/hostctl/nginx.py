@@ -70,25 +70,30 @@ def install(site_from, conf_from):
 
 def switch(stage, staged_site):
     """Validated staged files in; the previous ones back if the installed configuration fails nginx -t."""
-    previous = PREVIOUS
-    shutil.rmtree(previous, ignore_errors=True)
-    os.makedirs(previous)
-    shutil.copy2(NGINX_CONF, previous)
+    shutil.rmtree(PREVIOUS, ignore_errors=True)
+    os.makedirs(PREVIOUS)
+    shutil.copy2(NGINX_CONF, PREVIOUS)
     if os.path.isdir(LIVE_SITE):
-        shutil.copytree(LIVE_SITE, os.path.join(previous, SITE_DIR), symlinks=True)
+        shutil.copytree(LIVE_SITE, os.path.join(PREVIOUS, SITE_DIR), symlinks=True)
     install(staged_site, os.path.join(stage, "nginx.conf"))
     ok, output = nginx_test(NGINX_CONF)
     if not ok:
-        if os.path.isdir(os.path.join(previous, SITE_DIR)):
-            install(os.path.join(previous, SITE_DIR), os.path.join(previous, "nginx.conf"))
+        install_previous()
         raise Failure(f"nginx rejected the installed configuration; the previous one was restored:\n{output}")
 
 
-def restore_previous():
-    """The configuration from before the last switch back in and reloaded; False if there was none (a first push)."""
+def install_previous():
+    """The configuration from before the last switch back in place; False if there was none (a first push)."""
     if not os.path.isdir(os.path.join(PREVIOUS, SITE_DIR)):
         return False
     install(os.path.join(PREVIOUS, SITE_DIR), os.path.join(PREVIOUS, "nginx.conf"))
+    return True
+
+
+def restore_previous():
+    """install_previous, and nginx reloaded with it; False if there was none."""
+    if not install_previous():
+        return False
     reload_nginx()
     return True
 
