@@ -189,7 +189,7 @@ async function benchConfig(ctx: Ctx, name: ConfigName): Promise<ConfigResult> {
     result.appWorkerPssMiB = appMem / ctx.appWorkersNow / MiB;
     ctx.bytesPerAppWorker = Math.max(ctx.bytesPerAppWorker, Math.round(appMem / ctx.appWorkersNow));
     log(
-        `  in effect: nginx ${lb.workerProcesses} workers x ${lb.workerConnections} connections (nofile ${lb.workerOpenFiles}), ` +
+        `  in effect: nginx ${lb.workerProcesses} workers x ${lb.workerConnections} connections (nofile ${lb.workerOpenFiles}${lb.upstreamMaxConns ? `, max_conns ${lb.upstreamMaxConns} per app node` : ""}), ` +
             `gunicorn ${apps[0].workers} x ${apps[0].workerClass} workers per node (worker_connections ${apps[0].workerConnections}, nofile ${apps[0].workerOpenFiles}), ` +
             `applied in ${result.applySeconds?.toFixed(1)} s; ${result.appWorkerPssMiB.toFixed(1)} MiB per app worker (host memory / workers)`,
     );

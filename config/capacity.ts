@@ -25,6 +25,8 @@ export interface CapacityInputs {
     appWorkerOpenFiles: number;
     /** The accept backlogs, reported for completeness: they bound bursts, not concurrency. */
     appBacklog: number;
+    /** nginx upstream max_conns of each app node; undefined = no cap (a configuration without one). */
+    appNodeConnections?: number;
     /** Memory of the nodes and what an in-flight request costs there; absent = not modelled (unknown flavor). */
     memory?: MemoryInputs;
 }
@@ -96,6 +98,13 @@ export function capacityModel(c: CapacityInputs): CapacityModel {
             name: "gunicorn worker_connections",
             requests: c.appNodes * c.appWorkersPerNode * c.appWorkerConnections,
             formula: `${c.appNodes} nodes x ${c.appWorkersPerNode} workers x ${c.appWorkerConnections} connections`,
+        });
+    }
+    if (c.appNodeConnections !== undefined) {
+        limits.push({
+            name: "nginx max_conns per app node",
+            requests: c.appNodes * c.appNodeConnections,
+            formula: `${c.appNodes} nodes x ${c.appNodeConnections} connections (upstream max_conns)`,
         });
     }
     if (c.memory) {
@@ -278,10 +287,8 @@ export interface OverloadInputs {
     rates: RateModel;
     /** An operator's own request-rate limit; 0 = the model's request ceiling. */
     requestRateSetting: number;
-    appNodes: number;
-    appWorkersPerNode: number;
-    appWorkerConnections: number | undefined;
-    appWorkerOpenFiles: number;
+    /** What one app node is given (Sizing.appNodeConnections). */
+    appNodeConnections: number;
     lbWorkers: number;
 }
 
@@ -320,12 +327,10 @@ function lbCeiling(c: RateCeiling): number {
 /** The limits nginx enforces so that overload is answered with 503s, sized from the model. Pure. */
 export function overloadLimits(o: OverloadInputs): OverloadLimits {
     const requestRate = o.requestRateSetting > 0 ? o.requestRateSetting : lbCeiling(o.rates.requests);
-    // A gevent worker holds worker_connections; a uvicorn worker what its open files allow.
-    const perWorker = o.appWorkerConnections ?? o.appWorkerOpenFiles - RESERVED_FDS;
     return {
         requestRate,
         requestBurst: requestRate,
-        perNodeConnections: o.appWorkersPerNode * perWorker,
+        perNodeConnections: o.appNodeConnections,
         listenBacklog: Math.max(MIN_LISTEN_BACKLOG, Math.ceil(lbCeiling(o.rates.newConnections) / o.lbWorkers)),
         retryAfterSeconds: 1,
     };

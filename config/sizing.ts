@@ -42,6 +42,8 @@ export interface Sizing {
     maxOpenFiles: number;
     lb: Pick<StackConfig["lb"], "workerProcesses" | "workerConnections" | "workerOpenFiles">;
     gunicorn: Pick<StackConfig["gunicorn"], "workers" | "workerConnections" | "openFiles">;
+    /** Connections nginx passes to one app node (upstream max_conns): its share of the target, or what gunicornWorkerConnections allows. */
+    appNodeConnections: number;
     warnings: string[];
 }
 
@@ -57,8 +59,13 @@ export function readSizing(r: Reader, s: SizingInputs): Sizing {
     const lbWorkers = lbWorkerSetting || Math.max(s.lbVcpus, Math.ceil((2 * headroomed) / perProcessConnections));
     const lbWorkerConnections = Math.max(1024, Math.ceil((2 * headroomed) / lbWorkers));
 
+    // What an app node runs must not depend on how many nodes there are: scaling the tier then adds
+    // nodes and changes the LBs' upstreams, and the nodes already serving keep running (no drain, no
+    // restart). So a worker may hold up to the whole target (or what its open files allow), and the
+    // node's share is enforced where the node count is known anyway: nginx's max_conns for each node.
     const workerSetting = r.integer("gunicornWorkers", 0, 512);
     const baseWorkers = defaultWorkerCount(s.appVcpus);
+    // The one exception: more workers when the base ones' open files cannot hold a node's share.
     const workers = workerSetting || Math.max(baseWorkers, Math.ceil(headroomed / (s.appNodes * perProcessConnections)));
     if (workerSetting > 4 * baseWorkers) {
         warnings.push(
@@ -67,26 +74,27 @@ export function readSizing(r: Reader, s: SizingInputs): Sizing {
         );
     }
     const connectionSetting = r.integer("gunicornWorkerConnections", 0, 1_000_000);
+    const workerCap = Math.min(perProcessConnections, Math.max(1000, headroomed));
     let workerConnections: number | undefined;
     if (s.kind === "wsgi") {
-        workerConnections = connectionSetting || Math.max(1000, Math.ceil(headroomed / (s.appNodes * workers)));
+        workerConnections = connectionSetting || workerCap;
         if (workerConnections > perProcessConnections) {
             r.fail("gunicornWorkerConnections", workerConnections, `exceeds what one process may open (maxOpenFiles ${maxOpenFiles} - ${RESERVED_FDS}); add workers instead`);
         }
     } else if (connectionSetting) {
         warnings.push(`gunicornWorkerConnections is ignored for asgi apps: uvicorn workers do not cap connections per worker`);
     }
-    const perWorkerShare = workerConnections ?? Math.ceil(headroomed / (s.appNodes * workers));
+    const nodeShare = Math.min(perProcessConnections, Math.max(1000, Math.ceil(headroomed / (s.appNodes * workers))));
     return {
         targetConcurrency,
         maxOpenFiles,
         lb: { workerProcesses: lbWorkers, workerConnections: lbWorkerConnections, workerOpenFiles: Math.min(maxOpenFiles, lbWorkerConnections + RESERVED_FDS) },
-        gunicorn: { workers, workerConnections, openFiles: Math.min(maxOpenFiles, perWorkerShare + 1024) },
+        gunicorn: { workers, workerConnections, openFiles: Math.min(maxOpenFiles, (workerConnections ?? workerCap) + 1024) },
+        appNodeConnections: workers * ((s.kind === "wsgi" && connectionSetting) || nodeShare),
         warnings,
     };
 }
 
-/** Kernel limits sized from the same numbers: accept queues for the target's bursts, open files past every process's limit. */
 export function kernelSettings(sizing: Sizing, gunicornBacklog: number): StackConfig["kernel"] {
     const somaxconn = Math.min(65535, Math.max(4096, gunicornBacklog, Math.ceil(sizing.targetConcurrency / 4)));
     return {
@@ -112,6 +120,7 @@ export function checkCapacity(r: Reader, sizing: Sizing, hosts: SizedHosts, guni
         appWorkerConnections: sizing.gunicorn.workerConnections,
         appWorkerOpenFiles: sizing.gunicorn.openFiles,
         appBacklog: gunicornBacklog,
+        appNodeConnections: sizing.appNodeConnections,
         memory: memoryInputs(hosts),
     });
     if (r.problems.length === 0 && capacity.ceiling < sizing.targetConcurrency) {
@@ -167,10 +176,7 @@ export function checkRates(r: Reader, sizing: Sizing, hosts: SizedHosts, sample:
         overload: overloadLimits({
             rates: model,
             requestRateSetting: rateLimitSetting,
-            appNodes: hosts.appNodes,
-            appWorkersPerNode: sizing.gunicorn.workers,
-            appWorkerConnections: sizing.gunicorn.workerConnections,
-            appWorkerOpenFiles: sizing.gunicorn.openFiles,
+            appNodeConnections: sizing.appNodeConnections,
             lbWorkers: sizing.lb.workerProcesses,
         }),
     };

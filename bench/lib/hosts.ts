@@ -47,6 +47,8 @@ export interface LbEffective {
     portRange: [number, number];
     reservedPorts: number;
     somaxconn: number;
+    /** The smallest upstream max_conns (what one app node is given); absent = none set (seed, stock). */
+    upstreamMaxConns?: number;
 }
 
 export interface AppEffective {
@@ -80,6 +82,7 @@ echo "worker_nofile $(awk '/Max open files/ {print $4}' /proc/$w/limits)"
 echo "port_range $(cat /proc/sys/net/ipv4/ip_local_port_range)"
 echo "reserved_ports $(cat /proc/sys/net/ipv4/ip_local_reserved_ports)"
 echo "somaxconn $(cat /proc/sys/net/core/somaxconn)"
+sudo nginx -T 2>/dev/null | grep -oE 'max_conns=[0-9]+' | sed 's/=/ /' || true
 `;
 
 export function parseLbProbe(out: string, cpus: number): LbEffective {
@@ -93,6 +96,7 @@ export function parseLbProbe(out: string, cpus: number): LbEffective {
     };
     const range = /^port_range\s+(\d+)\s+(\d+)/m.exec(out);
     if (!range) throw new Error(`load balancer probe: no port range in:\n${out}`);
+    const maxConns = [...out.matchAll(/^max_conns (\d+)$/gm)].map(m => Number(m[1]));
     return {
         workerProcesses: num(/^nginx_workers (\d+)/m),
         workerConnections: num(/^\s*worker_connections\s+(\d+);/m, 512),
@@ -100,6 +104,7 @@ export function parseLbProbe(out: string, cpus: number): LbEffective {
         portRange: [Number(range[1]), Number(range[2])],
         reservedPorts: reservedInRange((/^reserved_ports ?(.*)$/m.exec(out)?.[1] ?? "").trim(), Number(range[1]), Number(range[2])),
         somaxconn: num(/^somaxconn (\d+)/m),
+        ...(maxConns.length ? { upstreamMaxConns: Math.min(...maxConns) } : {}),
     };
 }
 
@@ -168,5 +173,6 @@ export function effectiveCapacityInputs(lb: LbEffective, apps: AppEffective[]): 
         appWorkerConnections: gevent ? minOf(x => x.workerConnections) : sync ? 1 : undefined,
         appWorkerOpenFiles: minOf(x => x.workerOpenFiles),
         appBacklog: minOf(x => Math.min(x.backlog, x.somaxconn)),
+        appNodeConnections: lb.upstreamMaxConns,
     };
 }

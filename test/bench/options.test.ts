@@ -170,6 +170,8 @@ test("a plan's script writes each file atomically and waits for health", () => {
 test("settings read back from the hosts", () => {
     const lb = parseLbProbe("worker_processes auto;\n\tworker_connections 768;\nnginx_workers 2\nworker_nofile 1024\nport_range 32768\t60999\nreserved_ports \nsomaxconn 4096\n", 2);
     assert.deepEqual(lb, { workerProcesses: 2, workerConnections: 768, workerOpenFiles: 1024, portRange: [32768, 60999], reservedPorts: 0, somaxconn: 4096 });
+    const capped = parseLbProbe("worker_connections 768;\nnginx_workers 2\nworker_nofile 1024\nport_range 1024 65535\nsomaxconn 4096\nmax_conns 26000\nmax_conns 25000\n", 2);
+    assert.equal(capped.upstreamMaxConns, 25000, "the smallest node's max_conns");
     const app = parseAppProbe("10.80.0.3", "workers_live 100\nworker_nofile 1024\nsomaxconn 4096\nbacklog                           = 2048\nworker_class                      = gevent\nworker_connections                = 1000\ntimeout                           = 120\nworkers                           = 100\n");
     assert.equal(app.workers, 100);
     assert.equal(app.workerClass, "gevent");

@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parseReleases } from "../../components/outputs";
 import { UNKNOWN_OUTPUT } from "../../local/program";
+import { recordPushes } from "../support/pushRecording";
 import { COMMAND, CONFIG_CREDENTIALS, COPY, isWrappedSecret, loadStackFile, ProgramRun, RecordedResource, runProgram, TEST_CREDENTIALS, TEST_ENV } from "../support/programHarness";
 
 const INSTANCE = "openstack:compute/instance:Instance";
@@ -559,4 +560,22 @@ test("an app change never changes nginx (a reload under load costs requests); ng
         const check = find(run, COMMAND, `pycluster-staging-${node}-check`);
         assert.ok(nginx.options.dependsOn.includes(check.urn), `nginx waits for ${node}'s check`);
     }
+});
+
+/** The recording's sections (test/support/pushRecording.ts) by resource name, without the dependency lines: dependsOn is no input of a command and re-runs nothing. */
+async function pushedCommands(run: ProgramRun): Promise<Map<string, string>> {
+    const sections = (await recordPushes(run)).split(/^(?==== )/m).filter(Boolean);
+    return new Map(sections.map(s => [s.split("\n")[0].split(" ")[2], s.replace(/^after: .*\n/m, "")] as const));
+}
+
+test("scaling the app tier out or in re-runs nothing on the nodes that stay: only the new nodes and the load balancers change", async () => {
+    // One program at a time: the mocks are the process's.
+    const before = await pushedCommands(await runProgram({ stack: "pair" }));
+    const after = await pushedCommands(await runProgram({ stack: "pair", set: { appNodeCount: "3" } }));
+    const staying = [...before.keys()].filter(n => /-app-[01]-/.test(n));
+    assert.ok(staying.length >= 8, `the two nodes' steps: ${staying.join(", ")}`);
+    for (const name of staying) assert.equal(after.get(name), before.get(name), `${name} would re-run on a scale from 2 to 3 nodes`);
+    assert.ok([...after.keys()].some(n => /-app-2-app$/.test(n)), "the new node is rolled out");
+    const changed = [...after.keys()].filter(n => before.has(n) && after.get(n) !== before.get(n));
+    assert.deepEqual(changed.sort(), ["pycluster-pair-lb-2-nginx", "pycluster-pair-lb-nginx", "pycluster-pair-lb-nginx-finish", "pycluster-pair-mon-monitoring"], "the LBs' upstreams and the scrape targets");
 });

@@ -93,21 +93,30 @@ test("a shortfall names the binding limit, the numbers and what would carry the 
     assert.match(proxy.reason, /proxying 2.16 cores/);
 });
 
+test("nginx's max_conns per app node is a limit of its own: the node's share, enforced by the LB", () => {
+    const m = capacityModel({ ...base, appWorkerConnections: 19872, appWorkerOpenFiles: 20000, appNodeConnections: 26000 });
+    const cap = m.limits.find(l => l.name === "nginx max_conns per app node")!;
+    assert.equal(cap.requests, 2 * 26000);
+    assert.equal(m.binding.name, "nginx max_conns per app node", "the workers may hold more than nginx gives them");
+    assert.equal(m.ceiling, 52000);
+    assert.ok(capacityModel(base).limits.every(l => !/max_conns/.test(l.name)), "no such limit where nginx sets no max_conns (seed, stock)");
+});
+
 test("overload limits: the LB's request ceiling (or the operator's), a node's capacity, a second of handshakes queued", () => {
     const rates = rateModel(rateBase);
-    const o = overloadLimits({ rates, requestRateSetting: 0, appNodes: 2, appWorkersPerNode: 5, appWorkerConnections: 6000, appWorkerOpenFiles: 7024, lbWorkers: 2 });
+    const o = overloadLimits({ rates, requestRateSetting: 0, appNodeConnections: 30000, lbWorkers: 2 });
     assert.equal(rates.requests.ceiling, 12000, "the app's CPU binds the model");
     assert.equal(o.requestRate, 20000, "but nginx's limit is the LB's own: an app change never reloads nginx");
     assert.equal(o.requestBurst, 20000, "one second's worth");
-    const unknownApp = overloadLimits({ rates: rateModel({ ...rateBase, appRequestsPerCore: undefined }), requestRateSetting: 0, appNodes: 2, appWorkersPerNode: 5, appWorkerConnections: 6000, appWorkerOpenFiles: 7024, lbWorkers: 2 });
+    const unknownApp = overloadLimits({ rates: rateModel({ ...rateBase, appRequestsPerCore: undefined }), requestRateSetting: 0, appNodeConnections: 30000, lbWorkers: 2 });
     assert.deepEqual(unknownApp, o, "another app (cost unknown): the same limits");
     assert.equal(o.perNodeConnections, 30000);
     assert.equal(o.listenBacklog, 2000, "a second of handshakes over 2 listening sockets");
     assert.equal(o.retryAfterSeconds, 1);
-    assert.equal(overloadLimits({ rates, requestRateSetting: 500, appNodes: 2, appWorkersPerNode: 5, appWorkerConnections: undefined, appWorkerOpenFiles: 1128, lbWorkers: 13 }).requestRate, 500);
-    const uvicorn = overloadLimits({ rates, requestRateSetting: 0, appNodes: 2, appWorkersPerNode: 5, appWorkerConnections: undefined, appWorkerOpenFiles: 1128, lbWorkers: 13 });
-    assert.equal(uvicorn.perNodeConnections, 5 * 1000, "uvicorn: what the open files allow");
+    assert.equal(overloadLimits({ rates, requestRateSetting: 500, appNodeConnections: 5000, lbWorkers: 13 }).requestRate, 500);
+    const uvicorn = overloadLimits({ rates, requestRateSetting: 0, appNodeConnections: 5000, lbWorkers: 13 });
+    assert.equal(uvicorn.perNodeConnections, 5000, "what sizing gives a node, whatever its workers");
     assert.equal(uvicorn.listenBacklog, Math.ceil(4000 / 13), "a second of handshakes over 13 sockets");
     const tiny = rateModel({ ...rateBase, lbVcpus: 1, rates: { ...RATES, tlsHandshakesPerLbCore: 100 } });
-    assert.equal(overloadLimits({ rates: tiny, requestRateSetting: 0, appNodes: 2, appWorkersPerNode: 5, appWorkerConnections: 6000, appWorkerOpenFiles: 7024, lbWorkers: 4 }).listenBacklog, 128, "room for an ordinary burst");
+    assert.equal(overloadLimits({ rates: tiny, requestRateSetting: 0, appNodeConnections: 30000, lbWorkers: 4 }).listenBacklog, 128, "room for an ordinary burst");
 });

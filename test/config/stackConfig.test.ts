@@ -19,8 +19,10 @@ test("defaults come from Pulumi.yaml and derived sizes follow the flavor and the
     assert.equal(c.app.vcpus, 2);
     assert.equal(c.gunicorn.workers, 5, "(2 x 2 vCPU) + 1");
     assert.equal(c.gunicorn.workerClass, "gevent");
-    // 50,000 x 1.2 headroom over 2 nodes x 5 workers.
-    assert.equal(c.gunicorn.workerConnections, 6000);
+    // A worker may hold the whole target (50,000 x 1.2 headroom); nginx gives each node its share: 60,000 over 2 nodes.
+    assert.equal(c.gunicorn.workerConnections, 60000);
+    assert.equal(c.gunicorn.openFiles, 61024);
+    assert.equal(c.overload.perNodeConnections, 30000);
     assert.equal(c.gunicorn.keepalive, 75, "upstreamKeepaliveTimeout 60 + 15");
     assert.equal(c.lb.workerProcesses, 2);
     assert.equal(c.lb.workerConnections, 60000, "2 connections per request x 60,000 / 2 workers");
@@ -29,6 +31,19 @@ test("defaults come from Pulumi.yaml and derived sizes follow the flavor and the
     assert.equal(c.openstack.authUrl, "https://auth.cloud.ovh.net/v3/");
     assert.equal(c.app.sample, true);
     assert.equal(c.app.module, "app:application");
+});
+
+test("an app node's own settings do not depend on the node count: scaling out leaves the serving nodes alone", () => {
+    for (const kind of ["wsgi", "asgi"]) {
+        const two = parse({ appKind: kind, appNodeCount: "2" });
+        const five = parse({ appKind: kind, appNodeCount: "5" });
+        assert.deepEqual(five.gunicorn, two.gunicorn, kind);
+        assert.deepEqual(five.kernel, two.kernel, kind);
+        // What changes is what nginx gives each node, and nginx's configuration changes anyway (its upstreams).
+        assert.equal(two.overload.perNodeConnections, 5 * 6000, kind);
+        assert.equal(five.overload.perNodeConnections, 5 * 2400, kind);
+        assert.equal(five.capacity.limits.find(l => l.name === "nginx max_conns per app node")!.requests, 5 * 5 * 2400, kind);
+    }
 });
 
 test("the subnet plan: gateway first, fixed node addresses, DHCP in the second half", () => {

@@ -298,6 +298,14 @@ r("3. an nginx setting changed with up rolls through both LBs, one at a time, th
     await assertAddressStayed(before, o.startedAt);
 });
 
+/** Each node's gunicorn master PID (the app unit's MainPID), as "<host>: <pid>". */
+async function gunicornPids(names: string[]): Promise<string[]> {
+    const pids = await onRunningHosts(names, "systemctl show -p MainPID --value webapp.service");
+    assert.equal(pids.length, names.length, `a MainPID from each of ${names.join(", ")}: ${pids.join("; ")}`);
+    assert.ok(pids.every(p => /: [1-9]\d*$/.test(p)), `gunicorn runs on each: ${pids.join("; ")}`);
+    return pids;
+}
+
 /** The upstream servers in an LB's running nginx configuration. */
 async function upstreamOf(lbIp: string): Promise<string[]> {
     return [...(await onHost(up, lbIp, "sudo nginx -T 2>/dev/null")).matchAll(/^\s+server (\S+:\d+)[^;]*;/gm)].map(m => m[1]).sort();
@@ -310,9 +318,16 @@ r("4. scaling the app tier 2 -> 3 -> 2 under load: the upstream changes on both 
     const rounds = Number(process.env.PYCLUSTER_PAIR_SCALE_ROUNDS ?? 1);
     for (const count of Array.from({ length: rounds }, () => [nodes + 1, nodes]).flat()) {
         // 2 x 8 connections: at 2 x 32 the two vCPUs went to wrk and TLS, and each up took over 3 minutes.
+        const staying = up.cloud.hosts().filter(h => h.running && /-app-\d+$/.test(h.name) && Number(/(\d+)$/.exec(h.name)![1]) < nodes).map(h => h.name);
+        assert.equal(staying.length, nodes, `the nodes that stay: ${staying.join(", ")}`);
+        const pidsBefore = await gunicornPids(staying);
         const o = await underLoad(`app tier ${count === nodes ? `back to ${count}` : `${nodes} -> ${count}`} (both LBs, 16 connections)`, async () => localUp(opts({ appNodeCount: String(count) })), { connections: 8 });
         const ips = (o.result.outputs.appPrivateIps as string[]).map(ip => `${ip}:8000`).sort();
         assert.equal(ips.length, count);
+        // Scaling leaves the serving nodes alone (docs/rollout.md): no step of theirs ran, their gunicorn kept its master.
+        const theirSteps = o.result.remoteExecutions.map(s => s.name).filter(n => staying.some(h => n.startsWith(`${h}-`)));
+        assert.deepEqual(theirSteps, [], `steps of the nodes that stay ran on a scale to ${count}`);
+        assert.deepEqual(await gunicornPids(staying), pidsBefore, "the staying nodes' gunicorn masters");
         for (const lb of lbs) assert.deepEqual(await upstreamOf(lb.privateIp), ips, `${lb.name}'s upstream`);
         // Not yet explained, so bounded rather than forbidden: one run of two this round saw each of
         // the 16 connections time out once while a node was added (a stall of 10 s or more on every
