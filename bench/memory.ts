@@ -1,5 +1,5 @@
 /**
- * npm run bench:memory -- [--requests N] [--hold DURATION] [--repeat K]
+ * npm run bench:memory -- [--requests N] [--hold DURATION] [--repeat K] [--only TEXT]
  *
  * Memory per held request of nginx and of a gunicorn worker, as the program
  * renders them and with settings that could lower it (bench/lib/memoryVariants.ts),
@@ -23,6 +23,8 @@ interface Options {
     requests: number;
     holdMs: number;
     repeat: number;
+    /** Only the variants whose name contains this (the reference, "as rendered", always runs). */
+    only?: string;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -32,7 +34,8 @@ function parseArgs(argv: string[]): Options {
         if (argv[i] === "--requests") (o.requests = parseCount(v)), i++;
         else if (argv[i] === "--hold") (o.holdMs = parseDuration(v)), i++;
         else if (argv[i] === "--repeat") (o.repeat = parseCount(v)), i++;
-        else throw new Error(`unknown option ${argv[i]}: use --requests N, --hold DURATION, --repeat K`);
+        else if (argv[i] === "--only" && v) (o.only = v), i++;
+        else throw new Error(`unknown option ${argv[i]}: use --requests N, --hold DURATION, --repeat K, --only TEXT`);
     }
     if (o.requests > 18_000) throw new Error("--requests must stay below 18000: a process may open at most 20000 files here");
     return o;
@@ -99,7 +102,7 @@ async function main(): Promise<void> {
         console.log(`${o.requests} requests held ${o.holdMs / 1000} s on loopback, ${o.repeat} runs per variant (median); ${os.cpus().length} CPUs, ${os.release()}`);
         const rows: string[][] = [];
         let reference: { nginx: number; app: number } | undefined;
-        for (const v of VARIANTS) {
+        for (const v of VARIANTS.filter((x, i) => i === 0 || !o.only || x.name.includes(o.only))) {
             const runs = [];
             for (let i = 0; i < o.repeat; i++) runs.push(parseVariantOutput(await runVariant(v, o, work, base), o.requests));
             const bad = runs.find(r => r.ok < o.requests);

@@ -25,7 +25,12 @@ export interface MemoryVariant {
     appModule?: string;
     /** Environment of the gunicorn process. */
     env?: Record<string, string>;
+    /** Environment of nginx (its workers are forked from the master, so they inherit it). */
+    nginxEnv?: Record<string, string>;
 }
+
+/** Debian's jemalloc (package libjemalloc2), preloaded in place of glibc's malloc. */
+export const JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
 
 export const VARIANTS: MemoryVariant[] = [
     { name: "as rendered", cost: "-" },
@@ -46,6 +51,16 @@ export const VARIANTS: MemoryVariant[] = [
         name: "app: GEVENT_TRACK_GREENLET_TREE=false",
         cost: "greenlets no longer record who spawned them (gevent's debugging aids lose the spawn tree)",
         env: { GEVENT_TRACK_GREENLET_TREE: "false" },
+    },
+    {
+        name: "nginx: jemalloc (LD_PRELOAD)",
+        cost: "one more package (libjemalloc2) and an allocator nginx is not tested with by its authors; OpenSSL's many small allocations per connection are what it changes",
+        nginxEnv: { LD_PRELOAD: JEMALLOC },
+    },
+    {
+        name: "app: jemalloc (LD_PRELOAD)",
+        cost: "one more package (libjemalloc2); Python's own small objects stay on pymalloc",
+        env: { LD_PRELOAD: JEMALLOC },
     },
     {
         name: "app: uvicorn worker (the sample's ASGI app)",
@@ -72,7 +87,8 @@ export interface ScriptOptions {
  * summary, and ends exactly those processes on exit, also on failure.
  */
 export function variantScript(v: MemoryVariant, o: ScriptOptions): string {
-    const env = Object.entries(v.env ?? {}).map(([k, val]) => `${k}=${sq(val)}`).join(" ");
+    const assign = (e?: Record<string, string>) => Object.entries(e ?? {}).map(([k, val]) => `${k}=${sq(val)}`).join(" ");
+    const env = assign(v.env);
     const url = v.plainHttp ? `http://127.0.0.1:8081/wait?ms=${o.holdMs}` : `https://127.0.0.1/wait?ms=${o.holdMs}`;
     const warmUrl = v.plainHttp ? "http://127.0.0.1:8081/" : "https://127.0.0.1/";
     const rampS = o.requests / o.rate;
@@ -86,7 +102,7 @@ trap cleanup EXIT
 cd ${sq(o.appDir)}
 env ${env} ${SYSTEM_PYTHON} -m gunicorn --worker-class ${sq(v.workerClass ?? "gevent")} --workers 1 --worker-connections 20000 --backlog 4096 -b 127.0.0.1:8000 ${sq(v.appModule ?? "app:application")} 2>/dev/null &
 GUN=$!
-nginx -c ${sq(`${o.nginxDir}/nginx.conf`)} -p ${sq(`${o.nginxDir}/`)} -g 'daemon off;' &
+env ${assign(v.nginxEnv)} nginx -c ${sq(`${o.nginxDir}/nginx.conf`)} -p ${sq(`${o.nginxDir}/`)} -g 'daemon off;' &
 NGX=$!
 for i in $(seq 150); do ss -ltn | grep -q ':8000 ' && ss -ltn | grep -q ':443 ' && break; sleep 0.2; done
 pss() { local s=0 p v; for p in $1 $(pgrep -P $1); do v=$(awk '/^Pss:/ {print $2}' /proc/$p/smaps_rollup 2>/dev/null); s=$((s + \${v:-0})); done; echo $s; }

@@ -36,6 +36,9 @@ test("a variant's script: loopback only, its own processes ended on exit, the pe
     assert.match(s, /nginx -c \/x\/nginx\/nginx.conf -p \/x\/nginx\/ -g 'daemon off;' &/);
     assert.match(s, /h2load --h1 -t1 -c5000 -n5000 --rate=100 --rate-period=100ms --connection-active-timeout=55 'https:\/\/127\.0\.0\.1\/wait\?ms=20000'/);
     assert.doesNotMatch(s, /198\.|10\.80\./, "no other host");
+    const jemalloc = variantScript(VARIANTS.find(v => v.nginxEnv?.LD_PRELOAD)!, { nginxDir: "/x/nginx", appDir: "/x/app", requests: 10, holdMs: 1000, rate: 10 });
+    assert.match(jemalloc, /env LD_PRELOAD=\/usr\/lib\/x86_64-linux-gnu\/libjemalloc\.so\.2 nginx -c \/x\/nginx\/nginx.conf/, "nginx's own environment");
+    assert.match(jemalloc, /^env {2}\/usr\/bin\/python3 -m gunicorn/m, "not gunicorn's");
     const plain = variantScript(VARIANTS.find(v => v.plainHttp)!, { nginxDir: "/n", appDir: "/a", requests: 100, holdMs: 5000, rate: 100 });
     assert.match(plain, /'http:\/\/127\.0\.0\.1:8081\/wait\?ms=5000'/);
 });
