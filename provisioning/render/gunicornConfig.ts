@@ -41,7 +41,7 @@ export function renderGunicornConfig(o: GunicornConfigOptions): string {
         `workers = ${o.workers}`,
     ];
     if (o.workerConnections !== undefined) {
-        lines.push(`# Concurrent requests each gevent worker holds; the node holds workers x worker_connections.`);
+        lines.push(`# A cap on concurrent requests per gevent worker, the same for any node count; the load balancers give this node its share (max_conns).`);
         lines.push(`worker_connections = ${o.workerConnections}`);
     }
     lines.push(
