@@ -95,6 +95,7 @@ export function readSizing(r: Reader, s: SizingInputs): Sizing {
     };
 }
 
+/** Kernel limits sized from the same numbers: accept queues for the target's bursts, open files past every process's limit. */
 export function kernelSettings(sizing: Sizing, gunicornBacklog: number): StackConfig["kernel"] {
     const somaxconn = Math.min(65535, Math.max(4096, gunicornBacklog, Math.ceil(sizing.targetConcurrency / 4)));
     return {
