@@ -74,7 +74,9 @@ export function readSizing(r: Reader, s: SizingInputs): Sizing {
         );
     }
     const connectionSetting = r.integer("gunicornWorkerConnections", 0, 1_000_000);
-    const workerCap = Math.min(perProcessConnections, Math.max(1000, headroomed));
+    // Connections per worker: at least gunicorn's default 1000, at most what one process may open.
+    const perWorker = (n: number) => Math.min(perProcessConnections, Math.max(1000, n));
+    const workerCap = perWorker(headroomed);
     let workerConnections: number | undefined;
     if (s.kind === "wsgi") {
         workerConnections = connectionSetting || workerCap;
@@ -84,13 +86,14 @@ export function readSizing(r: Reader, s: SizingInputs): Sizing {
     } else if (connectionSetting) {
         warnings.push(`gunicornWorkerConnections is ignored for asgi apps: uvicorn workers do not cap connections per worker`);
     }
-    const nodeShare = Math.min(perProcessConnections, Math.max(1000, Math.ceil(headroomed / (s.appNodes * workers))));
+    // What nginx gives each node's workers: their share of the target, or the operator's setting.
+    const givenPerWorker = s.kind === "wsgi" && connectionSetting ? connectionSetting : perWorker(Math.ceil(headroomed / (s.appNodes * workers)));
     return {
         targetConcurrency,
         maxOpenFiles,
         lb: { workerProcesses: lbWorkers, workerConnections: lbWorkerConnections, workerOpenFiles: Math.min(maxOpenFiles, lbWorkerConnections + RESERVED_FDS) },
         gunicorn: { workers, workerConnections, openFiles: Math.min(maxOpenFiles, (workerConnections ?? workerCap) + 1024) },
-        appNodeConnections: workers * ((s.kind === "wsgi" && connectionSetting) || nodeShare),
+        appNodeConnections: workers * givenPerWorker,
         warnings,
     };
 }

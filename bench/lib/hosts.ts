@@ -75,14 +75,15 @@ export function reservedInRange(list: string, lo: number, hi: number): number {
 }
 
 const LB_PROBE = `set -e
-sudo nginx -T 2>/dev/null | grep -E '^\\s*(worker_processes|worker_connections|worker_rlimit_nofile)\\b' || true
+conf=$(sudo nginx -T 2>/dev/null || true)
+printf '%s\\n' "$conf" | grep -E '^\\s*(worker_processes|worker_connections|worker_rlimit_nofile)\\b' || true
 echo "nginx_workers $(pgrep -c -f '^nginx: worker' || true)"
 w=$(pgrep -f '^nginx: worker' | head -1)
 echo "worker_nofile $(awk '/Max open files/ {print $4}' /proc/$w/limits)"
 echo "port_range $(cat /proc/sys/net/ipv4/ip_local_port_range)"
 echo "reserved_ports $(cat /proc/sys/net/ipv4/ip_local_reserved_ports)"
 echo "somaxconn $(cat /proc/sys/net/core/somaxconn)"
-sudo nginx -T 2>/dev/null | grep -oE 'max_conns=[0-9]+' | sed 's/=/ /' || true
+printf '%s\\n' "$conf" | grep -oE 'max_conns=[0-9]+' | sed 's/=/ /' || true
 `;
 
 export function parseLbProbe(out: string, cpus: number): LbEffective {

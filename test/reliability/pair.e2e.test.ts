@@ -318,7 +318,7 @@ r("4. scaling the app tier 2 -> 3 -> 2 under load: the upstream changes on both 
     const rounds = Number(process.env.PYCLUSTER_PAIR_SCALE_ROUNDS ?? 1);
     for (const count of Array.from({ length: rounds }, () => [nodes + 1, nodes]).flat()) {
         // 2 x 8 connections: at 2 x 32 the two vCPUs went to wrk and TLS, and each up took over 3 minutes.
-        const staying = up.cloud.hosts().filter(h => h.running && /-app-\d+$/.test(h.name) && Number(/(\d+)$/.exec(h.name)![1]) < nodes).map(h => h.name);
+        const staying = appHosts().filter(name => Number(/(\d+)$/.exec(name)![1]) < nodes);
         assert.equal(staying.length, nodes, `the nodes that stay: ${staying.join(", ")}`);
         const pidsBefore = await gunicornPids(staying);
         const o = await underLoad(`app tier ${count === nodes ? `back to ${count}` : `${nodes} -> ${count}`} (both LBs, 16 connections)`, async () => localUp(opts({ appNodeCount: String(count) })), { connections: 8 });
