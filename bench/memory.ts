@@ -107,6 +107,10 @@ async function main(): Promise<void> {
             for (let i = 0; i < o.repeat; i++) runs.push(parseVariantOutput(await runVariant(v, o, work, base), o.requests));
             const bad = runs.find(r => r.ok < o.requests);
             if (bad) throw new Error(`${v.name}: only ${bad.ok} of ${o.requests} requests answered 2xx`);
+            // The figure is only what the variant says if the clients spoke the protocol it names.
+            const wanted = v.streamsPerConnection ? "h2" : "http/1.1";
+            const other = runs.find(r => r.protocol !== wanted);
+            if (other) throw new Error(`${v.name}: h2load negotiated ${other.protocol}, not ${wanted}`);
             const nginx = median(runs.map(r => r.nginxBytes));
             const app = median(runs.map(r => r.appBytes));
             reference ??= { nginx, app };

@@ -27,6 +27,11 @@ export interface MemoryVariant {
     env?: Record<string, string>;
     /** Environment of nginx (its workers are forked from the master, so they inherit it). */
     nginxEnv?: Record<string, string>;
+    /**
+     * Clients that multiplex this many requests on one HTTP/2 connection (default: one HTTP/1.1
+     * connection per request). Not a setting of ours: what the clients do.
+     */
+    streamsPerConnection?: number;
 }
 
 /** Debian's jemalloc (package libjemalloc2), preloaded in place of glibc's malloc. */
@@ -68,6 +73,13 @@ export const VARIANTS: MemoryVariant[] = [
         workerClass: "uvicorn.workers.UvicornWorker",
         appModule: "app:asgi_application",
     },
+    // Not settings: what clients do. Browsers multiplex a site's requests on one HTTP/2 connection;
+    // API clients often open one connection per request, as the bench's h2load --h1 does.
+    ...[10, 100].map(streams => ({
+        name: `clients: HTTP/2, ${streams} requests per connection`,
+        cost: `not a setting: the clients' choice; TLS and the connection are paid once per ${streams} requests (nginx allows 128 streams per connection)`,
+        streamsPerConnection: streams,
+    })),
 ];
 
 export interface ScriptOptions {
@@ -92,6 +104,9 @@ export function variantScript(v: MemoryVariant, o: ScriptOptions): string {
     const url = v.plainHttp ? `http://127.0.0.1:8081/wait?ms=${o.holdMs}` : `https://127.0.0.1/wait?ms=${o.holdMs}`;
     const warmUrl = v.plainHttp ? "http://127.0.0.1:8081/" : "https://127.0.0.1/";
     const rampS = o.requests / o.rate;
+    const streams = v.streamsPerConnection ?? 1;
+    // h2load's --rate counts connections: the same request rate either way.
+    const clients = v.streamsPerConnection ? `-t1 -c${Math.ceil(o.requests / streams)} -m${streams}` : `--h1 -t1 -c${o.requests}`;
     return `set -u
 ulimit -n 20000
 ip link set lo up
@@ -109,14 +124,14 @@ pss() { local s=0 p v; for p in $1 $(pgrep -P $1); do v=$(awk '/^Pss:/ {print $2
 h2load --h1 -c 20 -n 400 ${sq(warmUrl)} >/dev/null 2>&1
 sleep 1
 echo "base nginx $(pss $NGX) app $(pss $GUN)"
-h2load --h1 -t1 -c${o.requests} -n${o.requests} --rate=${Math.max(1, Math.round(o.rate / 10))} --rate-period=100ms --connection-active-timeout=${Math.ceil(o.holdMs / 1000 + rampS + 30)} ${sq(url)} > ${sq(`${o.nginxDir}/h2load.out`)} 2>&1 &
+h2load ${clients} -n${o.requests} --rate=${Math.max(1, Math.round(o.rate / streams / 10))} --rate-period=100ms --connection-active-timeout=${Math.ceil(o.holdMs / 1000 + rampS + 30)} ${sq(url)} > ${sq(`${o.nginxDir}/h2load.out`)} 2>&1 &
 H=$!
 sleep ${Math.ceil(rampS + 1)}
 pn=0; pa=0
 for i in $(seq ${Math.max(3, Math.floor(o.holdMs / 1000 - rampS - 2))}); do n=$(pss $NGX); a=$(pss $GUN); [ $n -gt $pn ] && pn=$n; [ $a -gt $pa ] && pa=$a; sleep 1; done
 echo "peak nginx $pn app $pa"
 wait $H
-grep -E '^requests:' ${sq(`${o.nginxDir}/h2load.out`)}
+grep -E '^(requests:|Application protocol:)' ${sq(`${o.nginxDir}/h2load.out`)}
 `;
 }
 
@@ -126,6 +141,8 @@ export interface VariantMeasurement {
     appBytes: number;
     /** Requests answered 2xx out of those sent. */
     ok: number;
+    /** What h2load negotiated with nginx ("h2", "http/1.1"). */
+    protocol: string;
 }
 
 /** Reads a variant script's output. Throws when a line is missing (the variant did not run). */
@@ -133,9 +150,10 @@ export function parseVariantOutput(out: string, requests: number): VariantMeasur
     const base = /^base nginx (\d+) app (\d+)$/m.exec(out);
     const peak = /^peak nginx (\d+) app (\d+)$/m.exec(out);
     const req = /^requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded/m.exec(out);
-    if (!base || !peak || !req) throw new Error(`the variant did not run through:\n${out.slice(-1500)}`);
+    const protocol = /^Application protocol: (\S+)$/m.exec(out);
+    if (!base || !peak || !req || !protocol) throw new Error(`the variant did not run through:\n${out.slice(-1500)}`);
     const kb = (m: RegExpExecArray, i: number) => Number(m[i]) * 1024;
-    return { nginxBytes: (kb(peak, 1) - kb(base, 1)) / requests, appBytes: (kb(peak, 2) - kb(base, 2)) / requests, ok: Number(req[1]) };
+    return { nginxBytes: (kb(peak, 1) - kb(base, 1)) / requests, appBytes: (kb(peak, 2) - kb(base, 2)) / requests, ok: Number(req[1]), protocol: protocol[1] };
 }
 
 /** The median of repeated measurements (the middle one; the lower middle for an even count). Pure. */

@@ -41,13 +41,19 @@ test("a variant's script: loopback only, its own processes ended on exit, the pe
     assert.match(jemalloc, /^env {2}\/usr\/bin\/python3 -m gunicorn/m, "not gunicorn's");
     const plain = variantScript(VARIANTS.find(v => v.plainHttp)!, { nginxDir: "/n", appDir: "/a", requests: 100, holdMs: 5000, rate: 100 });
     assert.match(plain, /'http:\/\/127\.0\.0\.1:8081\/wait\?ms=5000'/);
+    // HTTP/2 clients: fewer connections, each carrying its share of the requests; the same request rate.
+    const h2 = variantScript(VARIANTS.find(v => v.streamsPerConnection === 10)!, { nginxDir: "/x/nginx", appDir: "/x/app", requests: 5000, holdMs: 20000, rate: 1000 });
+    assert.match(h2, /h2load -t1 -c500 -m10 -n5000 --rate=10 --rate-period=100ms /);
+    assert.doesNotMatch(h2, /h2load --h1 -t1/, "the held requests over HTTP/2, what h2load negotiates over TLS by default");
+    assert.ok(VARIANTS.every(v => (v.streamsPerConnection ?? 1) <= 128), "within nginx's http2_max_concurrent_streams (128), or h2load's extra streams would wait");
 });
 
 test("a variant's output: per-request growth of each process tree; a run that did not finish is an error", () => {
-    const m = parseVariantOutput("base nginx 14000 app 44000\npeak nginx 136000 app 113000\nrequests: 5000 total, 5000 started, 5000 done, 5000 succeeded, 0 failed, 0 errored, 0 timeout\n", 5000);
+    const m = parseVariantOutput("base nginx 14000 app 44000\npeak nginx 136000 app 113000\nrequests: 5000 total, 5000 started, 5000 done, 5000 succeeded, 0 failed, 0 errored, 0 timeout\nApplication protocol: h2\n", 5000);
     assert.equal(Math.round(m.nginxBytes), Math.round((122000 * 1024) / 5000));
     assert.equal(Math.round(m.appBytes), Math.round((69000 * 1024) / 5000));
     assert.equal(m.ok, 5000);
+    assert.equal(m.protocol, "h2");
     assert.throws(() => parseVariantOutput("base nginx 1 app 1\n", 10), /did not run through/);
     assert.equal(median([3, 1, 2]), 2);
     assert.equal(median([4, 1, 3, 2]), 2);
