@@ -195,13 +195,12 @@ async function nginxReloads(lb: string, sinceMs: number): Promise<number> {
  * boundary for a second first (provisioning/host/hostctl/nginx_reload.py). The reloads are counted
  * so that a scenario that reloaded nothing cannot pass for one that reloaded safely.
  */
-function assertNoFailedRequests(o: { failed: number; sent: number; wrk: WrkResult[] }, reloads: number, timeoutsAllowed = 0): void {
+function assertNoFailedRequests(o: { failed: number; sent: number; wrk: WrkResult[] }, reloads: number): void {
     const sum = (f: (e: WrkResult["errors"]) => number) => o.wrk.reduce((n, w) => n + f(w.errors), 0);
     const errors = JSON.stringify(o.wrk.map(w => w.errors));
     console.log(`${reloads} reloads of the holder's nginx; wrk failed ${o.failed} of ${o.sent} (${errors})`);
     assert.ok(reloads >= 1, `the holder's nginx reloaded (${reloads})`);
-    assert.equal(sum(e => e.connect + e.status + e.read + e.write), 0, `no failed request through the reloads: ${errors}`);
-    assert.ok(sum(e => e.timeout) <= timeoutsAllowed, `at most ${timeoutsAllowed} timeouts: ${errors}`);
+    assert.equal(sum(e => e.connect + e.status + e.read + e.write + e.timeout), 0, `no failed or timed-out request through the reloads: ${errors}`);
 }
 
 r(`1. the LB holding the address powers off with ${IN_FLIGHT.toLocaleString("en")} requests in flight: the address answers again within 5 s, failures only inside that window`, async () => {
@@ -329,11 +328,11 @@ r("4. scaling the app tier 2 -> 3 -> 2 under load: the upstream changes on both 
         assert.deepEqual(theirSteps, [], `steps of the nodes that stay ran on a scale to ${count}`);
         assert.deepEqual(await gunicornPids(staying), pidsBefore, "the staying nodes' gunicorn masters");
         for (const lb of lbs) assert.deepEqual(await upstreamOf(lb.privateIp), ips, `${lb.name}'s upstream`);
-        // Not yet explained, so bounded rather than forbidden: one run of two this round saw each of
-        // the 16 connections time out once while a node was added (a stall of 10 s or more on every
-        // connection at once, the probe failing until 67.7 s). The probe's failure windows are printed
-        // above to find it.
-        assertNoFailedRequests(o, await nginxReloads(before, o.startedAt), o.connections);
+        // No timeout either. The one stall seen (every connection timing out once during a scale-up,
+        // docs/pair.md) came while the serving nodes were rolled one by one; scaling no longer touches
+        // them, and the stall has not come back. Should it, the probe's failure windows and the
+        // journals printed above are there to find it.
+        assertNoFailedRequests(o, await nginxReloads(before, o.startedAt));
         await assertAddressStayed(before, o.startedAt);
     }
 });
