@@ -166,7 +166,14 @@ export class LoadBalancer extends pulumi.ComponentResource {
         const steps: command.remote.Command[] = [];
         for (const s of plan) {
             const { host, files, before, keepalived } = prepared[s.lb];
-            const pair = this.pair ? { deferIfHolder: s.deferIfHolder, checkUrl: `http://${host.privateIp}:${cfg.lb.statusPort}/stub_status` } : undefined;
+            const pair = this.pair
+                ? this.siteHost.apply(siteHost => ({
+                      deferIfHolder: s.deferIfHolder,
+                      checkUrl: `http://${host.privateIp}:${cfg.lb.statusPort}/stub_status`,
+                      siteUrl: `https://127.0.0.1${cfg.app.healthPath}`,
+                      siteHost,
+                  }))
+                : undefined;
             // The bundle carries the TLS private key.
             steps.push(
                 pushNginx(

@@ -108,10 +108,10 @@ export function pushNginx(
     healthPath: string,
     leaseSeconds: number,
     dependsOn: pulumi.Input<pulumi.Resource>[],
-    pass: { suffix: string; pair?: NginxPairPass } = { suffix: "nginx" },
+    pass: { suffix: string; pair?: pulumi.Input<NginxPairPass> } = { suffix: "nginx" },
 ): command.remote.Command {
     return step(target, pass.suffix, {
-        create: nginxCommand(healthPath, leaseSeconds, pass.pair),
+        create: pass.pair ? pulumi.output(pass.pair).apply(pair => nginxCommand(healthPath, leaseSeconds, pair)) : nginxCommand(healthPath, leaseSeconds),
         stdin: pulumi.output(files).apply(renderBundle),
         secretStdin: secret,
         dependsOn,

@@ -25,11 +25,25 @@ export interface NginxPairPass {
     deferIfHolder: boolean;
     /** nginx's status page on this LB: it must answer after the switch, or the previous configuration returns. */
     checkUrl: string;
+    /**
+     * The site through this LB's nginx (https on loopback, `siteHost` as SNI and Host): if it answers
+     * 200 before the switch, it must after, or the previous configuration returns. What moving the
+     * address to the changed LB would prove, without dropping the holder's connections.
+     */
+    siteUrl: string;
+    siteHost: string;
 }
 
 /** New upstream servers enter drained (on a lease) until their node's admit step. */
 export const nginxCommand = (healthPath: string, leaseSeconds: number, pair?: NginxPairPass) =>
-    hostctlCommand("nginx", { "health-path": healthPath, lease: leaseSeconds, "defer-if-holder": pair?.deferIfHolder, "check-url": pair?.checkUrl });
+    hostctlCommand("nginx", {
+        "health-path": healthPath,
+        lease: leaseSeconds,
+        "defer-if-holder": pair?.deferIfHolder,
+        "check-url": pair?.checkUrl,
+        "site-url": pair?.siteUrl,
+        "site-host": pair?.siteHost,
+    });
 
 /** A pair's LB: install keepalived.conf (stdin), the interface holding `address` filled in, validated, reloaded. */
 export const keepalivedCommand = (address: string) => hostctlCommand("keepalived", { address });

@@ -90,10 +90,12 @@ test("nginx rolls one LB at a time, the holder of the address last; each app nod
     assert.ok(deps(run, second).includes("pycluster-staging-lb-nginx"));
     assert.ok(deps(run, finish).includes("pycluster-staging-lb-2-nginx"));
     assert.ok(!deps(run, first).some(n => /-nginx/.test(n ?? "")), "the first pass waits for no other nginx step");
-    // The first pass stops after nginx -t while its LB holds the address; every pass checks nginx answers after a switch.
-    assert.match(first.inputs.create, / nginx --health-path \/healthz --lease \d+ --defer-if-holder --check-url http:\/\/10\.120\.0\.2:8080\/stub_status$/);
-    assert.match(second.inputs.create, / nginx --health-path \/healthz --lease \d+ --check-url http:\/\/10\.120\.0\.125:8080\/stub_status$/);
-    assert.match(finish.inputs.create, / nginx --health-path \/healthz --lease \d+ --check-url http:\/\/10\.120\.0\.2:8080\/stub_status$/);
+    // The first pass stops after nginx -t while its LB holds the address; every pass checks nginx answers
+    // after a switch, and the site through it (by the name users reach it by) if it did before.
+    const site = ` --site-url https://127\\.0\\.0\\.1/healthz --site-host ${(run.outputs.lbPublicIp as string).replace(/\./g, "\\.")}$`;
+    assert.match(first.inputs.create, new RegExp(` nginx --health-path /healthz --lease \\d+ --defer-if-holder --check-url http://10\\.120\\.0\\.2:8080/stub_status${site}`));
+    assert.match(second.inputs.create, new RegExp(` nginx --health-path /healthz --lease \\d+ --check-url http://10\\.120\\.0\\.125:8080/stub_status${site}`));
+    assert.match(finish.inputs.create, new RegExp(` nginx --health-path /healthz --lease \\d+ --check-url http://10\\.120\\.0\\.2:8080/stub_status${site}`));
     // The finishing step is the same push again (nothing to do if the first pass switched).
     assert.equal(finish.inputs.stdin, first.inputs.stdin);
     // What comes after nginx on the first LB waits for its finishing step.

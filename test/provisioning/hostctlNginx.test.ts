@@ -25,17 +25,18 @@ os.makedirs(d + "/pycluster")
 open(d + "/pycluster/site.conf", "w").write("old site\\n")
 open(d + "/nginx.conf", "w").write("old\\n")
 reloads, checked = [], []
-answers = {"ok": True, "valid": True}
+answers = {"ok": True, "valid": True, "siteBefore": True, "siteAfter": True}
 nginx.keep_rotation = lambda *a: None
 nginx.nginx_test = lambda conf: (answers["valid"], "" if answers["valid"] else "emerg: unknown directive")
 nginx.reload_nginx = lambda: reloads.append(open(nginx.NGINX_CONF).read().strip()) or "reloaded"
 nginx.is_active = lambda unit: True
-nginx.wait_http_ok = lambda url, timeout: checked.append(url) or answers["ok"]
+nginx.wait_http_ok = lambda url, timeout, host=None, insecure=False: checked.append(url + (" as " + host if host else "")) or (answers["siteAfter"] if url.startswith("https:") else answers["ok"])
+nginx.http_ok = lambda url, host=None, insecure=False: checked.append("before: " + url + " as " + host) or answers["siteBefore"]
 nginx.read_stdin_bundle = lambda: {"nginx.conf": (0o644, b"new\\n"), "site.conf": (0o644, b"new site\\n")}
 def state(s):
     open(nginx.VRRP_STATE_FILE, "w").write(json.dumps({"state": s}))
 def run(**flags):
-    args = types.SimpleNamespace(**{"health_path": "/healthz", "lease": 300, "defer_if_holder": False, "check_url": None, **flags})
+    args = types.SimpleNamespace(**{"health_path": "/healthz", "lease": 300, "defer_if_holder": False, "check_url": None, "site_url": None, "site_host": None, **flags})
     try:
         nginx.cmd_nginx(args)
         failure = None
@@ -78,6 +79,27 @@ out["unanswered"] = run(defer_if_holder=True, check_url="http://10.0.0.3:8080/st
     assert.equal(out.unanswered.site, "old site");
     assert.deepEqual(out.unanswered.reloads, ["new", "old"], "reloaded with the new configuration, then with the restored one");
     assert.match(out.unanswered.failure ?? "", /nginx did not answer http:\/\/10\.0\.0\.3:8080\/stub_status within 15 s after the reload; the previous configuration was restored/);
+});
+
+test("a switch after which the site stops answering through nginx is undone; a site that did not answer before is no reason to undo", { skip: !root && "writes files as root (hostctl's write_atomic)" }, () => {
+    const out = passes(`state("BACKUP")
+site = dict(check_url="http://10.0.0.3:8080/stub_status", site_url="https://127.0.0.1/healthz", site_host="www.example.org")
+out["kept"] = run(defer_if_holder=True, **site)
+reset(); answers["siteAfter"] = False
+out["broken"] = run(defer_if_holder=True, **site)
+reset(); answers["siteBefore"] = False
+out["down_before"] = run(defer_if_holder=True, **site)`) as Record<string, { live: string; site: string; reloads: string[]; checked: string[]; failure: string | null }>;
+    const status = "http://10.0.0.3:8080/stub_status";
+    const before = "before: https://127.0.0.1/healthz as www.example.org";
+    const after = "https://127.0.0.1/healthz as www.example.org";
+    assert.deepEqual(out.kept, { live: "new", site: "new site", reloads: ["new"], checked: [before, status, after], failure: null }, "asked before the switch, then status page and site after");
+    assert.equal(out.broken.live, "old");
+    assert.equal(out.broken.site, "old site");
+    assert.deepEqual(out.broken.reloads, ["new", "old"], "reloaded with the new configuration, then with the restored one");
+    assert.deepEqual(out.broken.checked, [before, status, after]);
+    assert.match(out.broken.failure ?? "", /the site \(https:\/\/127\.0\.0\.1\/healthz as www\.example\.org\) answered 200 through this nginx before the switch and not within 15 s after it; the previous configuration was restored/);
+    // No app node answering (none admitted yet, or all down): an LB change must still be able to land.
+    assert.deepEqual(out.down_before, { live: "new", site: "new site", reloads: ["new"], checked: [before, status], failure: null }, "status page only");
 });
 
 test("the holder is whoever keepalived last recorded as MASTER; no record, a broken one or keepalived stopped: not the holder", () => {

@@ -293,6 +293,10 @@ r("3. an nginx setting changed with up rolls through both LBs, one at a time, th
     assert.ok(o.startedAt < backupAt && backupAt < holderAt, "the backup switched first, then the holder");
     const firstPass = nginxSteps[0].output ?? "";
     assert.match(firstPass, before === lbs[0].name ? /not switched: this LB holds the public address/ : /configuration validated and reloaded/, firstPass);
+    // Each LB served the site through its new configuration before the rollout went on (docs/pair.md).
+    const switched = nginxSteps.filter(s => /configuration validated and reloaded/.test(s.output ?? ""));
+    assert.equal(switched.length, 2, "each LB switched once");
+    for (const s of switched) assert.match(s.output ?? "", /configuration validated and reloaded; the site answers through it/, s.name);
     // A reload is no reason to move the address: the established connections live on the holder.
     await assertAddressStayed(before, o.startedAt);
 });

@@ -189,11 +189,11 @@ def http_status(url, timeout=2.0):
         return None
 
 
-def wait_http_ok(url, timeout):
+def wait_http_ok(url, timeout, host=None, insecure=False):
     import time
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if http_ok(url):
+        if http_ok(url, host=host, insecure=insecure):
             return True
         time.sleep(0.5)
     return False

@@ -1,14 +1,16 @@
 """
 The load balancer's nginx: stage a bundle, validate it with nginx -t, switch it in, reload. In a pair
 the LB holding the public address changes last: its first pass validates only (--defer-if-holder), and
-the program's finishing step switches it once its peer has changed and answered (--check-url).
+the program's finishing step switches it once its peer has changed and answered (--check-url) and, if
+the site answered through it before the switch, still does (--site-url): the proof a move of the
+public address to the changed LB would give, without dropping the holder's connections.
 """
 import os
 import shutil
 import tempfile
 
 from .bundle import read_stdin_bundle
-from .common import Failure, is_active, log, read_bytes, systemctl, wait_http_ok, write_atomic
+from .common import Failure, http_ok, is_active, log, read_bytes, systemctl, wait_http_ok, write_atomic
 from .nginx_reload import reload_nginx
 from .contract import path
 from .rollout import keep_rotation
@@ -98,6 +100,16 @@ def restore_previous():
     return True
 
 
+def undo(why):
+    """The previous configuration back, and the step failed with why."""
+    restored = restore_previous()
+    raise Failure(
+        f"{why}; "
+        + ("the previous configuration was restored" if restored else "there was no previous configuration to restore")
+        + " (journalctl -u nginx and the error log say why)"
+    )
+
+
 def defers(defer_if_holder, state_text, keepalived_active):
     """
     Whether this pass validates only: asked to (a pair's first pass) and this LB holds the public
@@ -126,15 +138,19 @@ def cmd_nginx(args):
         if defers(args.defer_if_holder, read_bytes(VRRP_STATE_FILE), is_active("keepalived")):
             log("nginx: configuration validated (nginx -t), not switched: this LB holds the public address, so its peer changes first and this one in the finishing step")
             return
+        # Whether the site answers through this nginx now: a change must not stop it. When it does not
+        # (no app node admitted yet, or every one down), the status page alone is checked, so that
+        # an LB change can still land while the app tier is broken.
+        site = (args.site_url, args.site_host) if args.site_url else None
+        served_before = bool(site) and http_ok(site[0], host=site[1], insecure=True)
         switch(stage, staged_site)
         action = reload_nginx()
         if args.check_url and not wait_http_ok(args.check_url, CHECK_SECONDS):
-            restored = restore_previous()
-            raise Failure(
-                f"nginx did not answer {args.check_url} within {CHECK_SECONDS} s after the reload; "
-                + ("the previous configuration was restored" if restored else "there was no previous configuration to restore")
-                + " (journalctl -u nginx and the error log say why)"
-            )
-        log(f"nginx: configuration validated and {action}")
+            undo(f"nginx did not answer {args.check_url} within {CHECK_SECONDS} s after the reload")
+        if served_before and not wait_http_ok(site[0], CHECK_SECONDS, host=site[1], insecure=True):
+            undo(f"the site ({site[0]} as {site[1]}) answered 200 through this nginx before the switch and not within {CHECK_SECONDS} s after it")
+        if site and not served_before:
+            log(f"nginx: the site ({site[0]} as {site[1]}) did not answer 200 before the switch either: checked nginx's status page only")
+        log(f"nginx: configuration validated and {action}" + ("; the site answers through it" if served_before else ""))
     finally:
         shutil.rmtree(stage, ignore_errors=True)
