@@ -19,9 +19,15 @@ async function runWrk(ctx: Ctx, label: string, netns: string, url: string, mode:
     return finish(p);
 }
 
-function toRun(target: "lb" | "direct", url: string, connections: number, seconds: number, f: FinishedWrk): ThroughputRun {
+export function toRun(target: "lb" | "direct", url: string, connections: number, seconds: number, f: FinishedWrk): ThroughputRun {
     const r = f.result;
-    if (!r) return { target, url, connections, seconds, requestsPerSecond: 0, errors: -1 };
+    // A run with no answered request is no figure: say why instead of reporting 0 req/s and no error
+    // (seen once, the paced run straight to an app node after a 100,000 step through the pair).
+    const why = !r ? f.failure : r.requests === 0 ? `wrk completed no request in ${seconds} s (${JSON.stringify(r.errors)})` : undefined;
+    if (why || !r) {
+        log(`  ${f.label}: no result: ${why}`);
+        return { target, url, connections, seconds, requestsPerSecond: 0, errors: -1 };
+    }
     const e = classifyErrors({ expected: 0, codes: r.codes ?? {}, errors: r.errors });
     return {
         target,
