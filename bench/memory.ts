@@ -15,7 +15,7 @@ import { SAMPLE_APP_DIR } from "../config/read";
 import { localStackConfig } from "../local/stack";
 import { NGINX_SITE_DIR, NGINX_TLS_CERT, NGINX_TLS_KEY, renderNginxMain } from "../provisioning/render/nginx";
 import { lbNginxFiles } from "../provisioning/lbFiles";
-import { median, MemoryVariant, parseVariantOutput, plainHttpSite, VARIANTS, variantNginxConf, variantScript } from "./lib/memoryVariants";
+import { clientProtocol, median, MemoryVariant, parseVariantOutput, plainHttpSite, VARIANTS, variantNginxConf, variantScript } from "./lib/memoryVariants";
 import { parseCount, parseDuration } from "./lib/options";
 import { table } from "./lib/report";
 
@@ -108,7 +108,7 @@ async function main(): Promise<void> {
             const bad = runs.find(r => r.ok < o.requests);
             if (bad) throw new Error(`${v.name}: only ${bad.ok} of ${o.requests} requests answered 2xx`);
             // The figure is only what the variant says if the clients spoke the protocol it names.
-            const wanted = v.streamsPerConnection ? "h2" : "http/1.1";
+            const wanted = clientProtocol(v);
             const other = runs.find(r => r.protocol !== wanted);
             if (other) throw new Error(`${v.name}: h2load negotiated ${other.protocol}, not ${wanted}`);
             const nginx = median(runs.map(r => r.nginxBytes));

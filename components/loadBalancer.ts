@@ -6,7 +6,7 @@ import { StackConfig } from "../config/types";
 import { lbAddresses, lbExtraPackages, lbKeepalivedConf, lbKeepalivedFiles, lbKernelFiles, lbNginxFiles, lbPackages } from "../provisioning/lbFiles";
 import { AppArchive } from "../provisioning/archive";
 import { lbMonitoring } from "../provisioning/monitoringFiles";
-import { lbRolloutSteps, stackRolloutPlan } from "../provisioning/rollout";
+import { lbRolloutSteps, siteThroughLbUrl, stackRolloutPlan } from "../provisioning/rollout";
 import { obtainCertificate, pushKeepalived, pushMonitoring, pushNginx, pushStaticFiles } from "../provisioning/push";
 import { ACME_PLACEHOLDER_ORGANIZATION, names, PUBLIC_NETWORK, SELF_SIGNED_ORGANIZATION } from "../lib/conventions";
 import { Bastion, Host, NodePlacement, PairMember } from "./host";
@@ -170,7 +170,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
                 ? this.siteHost.apply(siteHost => ({
                       deferIfHolder: s.deferIfHolder,
                       checkUrl: `http://${host.privateIp}:${cfg.lb.statusPort}/stub_status`,
-                      siteUrl: `https://127.0.0.1${cfg.app.healthPath}`,
+                      siteUrl: siteThroughLbUrl(cfg.app.healthPath),
                       siteHost,
                   }))
                 : undefined;

@@ -100,6 +100,9 @@ export function gateCommand(url: string, timeoutSeconds: number, o: GateOptions 
     return hostctlCommand("gate", { url, timeout: timeoutSeconds, "host-header": o.hostHeader, insecure: o.insecure });
 }
 
+/** The site through an LB's own nginx: https on loopback, checked with the site's name as SNI and Host. */
+export const siteThroughLbUrl = (healthPath: string) => `https://127.0.0.1${healthPath}`;
+
 /**
  * On the load balancer, after a node passed its own gate: take it into rotation, check the LB
  * reaches its health endpoint, then the site through nginx, then wait until nginx counts the node
@@ -110,7 +113,7 @@ export function admitCommand(o: { server: string; nodeHealthUrl: string; siteHos
     return [
         hostctlCommand("upstream", { server: o.server }, ["undrain"]),
         gateCommand(o.nodeHealthUrl, 60),
-        gateCommand(`https://127.0.0.1${o.healthPath}`, 60, { hostHeader: o.siteHost, insecure: true }),
+        gateCommand(siteThroughLbUrl(o.healthPath), 60, { hostHeader: o.siteHost, insecure: true }),
         hostctlCommand("upstream", { server: o.server, "fail-timeout": FAIL_TIMEOUT_S }, ["settle"]),
     ].join(" && ");
 }

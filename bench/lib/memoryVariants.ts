@@ -82,6 +82,9 @@ export const VARIANTS: MemoryVariant[] = [
     })),
 ];
 
+/** What the variant's clients speak to nginx: HTTP/2 when they multiplex, else HTTP/1.1 (h2load's names). */
+export const clientProtocol = (v: MemoryVariant): "h2" | "http/1.1" => (v.streamsPerConnection ? "h2" : "http/1.1");
+
 export interface ScriptOptions {
     /** Directory with nginx.conf (already rendered for this variant), pycluster/site.conf, the certificate. */
     nginxDir: string;
@@ -106,7 +109,7 @@ export function variantScript(v: MemoryVariant, o: ScriptOptions): string {
     const rampS = o.requests / o.rate;
     const streams = v.streamsPerConnection ?? 1;
     // h2load's --rate counts connections: the same request rate either way.
-    const clients = v.streamsPerConnection ? `-t1 -c${Math.ceil(o.requests / streams)} -m${streams}` : `--h1 -t1 -c${o.requests}`;
+    const clients = clientProtocol(v) === "h2" ? `-t1 -c${Math.ceil(o.requests / streams)} -m${streams}` : `--h1 -t1 -c${o.requests}`;
     return `set -u
 ulimit -n 20000
 ip link set lo up

@@ -23,9 +23,8 @@ export function toRun(target: "lb" | "direct", url: string, connections: number,
     const r = f.result;
     // A run with no answered request is no figure: say why instead of reporting 0 req/s and no error
     // (seen once, the paced run straight to an app node after a 100,000 step through the pair).
-    const why = !r ? f.failure : r.requests === 0 ? `wrk completed no request in ${seconds} s (${JSON.stringify(r.errors)})` : undefined;
-    if (why || !r) {
-        log(`  ${f.label}: no result: ${why}`);
+    if (!r || r.requests === 0) {
+        log(`  ${f.label}: no result: ${r ? `wrk completed no request in ${seconds} s (${JSON.stringify(r.errors)})` : f.failure}`);
         return { target, url, connections, seconds, requestsPerSecond: 0, errors: -1 };
     }
     const e = classifyErrors({ expected: 0, codes: r.codes ?? {}, errors: r.errors });

@@ -141,16 +141,16 @@ def cmd_nginx(args):
         # Whether the site answers through this nginx now: a change must not stop it. When it does not
         # (no app node admitted yet, or every one down), the status page alone is checked, so that
         # an LB change can still land while the app tier is broken.
-        site = (args.site_url, args.site_host) if args.site_url else None
-        served_before = bool(site) and http_ok(site[0], host=site[1], insecure=True)
+        site = f"{args.site_url} as {args.site_host}"
+        served_before = bool(args.site_url) and http_ok(args.site_url, host=args.site_host, insecure=True)
         switch(stage, staged_site)
         action = reload_nginx()
         if args.check_url and not wait_http_ok(args.check_url, CHECK_SECONDS):
             undo(f"nginx did not answer {args.check_url} within {CHECK_SECONDS} s after the reload")
-        if served_before and not wait_http_ok(site[0], CHECK_SECONDS, host=site[1], insecure=True):
-            undo(f"the site ({site[0]} as {site[1]}) answered 200 through this nginx before the switch and not within {CHECK_SECONDS} s after it")
-        if site and not served_before:
-            log(f"nginx: the site ({site[0]} as {site[1]}) did not answer 200 before the switch either: checked nginx's status page only")
+        if served_before and not wait_http_ok(args.site_url, CHECK_SECONDS, host=args.site_host, insecure=True):
+            undo(f"the site ({site}) answered 200 through this nginx before the switch and not within {CHECK_SECONDS} s after it")
+        if args.site_url and not served_before:
+            log(f"nginx: the site ({site}) did not answer 200 before the switch either: checked nginx's status page only")
         log(f"nginx: configuration validated and {action}" + ("; the site answers through it" if served_before else ""))
     finally:
         shutil.rmtree(stage, ignore_errors=True)
