@@ -3,6 +3,9 @@ import assert from "node:assert/strict";
 import { defaultEndpoint, endpointMismatch, ENDPOINTS, isRegionName } from "../../config/regions";
 import { parse } from "./configFixtures";
 
+/** Keystone of each endpoint, written out here (not read from config/regions.ts, which is what is tested). */
+const KEYSTONE = { "ovh-eu": "https://auth.cloud.ovh.net/v3/", "ovh-us": "https://auth.cloud.ovh.us/v3/" } as const;
+
 /** Every kind of region name OVHcloud uses, with the endpoint its projects are managed through. */
 const REGIONS: [string, "ovh-eu" | "ovh-us"][] = [
     ["GRA11", "ovh-eu"], ["GRA9", "ovh-eu"], ["SBG5", "ovh-eu"], ["DE1", "ovh-eu"], ["UK1", "ovh-eu"], ["WAW1", "ovh-eu"],
@@ -12,13 +15,14 @@ const REGIONS: [string, "ovh-eu" | "ovh-us"][] = [
 ];
 
 for (const [region, endpoint] of REGIONS) {
-    test(`${region}: usable from config, managed through ${endpoint}, authenticated at ${ENDPOINTS[endpoint].keystone}`, () => {
+    test(`${region}: usable from config, managed through ${endpoint}, authenticated at ${KEYSTONE[endpoint]}`, () => {
         assert.ok(isRegionName(region));
         assert.equal(defaultEndpoint(region), endpoint);
         const c = parse({ region });
         assert.equal(c.openstack.region, region);
         assert.equal(c.ovh.endpoint, endpoint);
-        assert.equal(c.openstack.authUrl, ENDPOINTS[endpoint].keystone);
+        assert.equal(c.openstack.authUrl, KEYSTONE[endpoint]);
+        assert.equal(ENDPOINTS[endpoint].keystone, KEYSTONE[endpoint]);
     });
 }
 

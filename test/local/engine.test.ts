@@ -47,3 +47,9 @@ test("an instance whose scheduler hint names no existing server group is refused
         // a known group passes Nova's check: what stops it then is that this engine has no cloud
         assert.match(await refusal(e, instance("lb-b", group.id)), /no cloud to act on/);
     }));
+
+test("a floating-IP association before the gateway exists is refused, as OVH's network refuses it", () =>
+    withEngine(async (e) => {
+        const r = reg("openstack:networking/floatingIpAssociate:FloatingIpAssociate", "lb-fip-association", { floatingIp: "198.51.100.7", portId: "p1" });
+        assert.match(await refusal(e, r), /create the network's gateway first/);
+    }));
