@@ -42,6 +42,31 @@ function calibrateMachine(ctx: Ctx): Promise<Calibration> {
     return calibrate({ ...ctx, ...urls, seconds: ctx.o.calibrateSeconds, waitQuiet: () => waitQuiet(ctx), checkInterrupted, log });
 }
 
+/** Stops the load (and records why in stepAbort) once MemAvailable falls below the reserve; checked every 250 ms. */
+function startMemoryGuard(ctx: Ctx): NodeJS.Timeout {
+    stepAbort = undefined;
+    return setInterval(() => {
+        const m = meminfo();
+        if (!stepAbort && mustAbort(m.availableBytes, ctx.reserve)) {
+            stepAbort = `MemAvailable ${Math.round(m.availableBytes / MiB)} MiB fell below the reserve of ${Math.round(ctx.reserve / MiB)} MiB: load stopped`;
+            log(`  ABORT: ${stepAbort}`);
+            void stopLoadGenerators(2000);
+        }
+    }, 250);
+}
+
+/**
+ * keepalived moves the address when the holder's health check fails (a CPU-starved LB can fail
+ * it): every request held on the old holder is then lost, so say so beside the figures.
+ */
+async function notePairAddressMoved(ctx: Ctx, vip: string, notes: string[]): Promise<void> {
+    const holder = await pairHolder(ctx.up, vip).catch((e: Error) => e.message);
+    if (holder !== ctx.lbHost) {
+        notes.push(`the pair's address moved during the step: ${ctx.lbHost} held it at the start; now: ${holder}`);
+        log(`  the pair's address moved: ${ctx.lbHost} held it at the start; now: ${holder}`);
+    }
+}
+
 async function runStep(ctx: Ctx, config: ConfigName, concurrency: number, kind: "step" | "refine"): Promise<StepResult> {
     const o = ctx.o;
     const started = Date.now();
@@ -71,15 +96,7 @@ async function runStep(ctx: Ctx, config: ConfigName, concurrency: number, kind: 
     await closeIdleUpstreamConnections(ctx);
     const sampler = new Sampler(ctx.hosts, ctx.appHosts, LOADGEN_CGROUP, [ctx.up.cloud.names.cgroup, LOADGEN_CGROUP], os.cpus().length);
     sampler.start(1000);
-    stepAbort = undefined;
-    const guard = setInterval(() => {
-        const m = meminfo();
-        if (!stepAbort && mustAbort(m.availableBytes, ctx.reserve)) {
-            stepAbort = `MemAvailable ${Math.round(m.availableBytes / MiB)} MiB fell below the reserve of ${Math.round(ctx.reserve / MiB)} MiB: load stopped`;
-            log(`  ABORT: ${stepAbort}`);
-            void stopLoadGenerators(2000);
-        }
-    }, 250);
+    const guard = startMemoryGuard(ctx);
     const logDir = fs.mkdtempSync(path.join(os.tmpdir(), "pycbench-step-"));
     let finished: FinishedH2load[] = [];
     try {
@@ -98,15 +115,7 @@ async function runStep(ctx: Ctx, config: ConfigName, concurrency: number, kind: 
         clearInterval(guard);
     }
     const summary = sampler.stop();
-    if (ctx.lbVip) {
-        // keepalived moves the address when the holder's health check fails (a CPU-starved LB can
-        // fail it): every request held on the old holder is then lost, so say so beside the figures.
-        const holder = await pairHolder(ctx.up, ctx.lbVip).catch((e: Error) => e.message);
-        if (holder !== ctx.lbHost) {
-            notes.push(`the pair's address moved during the step: ${ctx.lbHost} held it at the start; now: ${holder}`);
-            log(`  the pair's address moved: ${ctx.lbHost} held it at the start; now: ${holder}`);
-        }
-    }
+    if (ctx.lbVip) await notePairAddressMoved(ctx, ctx.lbVip, notes);
     // Latency of the answered requests beyond the hold, from every request's own record.
     const answeredUs = answeredDurationsUs(plan.map((_, i) => path.join(logDir, `${i}.log`)), f => fs.readFileSync(f, "utf8"));
     fs.rmSync(logDir, { recursive: true, force: true });

@@ -111,53 +111,8 @@ export class Host extends pulumi.ComponentResource {
         const hostKey = args.pair?.hostKey ?? new tls.PrivateKey(`${name}-hostkey`, { algorithm: "ED25519" }, { parent: this });
         this.hostPublicKey = hostKey.publicKeyOpenssh.apply(k => k.trim());
 
-        this.port = new openstack.networking.Port(
-            `${name}-port`,
-            {
-                name: `${name}-port`,
-                region: args.region,
-                networkId: args.networkId,
-                fixedIps: [{ subnetId: args.subnet.id, ipAddress: args.fixedIp }],
-                securityGroupIds: args.securityGroupIds,
-                // Explicit: on a network created without port security (older OVH networks) the
-                // groups would otherwise be attached and silently not enforced.
-                portSecurityEnabled: true,
-                adminStateUp: true,
-                // keepalived's address: without the pair entry Neutron's anti-spoofing drops its traffic.
-                ...(args.pair ? { allowedAddressPairs: [{ ipAddress: args.pair.vip }] } : {}),
-            },
-            { parent: this, dependsOn: [args.subnet] },
-        );
-
-        // Holds the host's private key: secret in state whatever the provider declares.
-        const userData = pulumi.secret(
-            pulumi
-                .all([hostKey.privateKeyOpenssh, hostKey.publicKeyOpenssh])
-                .apply(([privateOpenssh, publicOpenssh]) =>
-                    renderCloudInit({
-                        hostKey: { privateOpenssh, publicOpenssh },
-                        packages: args.packages,
-                        appUser: args.appUser,
-                        keepalivedBootstrap: args.pair ? { conf: args.pair.keepalivedConf, ownAddress: args.fixedIp } : undefined,
-                    }),
-                ),
-        );
-
-        this.instance = new openstack.compute.Instance(
-            name,
-            {
-                name,
-                region: args.region,
-                flavorName: args.flavor,
-                imageName: args.image,
-                keyPair: args.access.keyPairName,
-                networks: [{ port: this.port.id }],
-                userData,
-                ...(args.pair ? { schedulerHints: [{ group: args.pair.serverGroupId }] } : {}),
-            },
-            // Image names move to newer builds: never rebuild (and wipe) a node because of that.
-            { parent: this, ignoreChanges: ["imageName"], dependsOn: [args.gateway] },
-        );
+        this.port = this.privatePort(name, args);
+        this.instance = this.createInstance(name, args, hostKey);
 
         const waitFor: pulumi.Resource[] = [this.instance];
         if (args.publicIp) {
@@ -191,6 +146,47 @@ export class Host extends pulumi.ComponentResource {
         this.registerOutputs({ privateIp: this.privateIp, publicIp: this.publicIp, hostPublicKey: this.hostPublicKey });
     }
 
+    /** The host's port on the private network, with its fixed address and security groups. */
+    private privatePort(name: string, args: HostArgs): openstack.networking.Port {
+        return new openstack.networking.Port(
+            `${name}-port`,
+            {
+                name: `${name}-port`,
+                region: args.region,
+                networkId: args.networkId,
+                fixedIps: [{ subnetId: args.subnet.id, ipAddress: args.fixedIp }],
+                securityGroupIds: args.securityGroupIds,
+                // Explicit: on a network created without port security (older OVH networks) the
+                // groups would otherwise be attached and silently not enforced.
+                portSecurityEnabled: true,
+                adminStateUp: true,
+                // keepalived's address: without the pair entry Neutron's anti-spoofing drops its traffic.
+                ...(args.pair ? { allowedAddressPairs: [{ ipAddress: args.pair.vip }] } : {}),
+            },
+            { parent: this, dependsOn: [args.subnet] },
+        );
+    }
+
+    /** The VM on its port, booted with cloud-init (host key, packages) once the gateway exists. */
+    private createInstance(name: string, args: HostArgs, hostKey: tls.PrivateKey): openstack.compute.Instance {
+        const userData = cloudInitUserData(args, hostKey);
+        return new openstack.compute.Instance(
+            name,
+            {
+                name,
+                region: args.region,
+                flavorName: args.flavor,
+                imageName: args.image,
+                keyPair: args.access.keyPairName,
+                networks: [{ port: this.port.id }],
+                userData,
+                ...(args.pair ? { schedulerHints: [{ group: args.pair.serverGroupId }] } : {}),
+            },
+            // Image names move to newer builds: never rebuild (and wipe) a node because of that.
+            { parent: this, ignoreChanges: ["imageName"], dependsOn: [args.gateway] },
+        );
+    }
+
     /** The stack's only public address: a floating IP from Ext-Net on this host's port, both after the gateway. */
     private publicAddress(name: string, args: HostArgs): { address: pulumi.Output<string>; association: pulumi.Resource } {
         // DNS points at this address, and a new one means a DNS change and a new certificate check:
@@ -211,6 +207,23 @@ export class Host extends pulumi.ComponentResource {
         );
         return { address: fip.address, association };
     }
+}
+
+/** cloud-init's user data: installs the host key, the packages and (for a pair's LB) keepalived's bootstrap. */
+function cloudInitUserData(args: HostArgs, hostKey: tls.PrivateKey): pulumi.Output<string> {
+    // Holds the host's private key: secret in state whatever the provider declares.
+    return pulumi.secret(
+        pulumi
+            .all([hostKey.privateKeyOpenssh, hostKey.publicKeyOpenssh])
+            .apply(([privateOpenssh, publicOpenssh]) =>
+                renderCloudInit({
+                    hostKey: { privateOpenssh, publicOpenssh },
+                    packages: args.packages,
+                    appUser: args.appUser,
+                    keepalivedBootstrap: args.pair ? { conf: args.pair.keepalivedConf, ownAddress: args.fixedIp } : undefined,
+                }),
+            ),
+    );
 }
 
 /**

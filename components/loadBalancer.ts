@@ -55,7 +55,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
     readonly publicIp: pulumi.Output<string>;
     /** The first LB's nginx change (with a pair, the second's comes after it). */
     readonly nginx: command.remote.Command;
-    /** Node exporter, nginx exporter (stub_status) and mtail (the access log), on the private address. */
+    /** Node exporter, nginx exporter (stub_status) and the access log exporter, on the private address. */
     readonly monitoring: command.remote.Command;
     readonly url: pulumi.Output<string>;
     /** The host name the site answers to (domain, or the public IP). */
@@ -115,37 +115,42 @@ export class LoadBalancer extends pulumi.ComponentResource {
         this.members = this.configure(cfg, args, hosts, certificate);
         this.nginx = this.members[0].nginx;
         this.monitoring = this.members[0].monitoring;
-        if (cfg.lb.dnsRecord) {
-            const record = cfg.lb.dnsRecord;
-            this.dnsRecord = new ovh.domain.ZoneRecord(
-                `${name}-dns`,
-                { zone: record.zone, subdomain: record.subdomain, fieldtype: "A", target: this.publicIp, ttl: record.ttl },
-                { parent: this },
-            );
-        }
-        if (cfg.lb.tls.mode === "letsencrypt") {
-            // nginx answers the ACME challenge on port 80, with the placeholder certificate on 443 meanwhile.
-            // A pair: each LB runs certbot for its own certificate (and renews it itself); the CA's
-            // request reaches whichever LB holds the address, which asks its peer for a token it does
-            // not have, so every LB's nginx must run that configuration first.
-            const nginxEverywhere = this.members.map(m => m.nginx);
-            for (const member of this.members) {
-                member.letsencrypt = obtainCertificate(
-                    member.host.target,
-                    {
-                        domain: cfg.lb.domain!,
-                        email: cfg.lb.tls.letsencryptEmail!,
-                        server: cfg.lb.tls.letsencryptServer,
-                        address: this.publicIp,
-                        managedRecord: this.dnsRecord !== undefined,
-                    },
-                    [...nginxEverywhere, ...(this.dnsRecord ? [this.dnsRecord] : [])],
-                );
-            }
-            this.letsencrypt = this.members[0].letsencrypt;
-        }
+        if (cfg.lb.dnsRecord) this.dnsRecord = this.domainRecord(name, cfg.lb.dnsRecord);
+        if (cfg.lb.tls.mode === "letsencrypt") this.letsencrypt = this.obtainCertificates(cfg);
 
         this.registerOutputs({ publicIp: this.publicIp, url: this.url });
+    }
+
+    /** The domain's A record in its zone at OVH, pointing at the public address. */
+    private domainRecord(name: string, record: NonNullable<StackConfig["lb"]["dnsRecord"]>): ovh.domain.ZoneRecord {
+        return new ovh.domain.ZoneRecord(
+            `${name}-dns`,
+            { zone: record.zone, subdomain: record.subdomain, fieldtype: "A", target: this.publicIp, ttl: record.ttl },
+            { parent: this },
+        );
+    }
+
+    /** certbot on every LB (tlsMode letsencrypt), each for its own certificate; the first LB's step. */
+    private obtainCertificates(cfg: StackConfig): command.remote.Command {
+        // nginx answers the ACME challenge on port 80, with the placeholder certificate on 443 meanwhile.
+        // A pair: each LB runs certbot for its own certificate (and renews it itself); the CA's
+        // request reaches whichever LB holds the address, which asks its peer for a token it does
+        // not have, so every LB's nginx must run that configuration first.
+        const nginxEverywhere = this.members.map(m => m.nginx);
+        for (const member of this.members) {
+            member.letsencrypt = obtainCertificate(
+                member.host.target,
+                {
+                    domain: cfg.lb.domain!,
+                    email: cfg.lb.tls.letsencryptEmail!,
+                    server: cfg.lb.tls.letsencryptServer,
+                    address: this.publicIp,
+                    managedRecord: this.dnsRecord !== undefined,
+                },
+                [...nginxEverywhere, ...(this.dnsRecord ? [this.dnsRecord] : [])],
+            );
+        }
+        return this.members[0].letsencrypt!;
     }
 
     /**

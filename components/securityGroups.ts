@@ -17,7 +17,7 @@ export interface ClusterSecurityGroupsArgs {
     /** Exporter and Prometheus ports; the monitoring node's group exists when `node` is set. */
     monitoring: {
         node: boolean;
-        ports: { nodeExporter: number; nginxExporter: number; mtail: number; statsdExporter: number; prometheus: number };
+        ports: { nodeExporter: number; nginxExporter: number; accessLogExporter: number; statsdExporter: number; prometheus: number };
     };
 }
 
@@ -31,6 +31,61 @@ interface Rule {
 /** A CIDR as a resource name part: 203.0.113.0/24 -> 203-0-113-0-24. */
 function cidrLabel(cidr: string): string {
     return cidr.replace(/[./]/g, "-");
+}
+
+/**
+ * What each role's group admits (the VRRP rule aside): the load balancer's, the app nodes' and the
+ * monitoring node's rules, as data. The scrape rules exist only with a monitoring node.
+ */
+function roleRules(
+    args: ClusterSecurityGroupsArgs,
+    lb: openstack.networking.SecGroup,
+    monitoring: openstack.networking.SecGroup | undefined,
+): { lb: Rule[]; app: Rule[]; mon: Rule[] } {
+    const ports = args.monitoring.ports;
+    const lbRules: Rule[] = [
+        { name: "http", port: WEB_PORTS[0], from: { cidr: "0.0.0.0/0" }, description: "HTTP (redirects to HTTPS, ACME)" },
+        { name: "https", port: WEB_PORTS[1], from: { cidr: "0.0.0.0/0" }, description: "HTTPS" },
+        ...args.adminCidrs.map(cidr => ({
+            name: `ssh-${cidrLabel(cidr)}`,
+            port: 22,
+            from: { cidr },
+            description: cidr === "0.0.0.0/0" ? SSH_FROM_ANYWHERE_DESCRIPTION : "SSH from an admin network",
+        })),
+        ...args.deployerCidrs.map(cidr => ({
+            name: `ssh-deployer-${cidrLabel(cidr)}`,
+            port: 22,
+            from: { cidr },
+            description: "SSH from where this update runs (deployerCidrs)",
+        })),
+        { name: "status", port: args.statusPort, from: { cidr: args.privateCidr }, description: "nginx status, private network only" },
+        // The LB holding the public address relays the program's SSH to its peer.
+        ...(args.lbPair ? [{ name: "ssh-pair", port: 22, from: { group: lb }, description: "SSH from the other load balancer of the pair (relayed)" }] : []),
+    ];
+    const appRules: Rule[] = [
+        { name: "app", port: args.appPort, from: { group: lb }, description: "app port from the load balancer" },
+        { name: "ssh", port: 22, from: { group: lb }, description: "SSH through the load balancer (bastion)" },
+        { name: "node-exporter-lb", port: ports.nodeExporter, from: { group: lb }, description: "node exporter, through the bastion" },
+        { name: "statsd-exporter-lb", port: ports.statsdExporter, from: { group: lb }, description: "gunicorn metrics, through the bastion" },
+    ];
+    const monRules: Rule[] = [];
+    if (monitoring) {
+        const scrape = (name: string, port: number, what: string): Rule => ({ name, port, from: { group: monitoring }, description: `${what}, scraped by Prometheus` });
+        lbRules.push(
+            scrape("node-exporter", ports.nodeExporter, "node exporter"),
+            scrape("nginx-exporter", ports.nginxExporter, "nginx exporter (stub_status)"),
+            // Still named and described for mtail, which served this port until 2026-12-05: a rule is
+            // immutable, so a new name or text would replace it, creating the new rule before deleting
+            // the old, and Neutron refuses a second identical rule (409 SecurityGroupRuleExists).
+            scrape("mtail", ports.accessLogExporter, "mtail (access log metrics)"),
+        );
+        appRules.push(scrape("node-exporter", ports.nodeExporter, "node exporter"), scrape("statsd-exporter", ports.statsdExporter, "gunicorn metrics"));
+        monRules.push(
+            { name: "ssh", port: 22, from: { group: lb }, description: "SSH through the load balancer (bastion)" },
+            { name: "prometheus", port: ports.prometheus, from: { group: lb }, description: "Prometheus, through an SSH tunnel to the load balancer" },
+        );
+    }
+    return { lb: lbRules, app: appRules, mon: monRules };
 }
 
 /**
@@ -56,82 +111,46 @@ export class ClusterSecurityGroups extends pulumi.ComponentResource {
         this.app = group(ROLE.app, "pycluster app nodes: app port and SSH from the load balancer only");
         this.monitoring = args.monitoring.node ? group(ROLE.monitoring, "pycluster monitoring node: Prometheus and SSH from the load balancer only") : undefined;
 
-        const ports = args.monitoring.ports;
-        const lbRules: Rule[] = [
-            { name: "http", port: WEB_PORTS[0], from: { cidr: "0.0.0.0/0" }, description: "HTTP (redirects to HTTPS, ACME)" },
-            { name: "https", port: WEB_PORTS[1], from: { cidr: "0.0.0.0/0" }, description: "HTTPS" },
-            ...args.adminCidrs.map(cidr => ({
-                name: `ssh-${cidrLabel(cidr)}`,
-                port: 22,
-                from: { cidr },
-                description: cidr === "0.0.0.0/0" ? SSH_FROM_ANYWHERE_DESCRIPTION : "SSH from an admin network",
-            })),
-            ...args.deployerCidrs.map(cidr => ({
-                name: `ssh-deployer-${cidrLabel(cidr)}`,
-                port: 22,
-                from: { cidr },
-                description: "SSH from where this update runs (deployerCidrs)",
-            })),
-            { name: "status", port: args.statusPort, from: { cidr: args.privateCidr }, description: "nginx status, private network only" },
-            // The LB holding the public address relays the program's SSH to its peer.
-            ...(args.lbPair ? [{ name: "ssh-pair", port: 22, from: { group: this.lb }, description: "SSH from the other load balancer of the pair (relayed)" }] : []),
-        ];
-        const appRules: Rule[] = [
-            { name: "app", port: args.appPort, from: { group: this.lb }, description: "app port from the load balancer" },
-            { name: "ssh", port: 22, from: { group: this.lb }, description: "SSH through the load balancer (bastion)" },
-            { name: "node-exporter-lb", port: ports.nodeExporter, from: { group: this.lb }, description: "node exporter, through the bastion" },
-            { name: "statsd-exporter-lb", port: ports.statsdExporter, from: { group: this.lb }, description: "gunicorn metrics, through the bastion" },
-        ];
-        const monRules: Rule[] = [];
-        const mon = this.monitoring;
-        if (mon) {
-            const scrape = (name: string, port: number, what: string): Rule => ({ name, port, from: { group: mon }, description: `${what}, scraped by Prometheus` });
-            lbRules.push(
-                scrape("node-exporter", ports.nodeExporter, "node exporter"),
-                scrape("nginx-exporter", ports.nginxExporter, "nginx exporter (stub_status)"),
-                scrape("mtail", ports.mtail, "mtail (access log metrics)"),
-            );
-            appRules.push(scrape("node-exporter", ports.nodeExporter, "node exporter"), scrape("statsd-exporter", ports.statsdExporter, "gunicorn metrics"));
-            monRules.push(
-                { name: "ssh", port: 22, from: { group: this.lb }, description: "SSH through the load balancer (bastion)" },
-                { name: "prometheus", port: ports.prometheus, from: { group: this.lb }, description: "Prometheus, through an SSH tunnel to the load balancer" },
-            );
-        }
-        const addRules = (role: string, target: openstack.networking.SecGroup, rules: Rule[]) => {
-            for (const r of rules) {
-                new openstack.networking.SecGroupRule(
-                    `${name}-${role}-${r.name}`,
-                    {
-                        securityGroupId: target.id,
-                        direction: "ingress",
-                        ethertype: "IPv4",
-                        protocol: "tcp",
-                        portRangeMin: r.port,
-                        portRangeMax: r.port,
-                        remoteIpPrefix: "cidr" in r.from ? r.from.cidr : undefined,
-                        remoteGroupId: "group" in r.from ? r.from.group.id : undefined,
-                        description: r.description,
-                        region: args.region,
-                    },
-                    // Neutron refuses a rule identical to an existing one but for its description (409),
-                    // and Pulumi creates a replacement before deleting the old rule: a new description
-                    // must never replace a rule. Rules are named after what they admit, so a list
-                    // reordered in the stack changes nothing and no two rules ever trade contents.
-                    { parent: this, ignoreChanges: ["description"] },
-                );
-            }
-        };
-        addRules("lb", this.lb, lbRules);
-        if (args.lbPair) {
-            // keepalived's adverts (IP protocol 112), between the two LBs only.
+        const rules = roleRules(args, this.lb, this.monitoring);
+        this.addRules(name, args.region, "lb", this.lb, rules.lb);
+        if (args.lbPair) this.addVrrpRule(name, args.region);
+        this.addRules(name, args.region, "app", this.app, rules.app);
+        if (this.monitoring) this.addRules(name, args.region, "mon", this.monitoring, rules.mon);
+        this.registerOutputs({ lbGroupId: this.lb.id, appGroupId: this.app.id, monitoringGroupId: this.monitoring?.id });
+    }
+
+    /** One ingress rule per entry, named after what it admits. */
+    private addRules(name: string, region: string, role: string, target: openstack.networking.SecGroup, rules: Rule[]): void {
+        for (const r of rules) {
             new openstack.networking.SecGroupRule(
-                `${name}-lb-vrrp`,
-                { securityGroupId: this.lb.id, direction: "ingress", ethertype: "IPv4", protocol: "vrrp", remoteGroupId: this.lb.id, description: "VRRP between the load balancer pair", region: args.region },
+                `${name}-${role}-${r.name}`,
+                {
+                    securityGroupId: target.id,
+                    direction: "ingress",
+                    ethertype: "IPv4",
+                    protocol: "tcp",
+                    portRangeMin: r.port,
+                    portRangeMax: r.port,
+                    remoteIpPrefix: "cidr" in r.from ? r.from.cidr : undefined,
+                    remoteGroupId: "group" in r.from ? r.from.group.id : undefined,
+                    description: r.description,
+                    region,
+                },
+                // Neutron refuses a rule identical to an existing one but for its description (409),
+                // and Pulumi creates a replacement before deleting the old rule: a new description
+                // must never replace a rule. Rules are named after what they admit, so a list
+                // reordered in the stack changes nothing and no two rules ever trade contents.
                 { parent: this, ignoreChanges: ["description"] },
             );
         }
-        addRules("app", this.app, appRules);
-        if (this.monitoring) addRules("mon", this.monitoring, monRules);
-        this.registerOutputs({ lbGroupId: this.lb.id, appGroupId: this.app.id, monitoringGroupId: this.monitoring?.id });
+    }
+
+    /** keepalived's adverts (IP protocol 112), between the two LBs only. */
+    private addVrrpRule(name: string, region: string): void {
+        new openstack.networking.SecGroupRule(
+            `${name}-lb-vrrp`,
+            { securityGroupId: this.lb.id, direction: "ingress", ethertype: "IPv4", protocol: "vrrp", remoteGroupId: this.lb.id, description: "VRRP between the load balancer pair", region },
+            { parent: this, ignoreChanges: ["description"] },
+        );
     }
 }

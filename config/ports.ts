@@ -14,8 +14,8 @@ export const LB_STATUS_PORT = 8080;
 export const MONITORING_PORTS = {
     nodeExporter: 9100,
     nginxExporter: 9113,
-    /** mtail on the load balancer: metrics parsed from nginx's JSON access log. */
-    mtail: 3903,
+    /** pycluster-access-log-exporter on the load balancer: metrics from nginx's JSON access log (mtail's port before 2026-12-05). */
+    accessLogExporter: 3903,
     /** pycluster-statsd-exporter on app nodes: gunicorn's statsd metrics for Prometheus. */
     statsdExporter: 9102,
     /** UDP, loopback only: where gunicorn sends statsd. */
@@ -23,6 +23,6 @@ export const MONITORING_PORTS = {
     prometheus: 9090,
 } as const;
 /** Ports the LB listens on inside the ephemeral range: kept out of it (net.ipv4.ip_local_reserved_ports). */
-export const LB_RESERVED_PORTS = [LB_STATUS_PORT, MONITORING_PORTS.nodeExporter, MONITORING_PORTS.nginxExporter, MONITORING_PORTS.mtail];
+export const LB_RESERVED_PORTS = [LB_STATUS_PORT, MONITORING_PORTS.nodeExporter, MONITORING_PORTS.nginxExporter, MONITORING_PORTS.accessLogExporter];
 /** The ephemeral port range every node gets (net.ipv4.ip_local_port_range). */
 export const LOCAL_PORT_RANGE: [number, number] = [1024, 65535];

@@ -23,7 +23,7 @@ export const DEFAULT_PACKAGES: readonly string[] = [
     "systemd", "systemd-sysv", "dbus", "libpam-systemd", "openssh-server", "openssh-sftp-server", "sudo",
     "python3", "python3-venv", "python3-pip", "nginx", "gunicorn", "python3-gunicorn", "python3-gevent",
     "python3-uvicorn", "iproute2", "curl", "ca-certificates", "procps", "cloud-init", "locales", "certbot",
-    "prometheus-node-exporter", "prometheus-nginx-exporter", "prometheus", "mtail", "nftables", "less", "netbase",
+    "prometheus-node-exporter", "prometheus-nginx-exporter", "prometheus", "nftables", "less", "netbase",
 ];
 
 /**
@@ -38,7 +38,7 @@ export const REPO_PACKAGES: readonly string[] = ["keepalived"];
  * left disabled, so a host runs them only once the program has pushed their configuration (the
  * exporters bound to the node's private address), not with the packages' defaults on every host.
  */
-export const DISABLED_SERVICES: readonly string[] = ["prometheus.service", "prometheus-node-exporter.service", "prometheus-nginx-exporter.service", "mtail.service"];
+export const DISABLED_SERVICES: readonly string[] = ["prometheus.service", "prometheus-node-exporter.service", "prometheus-nginx-exporter.service"];
 
 export interface RootfsOptions {
     /** Where built root filesystems are kept. Default /var/cache/pycluster-local. */

@@ -23,7 +23,8 @@ const CONTRACT = CONTRACT_JSON as unknown as {
     bundle: { header: string; namePattern: string };
     keepalived: { interfaceToken: string; verdictUrlPath: string };
     paths: Record<string, string>;
-    files: Record<string, Record<string, string | { path: string; service: string; reloadable?: boolean }>>;
+    files: Record<string, Record<string, string | { path: string; service?: string; services?: string[]; reloadable?: boolean }>>;
+    retired: Record<string, { service: string; replacedBy: string; paths: string[] }[]>;
     commands: Record<string, CommandSpec>;
 };
 

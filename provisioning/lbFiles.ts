@@ -4,7 +4,8 @@ import { kernelFiles } from "./kernelFiles";
 import { AGENT, hostctlCommand, hostPath, KEEPALIVED_INTERFACE_TOKEN, LB_VERDICT_URL_PATH } from "./hostContract";
 import { PAIR_HEALTH_TIMING, renderKeepalivedConf, virtualRouterId } from "./render/keepalived";
 import { stackRolloutPlan } from "./rollout";
-import { renderNginxMain, renderNginxSite } from "./render/nginx";
+import { renderNginxSite } from "./render/nginx";
+import { renderNginxMain } from "./render/nginxMain";
 import { renderDrainExpiryUnits } from "./render/systemd";
 import { MONITORING_PACKAGES, monitoringPorts } from "./monitoringFiles";
 

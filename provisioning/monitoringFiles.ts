@@ -2,9 +2,9 @@ import * as fs from "fs";
 import * as path from "path";
 import { StackConfig } from "../config/types";
 import { BundleFile } from "./render/bundle";
-import { renderMtailDropIn, renderNginxExporterDropIn, renderNodeExporterDropIn, renderPrometheusDropIn, renderStatsdExporterUnit } from "./render/exporters";
-import { renderAccessLogProgram } from "./render/mtail";
-import { ACCESS_LOG_FILE, ACCESS_LOG_FIELD_NAMES } from "./render/nginx";
+import { renderAccessLogExporterUnit, renderNginxExporterDropIn, renderNodeExporterDropIn, renderPrometheusDropIn, renderStatsdExporterUnit } from "./render/exporters";
+import { LATENCY_BUCKETS } from "./render/accessLogMetrics";
+import { ACCESS_LOG_FILE, ACCESS_LOG_FIELDS } from "./render/nginxMain";
 import { JOBS, renderAlertRules, renderPrometheusConfig, Role, ScrapeTarget } from "./render/prometheus";
 import { AGENT, hostPath } from "./hostContract";
 
@@ -17,13 +17,17 @@ import { AGENT, hostPath } from "./hostContract";
 
 /** Installed over SSH: adding them to the user data would rebuild every existing VM. */
 export const MONITORING_PACKAGES: Record<Role, string[]> = {
-    lb: ["prometheus-node-exporter", "prometheus-nginx-exporter", "mtail"],
+    lb: ["prometheus-node-exporter", "prometheus-nginx-exporter"],
     app: ["prometheus-node-exporter"],
     monitoring: ["prometheus", "prometheus-node-exporter"],
 };
 
-export const STATSD_EXPORTER_SOURCE_PATH = path.join(__dirname, "host", "statsd_exporter.py");
+/** pycluster's own exporters (Python scripts beside hostctl) and the module they share. */
+export const HOST_SCRIPTS_DIR = path.join(__dirname, "host");
+const hostScript = (name: string): BundleFile => ({ name, mode: 0o755, content: fs.readFileSync(path.join(HOST_SCRIPTS_DIR, name), "utf8") });
+const PROMETHEUS_TEXT = "prometheus_text.py";
 export const STATSD_EXPORTER_SCRIPT = `${AGENT.dir}/statsd_exporter.py`;
+export const ACCESS_LOG_EXPORTER_SCRIPT = `${AGENT.dir}/access_log_exporter.py`;
 /** Where gunicorn sends statsd on an app node (loopback: nothing else may feed it). */
 export const statsdAddress = (cfg: StackConfig) => `127.0.0.1:${cfg.monitoring.ports.statsd}`;
 
@@ -65,18 +69,9 @@ function merge(...parts: MonitoringPush[]): MonitoringPush {
     return { files: parts.flatMap(p => p.files), endpoints: parts.flatMap(p => p.endpoints) };
 }
 
-/** The load balancer: node exporter, nginx exporter (stub_status) and mtail (the JSON access log). */
+/** The load balancer: node exporter, nginx exporter (stub_status) and pycluster's access log exporter. */
 export function lbMonitoring(cfg: StackConfig, ip: string = cfg.network.lbIp): MonitoringPush {
     const p = cfg.monitoring.ports;
-    const program = renderAccessLogProgram({
-        fields: {
-            status: ACCESS_LOG_FIELD_NAMES.status,
-            requestTime: ACCESS_LOG_FIELD_NAMES.requestTime,
-            upstreamAddr: ACCESS_LOG_FIELD_NAMES.upstreamAddr,
-            upstreamStatus: ACCESS_LOG_FIELD_NAMES.upstreamStatus,
-            upstreamResponseTime: ACCESS_LOG_FIELD_NAMES.upstreamResponseTime,
-        },
-    });
     const textfiles = cfg.network.pair ? hostPath("nodeExporterTextfiles") : undefined;
     return merge(nodeExporter(ip, p.nodeExporter, textfiles), {
         files: [
@@ -85,13 +80,25 @@ export function lbMonitoring(cfg: StackConfig, ip: string = cfg.network.lbIp): M
                 mode: 0o644,
                 content: renderNginxExporterDropIn({ listen: { address: ip, port: p.nginxExporter }, stubStatusUrl: `http://${ip}:${cfg.lb.statusPort}/stub_status` }),
             },
-            // nginx's logs are www-data:adm 0640: mtail reads them as a member of adm.
-            { name: "mtail.conf", mode: 0o644, content: renderMtailDropIn({ listen: { address: ip, port: p.mtail }, logs: [ACCESS_LOG_FILE], readGroups: ["adm"] }) },
-            { name: "nginx-access.mtail", mode: 0o644, content: program },
+            hostScript("access_log_exporter.py"),
+            hostScript(PROMETHEUS_TEXT),
+            {
+                name: "pycluster-access-log-exporter.service",
+                mode: 0o644,
+                content: renderAccessLogExporterUnit({
+                    script: ACCESS_LOG_EXPORTER_SCRIPT,
+                    log: ACCESS_LOG_FILE,
+                    fields: ACCESS_LOG_FIELDS.map(([name, , quoted]) => ({ name, quoted })),
+                    listen: { address: ip, port: p.accessLogExporter },
+                    // nginx's logs are www-data:adm 0640: the exporter reads them as a member of adm.
+                    readGroups: ["adm"],
+                    buckets: LATENCY_BUCKETS,
+                }),
+            },
         ],
         endpoints: [
             { service: "prometheus-nginx-exporter", url: url(ip, p.nginxExporter) },
-            { service: "mtail", url: url(ip, p.mtail) },
+            { service: "pycluster-access-log-exporter", url: url(ip, p.accessLogExporter) },
         ],
     });
 }
@@ -101,7 +108,8 @@ export function appMonitoring(cfg: StackConfig, nodeIp: string): MonitoringPush 
     const p = cfg.monitoring.ports;
     return merge(nodeExporter(nodeIp, p.nodeExporter), {
         files: [
-            { name: "statsd_exporter.py", mode: 0o755, content: fs.readFileSync(STATSD_EXPORTER_SOURCE_PATH, "utf8") },
+            hostScript("statsd_exporter.py"),
+            hostScript(PROMETHEUS_TEXT),
             {
                 name: "pycluster-statsd-exporter.service",
                 mode: 0o644,
@@ -132,7 +140,7 @@ export function scrapeTargets(cfg: StackConfig): ScrapeTarget[] {
     return [
         ...[...lbs, ...apps, ...mon].map(n => ({ ...n, job: JOBS.node, port: p.nodeExporter })),
         ...lbs.map(lb => ({ ...lb, job: JOBS.nginx, port: p.nginxExporter })),
-        ...lbs.map(lb => ({ ...lb, job: JOBS.lbLog, port: p.mtail })),
+        ...lbs.map(lb => ({ ...lb, job: JOBS.lbLog, port: p.accessLogExporter })),
         ...apps.map(n => ({ ...n, job: JOBS.gunicorn, port: p.statsdExporter })),
         ...mon.map(n => ({ ...n, job: JOBS.prometheus, port: p.prometheus })),
     ];
@@ -184,5 +192,5 @@ export function monitoringNodeMonitoring(cfg: StackConfig): MonitoringPush {
 /** Ports each role listens on (kept out of the ephemeral port range). */
 export function monitoringPorts(cfg: StackConfig, role: Role): number[] {
     const p = cfg.monitoring.ports;
-    return { lb: [p.nodeExporter, p.nginxExporter, p.mtail], app: [p.nodeExporter, p.statsdExporter, p.statsd], monitoring: [p.nodeExporter, p.prometheus] }[role];
+    return { lb: [p.nodeExporter, p.nginxExporter, p.accessLogExporter], app: [p.nodeExporter, p.statsdExporter, p.statsd], monitoring: [p.nodeExporter, p.prometheus] }[role];
 }

@@ -17,7 +17,7 @@
  */
 import type { StackConfig } from "../config/types";
 import { hostctlCommand } from "./hostContract";
-import { FAIL_TIMEOUT_S } from "./render/nginx";
+import { FAIL_TIMEOUT_S } from "./render/nginxUpstream";
 
 /** The plan's timings and shape for one stack, from its settings. */
 export interface RolloutPlan {

@@ -22,6 +22,7 @@ import { BundleFile } from "../../provisioning/render/bundle";
 import { NGINX_TLS_CERT, NGINX_TLS_KEY } from "../../provisioning/render/nginx";
 import { defaultWorkerCount } from "../../config/catalog";
 import { ConfigName } from "./options";
+import { shellQuote as sq } from "../../lib/shell";
 
 export interface HostFile {
     path: string;
@@ -54,7 +55,7 @@ export interface ConfigPlan {
 }
 
 /** Where the bench puts its own nginx site for seed and stock (included by Debian's stock nginx.conf). */
-export const BENCH_SITE = "/etc/nginx/sites-enabled/pycluster-bench.conf";
+export const BENCH_SITE = `${hostPath("nginxDir")}/sites-enabled/pycluster-bench.conf`;
 const SYSCTL_UNIT = "pycluster-sysctl.service";
 
 export const FIXTURES_DIR = path.join(__dirname, "..", "fixtures");
@@ -185,13 +186,13 @@ function debianPlan(name: "seed" | "stock", cfg: StackConfig, facts: ClusterFact
     const site = fillTemplate(name === "seed" ? fx.seedSite : fx.stockSite, {
         UPSTREAM_SERVERS: facts.appIps.map(ip => `server ${ip}:${cfg.app.port};`).join("\n"),
         SERVER_NAME: facts.lbPublicIp,
-        TLS_CERTIFICATE: `/etc/nginx/${NGINX_TLS_CERT}`,
-        TLS_PRIVATE_KEY: `/etc/nginx/${NGINX_TLS_KEY}`,
+        TLS_CERTIFICATE: `${hostPath("nginxDir")}/${NGINX_TLS_CERT}`,
+        TLS_PRIVATE_KEY: `${hostPath("nginxDir")}/${NGINX_TLS_KEY}`,
     });
     const lb: HostPlan = {
         host: "lb",
         files: [
-            { path: "/etc/nginx/nginx.conf", mode: 0o644, owner: "root", group: "root", content: fx.stockNginx },
+            { path: hostPath("nginxConf"), mode: 0o644, owner: "root", group: "root", content: fx.stockNginx },
             { path: BENCH_SITE, mode: 0o644, owner: "root", group: "root", content: site },
         ],
         remove: [NGINX_LIMITS_DROPIN, SYSCTL_FILE],
@@ -245,11 +246,6 @@ export function configPlan(name: ConfigName, cfg: StackConfig, facts: ClusterFac
     return name === "generated" ? generatedPlan(cfg, facts) : debianPlan(name, cfg, facts, fx);
 }
 
-/** Shell-quotes one word for bash. */
-export function sq(word: string): string {
-    return `'${word.replace(/'/g, `'\\''`)}'`;
-}
-
 /**
  * The script that carries a plan out on its host (run as root with bash -s):
  * each file written to a temporary name and renamed, so no service ever reads
@@ -280,7 +276,7 @@ export function planScript(plan: HostPlan, healthTimeoutS = 180): string {
     lines.push("systemctl daemon-reload");
     for (const u of plan.disable) lines.push(`systemctl disable --quiet ${sq(u)} 2>/dev/null || true`);
     for (const u of plan.enable) lines.push(`systemctl enable --quiet ${sq(u)}`);
-    if (plan.files.some(f => f.path.startsWith("/etc/nginx/"))) lines.push("nginx -t -q");
+    if (plan.files.some(f => f.path.startsWith(`${hostPath("nginxDir")}/`))) lines.push("nginx -t -q");
     for (const u of plan.restart) lines.push(`systemctl restart ${sq(u)}`);
     if (plan.healthUrl) {
         lines.push(

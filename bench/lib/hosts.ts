@@ -7,7 +7,8 @@
 import { createHash } from "crypto";
 import { ClusterAccess, onClusterHost } from "../../local/clusterSsh";
 import { CapacityInputs } from "../../config/capacity";
-import { HostPlan, planScript, sq } from "./configs";
+import { HostPlan, planScript } from "./configs";
+import { shellQuote as sq } from "../../lib/shell";
 
 export type { ClusterAccess } from "../../local/clusterSsh";
 export const onHost = onClusterHost;

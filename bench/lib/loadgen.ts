@@ -11,7 +11,7 @@ import * as path from "path";
 import { cgroupDirs, cgroupPids, ensureCgroup, removeCgroup } from "../../local/procs";
 import { H2loadInvocation, h2loadArgs, H2loadResult, parseH2loadOutput } from "./h2load";
 import { parseWrkOutput, WrkInvocation, wrkArgs, WrkResult } from "./wrk";
-import { sq } from "./configs";
+import { shellQuote as sq } from "../../lib/shell";
 
 /** The bench's cgroup for its load generators (outside every cloud's cgroup). */
 export const LOADGEN_CGROUP = `pycluster-bench-loadgen-${process.pid}`;

@@ -76,8 +76,8 @@ export const USAGE = `usage: npx tsx bench/bench.ts [options]
   --clients N           client network namespaces (source IPs), default 8
   --stack NAME          stack file Pulumi.NAME.yaml, default bench
   --keep                leave the bench cluster up (with the generated configuration back in place)
-  --monitoring-cost N   rounds of throughput through the LB with every exporter stopped, then running,
-                        for generated (default 3; 0 = skip): what monitoring costs, same hosts, same run
+  --monitoring-cost N   rounds of throughput through the LB with every exporter stopped and running (which first alternates),
+                        for generated (default 5; 0 = skip): what monitoring costs, same hosts, same run
   --quick               smoke run (about 6 minutes with the stand-up): one small step, short hold, short throughput runs
   --results DIR         where results go, default bench/results
 `;
@@ -146,7 +146,7 @@ export function defaultOptions(): BenchOptions {
         continueAfterFailure: false,
         throughputConnections: 64,
         throughputSeconds: 10,
-        monitoringCostRounds: 3,
+        monitoringCostRounds: 5,
         latencyConnections: 16,
         latencyPauseMs: 50,
         memReserveMiB: 2048,

@@ -279,7 +279,10 @@ export function evaluateTargets(configs: ConfigResult[]): TargetVerdict[] {
         detail:
             cost === undefined || cost.offRps.length === 0
                 ? "not measured"
-                : `${(cost.ratio * 100).toFixed(1)}% (median req/s on ${cost.onRps.map(x => x.toFixed(0)).join("/")} vs off ${cost.offRps.map(x => x.toFixed(0)).join("/")}; app statsd ${cost.appStatsd ? "on" : "off"})`,
+                : `${(cost.ratio * 100).toFixed(1)}% (median of ${cost.offRps.length} rounds' on/off, req/s on ${cost.onRps.map(x => x.toFixed(0)).join("/")} vs off ${cost.offRps.map(x => x.toFixed(0)).join("/")}` +
+                  (cost.exporterCpuShare !== undefined ? `; the exporters used ${(cost.exporterCpuShare * 100).toFixed(1)}% of the cluster's CPU in the on runs` : "") +
+                  (cost.cpuUsPerRequest ? `, cluster CPU per request ${cost.cpuUsPerRequest.on.toFixed(0)} µs on vs ${cost.cpuUsPerRequest.off.toFixed(0)} off` : "") +
+                  `; app statsd ${cost.appStatsd ? "on" : "off"})`,
     });
     const added = gen?.throughput?.lbAddedP50Ms;
     out.push({

@@ -113,6 +113,32 @@ export function cgroupCpuUsec(relative: string): number | undefined {
     return undefined;
 }
 
+/**
+ * The cgroups (relative paths) of systemd units inside a host: the host's own systemd puts each
+ * service in `<host cgroup>/.../system.slice/<unit>.service` (nspawn adds a level, "payload", on
+ * some layouts), so they are found by name under the host's subtree.
+ */
+export function unitCgroups(hostCgroup: string, units: string[]): string[] {
+    const wanted = new Set(units.map(u => (u.endsWith(".service") ? u : `${u}.service`)));
+    const found: string[] = [];
+    const walk = (abs: string, rel: string, depth: number) => {
+        let entries: fs.Dirent[];
+        try {
+            entries = fs.readdirSync(abs, { withFileTypes: true });
+        } catch {
+            return;
+        }
+        for (const e of entries) {
+            if (!e.isDirectory()) continue;
+            if (wanted.has(e.name)) found.push(path.join(rel, e.name));
+            else if (depth < 4) walk(path.join(abs, e.name), path.join(rel, e.name), depth + 1);
+        }
+    };
+    const dir = cgroupDirs(hostCgroup).find(d => fs.existsSync(d));
+    if (dir) walk(dir, hostCgroup, 0);
+    return found;
+}
+
 /** CPU time of the other local clouds on this machine (their pycluster-* cgroups), microseconds. */
 export function otherCloudsCpuUsec(own: string[]): number {
     let total = 0;

@@ -11,6 +11,8 @@ import { exporterUnits, measureMonitoringCost, MonitoringCost } from "./monitori
 import { ConfigName } from "./options";
 import { ThroughputResult, ThroughputRun } from "./results";
 import { WrkMode } from "./wrk";
+import { cgroupCpuUsec, unitCgroups } from "./sampler";
+import { waitQuiet } from "./housekeeping";
 
 /** Runs one wrk to completion and returns its result (or why there is none). */
 async function runWrk(ctx: Ctx, label: string, netns: string, url: string, mode: WrkMode, connections: number, seconds: number, param = 0, timeoutS = 10): Promise<FinishedWrk> {
@@ -71,22 +73,32 @@ export async function throughput(ctx: Ctx, config: ConfigName): Promise<Throughp
     return result;
 }
 
-/** bench/lib/monitoringCost.ts on this run's cluster: the closed loop through the LB, exporters stopped and started over SSH. */
-function monitoringCostOf(ctx: Ctx, lbUrl: string): Promise<MonitoringCost> {
+/**
+ * bench/lib/monitoringCost.ts on this run's cluster: the closed loop through the LB, exporters
+ * stopped and started over SSH, the CPU of their units and of every host read from the cgroups
+ * outside (which costs the hosts nothing).
+ */
+async function monitoringCostOf(ctx: Ctx, lbUrl: string): Promise<MonitoringCost> {
     const o = ctx.o;
     const units = exporterUnits(ctx.cfg);
     const hosts: [string, string[]][] = [["lb", units.lb], ...ctx.facts.appIps.map(ip => [ip, units.app] as [string, string[]])];
+    const exporterCgroups = ctx.hosts.flatMap(h => unitCgroups(h.cgroup, [...units.lb, ...units.app]));
+    const usec = (cgroups: string[]) => cgroups.reduce((a, c) => a + (cgroupCpuUsec(c) ?? 0), 0);
     return measureMonitoringCost({
         rounds: o.monitoringCostRounds,
         appStatsd: ctx.cfg.monitoring.appStatsd,
         measure: async () => {
             checkInterrupted();
             const f = await runWrk(ctx, "monitoring-cost", ctx.clientNetns[0], lbUrl, "loop", o.throughputConnections, o.throughputSeconds);
-            return toRun("lb", lbUrl, o.throughputConnections, o.throughputSeconds, f).requestsPerSecond;
+            const r = toRun("lb", lbUrl, o.throughputConnections, o.throughputSeconds, f);
+            return { requestsPerSecond: r.requestsPerSecond, requests: f.result?.requests ?? 0 };
         },
+        // The exporters' cgroups exist only while they run: an "off" run reads 0 for them.
+        cpu: exporterCgroups.length > 0 ? () => ({ exportersUsec: usec(exporterCgroups), clusterUsec: usec(ctx.hosts.map(h => h.cgroup)) }) : undefined,
         setExporters: async running => {
             await Promise.all(hosts.map(([host, list]) => onHost(ctx.access, host, `sudo systemctl ${running ? "start" : "stop"} ${list.join(" ")}`)));
         },
+        beforeRound: async () => void (await waitQuiet(ctx)),
         log,
     });
 }

@@ -22,14 +22,14 @@ Mapping of statsd lines (gunicorn 20+ with statsd_prefix "<app>"):
 anything else                              statsd_exporter_unmapped_total
 """
 import argparse
-import http.server
 import os
 import re
 import socket
 import sys
 import threading
 
-BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+from prometheus_text import BUCKETS, exposition, histogram_lines, host_port, label_text, number, serve_metrics
+
 LINE = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+):(?P<value>-?[0-9.eE+-]+)\|(?P<type>c|g|ms|h|s)(?:\|@(?P<rate>[0-9.]+))?(?:\|#.*)?$")
 METRIC = re.compile(r"^(?:(?P<app>[A-Za-z0-9_-]+)\.)?gunicorn\.(?P<rest>.+)$")
 
@@ -43,17 +43,6 @@ HELP = {
     "statsd_exporter_datagrams_total": ("counter", "statsd datagrams received."),
     "statsd_exporter_unmapped_total": ("counter", "statsd lines that are not gunicorn metrics, or malformed."),
 }
-
-
-def label_text(labels):
-    if not labels:
-        return ""
-    escaped = (f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34)).replace(chr(10), chr(92) + "n")}"' for k, v in labels)
-    return "{" + ",".join(escaped) + "}"
-
-
-def number(value):
-    return repr(float(value)) if value != int(value) else str(int(value))
 
 
 class Store:
@@ -76,6 +65,7 @@ class Store:
         for i, bound in enumerate(BUCKETS):
             if seconds <= bound:
                 h[i] += 1
+                break
         h[-2] += seconds
         h[-1] += 1
 
@@ -120,19 +110,8 @@ class Store:
                 series.setdefault(name, []).append(f"{name}{label_text(labels)} {number(value)}")
             for labels, h in self.histograms.items():
                 name = "gunicorn_request_duration_seconds"
-                lines = series.setdefault(name, [])
-                for bound, count in zip(BUCKETS, h):
-                    lines.append(f"{name}_bucket{label_text(labels + (('le', number(bound)),))} {count}")
-                lines.append(f"{name}_bucket{label_text(labels + (('le', '+Inf'),))} {h[-1]}")
-                lines.append(f"{name}_sum{label_text(labels)} {number(h[-2])}")
-                lines.append(f"{name}_count{label_text(labels)} {h[-1]}")
-        out = []
-        for name in sorted(series):
-            kind, text = HELP[name]
-            # A histogram's buckets stay in order; other series sort by their labels.
-            lines = series[name] if kind == "histogram" else sorted(series[name])
-            out += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"] + lines
-        return "\n".join(out) + "\n"
+                series.setdefault(name, []).extend(histogram_lines(name, labels, h[: len(BUCKETS)], h[-2], h[-1]))
+        return exposition(series, HELP)
 
 
 # Where a systemd unit's processes are listed: cgroup v2, or the v1 "systemd" and "unified" hierarchies.
@@ -172,11 +151,6 @@ def worker_status(cgroup_root, unit):
     return 1, sum(1 for ppid in parents.values() if ppid == master)
 
 
-def host_port(text):
-    host, _, port = text.rpartition(":")
-    return host, int(port)
-
-
 def serve(store, statsd, listen, unit=None, app=None, cgroup_root="/sys/fs/cgroup"):
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.bind(statsd)
@@ -188,29 +162,16 @@ def serve(store, statsd, listen, unit=None, app=None, cgroup_root="/sys/fs/cgrou
 
     threading.Thread(target=receive, daemon=True).start()
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            if self.path.split("?")[0] != "/metrics":
-                self.send_error(404, "see /metrics")
-                return
-            extra = []
-            if unit:
-                up, workers = worker_status(cgroup_root, unit)
-                labels = (("app", app),) if app else ()
-                extra = [("gunicorn_up", labels, up), ("gunicorn_workers", labels, workers)]
-            body = store.render(extra).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def render():
+        extra = []
+        if unit:
+            up, workers = worker_status(cgroup_root, unit)
+            labels = (("app", app),) if app else ()
+            extra = [("gunicorn_up", labels, up), ("gunicorn_workers", labels, workers)]
+        return store.render(extra)
 
-        def log_message(self, *_args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(listen, Handler)
     print(f"pycluster-statsd-exporter: statsd on udp {statsd[0]}:{statsd[1]}, metrics on http://{listen[0]}:{listen[1]}/metrics", flush=True)
-    server.serve_forever()
+    serve_metrics(listen, render)
 
 
 def main():

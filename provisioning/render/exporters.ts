@@ -84,31 +84,62 @@ export function renderNginxExporterDropIn(o: { listen: Listen; stubStatusUrl: st
     });
 }
 
-export const MTAIL_PROGRAMS_DIR = "/etc/mtail";
+export interface AccessLogExporterOptions {
+    /** Where pycluster's access log exporter script is installed. */
+    script: string;
+    /** nginx's JSON access log. */
+    log: string;
+    /** The log format's fields in order, and whether each value is quoted (ACCESS_LOG_FIELDS). */
+    fields: { name: string; quoted: boolean }[];
+    /** HTTP /metrics for Prometheus (the LB's private address). */
+    listen: Listen;
+    /** Groups whose members may read the log (Debian's nginx logs are www-data:adm 0640). */
+    readGroups: string[];
+    buckets: number[];
+}
 
-/** mtail: metrics from log lines (the LB's JSON access log), by the programs in /etc/mtail. */
-export function renderMtailDropIn(o: { listen: Listen; logs: string[]; readGroups: string[] }): string {
-    return dropIn({
-        unit: "mtail.service",
-        execStart: [
-            "/usr/bin/mtail",
-            "--progs",
-            MTAIL_PROGRAMS_DIR,
-            "--logtostderr",
-            "--address",
-            o.listen.address,
-            "--port",
-            String(o.listen.port),
-            // Metric names are the programs' own: no extra `prog` label on every series.
-            "--emit_prog_label=false",
-            "--logs",
-            o.logs.join(","),
-        ],
-        service: [
-            // The package's unit only starts when /etc/default/mtail names logs; ours are on the command line.
-            `ExecCondition=`,
-            ...(o.readGroups.length > 0 ? [`SupplementaryGroups=${unitValue(o.readGroups.join(" "))}`] : []),
-        ],
+/** A unit of our own for one of pycluster's exporter scripts: no privileges, no state, restarted forever. */
+function ownExporterUnit(o: { unit: string; description: string; after?: string[]; execStart: string[]; readGroups?: string[]; note?: string }): string {
+    return [
+        `# ${o.unit}: rendered by pycluster. Change the stack configuration, not this file.`,
+        `[Unit]`,
+        `Description=${o.description}`,
+        `After=${["network-online.target", ...(o.after ?? [])].join(" ")}`,
+        `Wants=network-online.target`,
+        `StartLimitIntervalSec=0`,
+        ``,
+        `[Service]`,
+        `ExecStart=${argv(o.execStart)}`,
+        `Restart=always`,
+        `RestartSec=5s`,
+        `DynamicUser=yes`,
+        ...(o.readGroups?.length ? [`SupplementaryGroups=${unitValue(o.readGroups.join(" "))}`] : []),
+        ...SANDBOX,
+        ...(o.note ? [`# ${o.note}`] : []),
+        `ProtectControlGroups=yes`,
+        `RestrictAddressFamilies=AF_INET AF_INET6`,
+        `RestrictNamespaces=yes`,
+        `SystemCallArchitectures=native`,
+        `MemoryMax=128M`,
+        ``,
+        `[Install]`,
+        `WantedBy=multi-user.target`,
+        ``,
+    ].join("\n");
+}
+
+/**
+ * pycluster-access-log-exporter: per-request metrics (status, latency, per app node) from the LB's
+ * access log, at a seventh of mtail's CPU per line (provisioning/host/access_log_exporter.py).
+ */
+export function renderAccessLogExporterUnit(o: AccessLogExporterOptions): string {
+    const fields = o.fields.map(f => `${f.name}${f.quoted ? ":q" : ""}`).join(",");
+    return ownExporterUnit({
+        unit: "pycluster-access-log-exporter.service",
+        description: "nginx access log metrics for Prometheus (pycluster)",
+        after: ["nginx.service"],
+        execStart: ["/usr/bin/python3", o.script, "--log", o.log, "--fields", fields, "--listen", listenText(o.listen), "--buckets", o.buckets.join(",")],
+        readGroups: o.readGroups,
     });
 }
 
@@ -128,31 +159,12 @@ export interface StatsdExporterOptions {
  * metrics. A unit of our own: Debian 12 has no prometheus-statsd-exporter package.
  */
 export function renderStatsdExporterUnit(o: StatsdExporterOptions): string {
-    return [
-        `# pycluster-statsd-exporter.service: rendered by pycluster. Change the stack configuration, not this file.`,
-        `[Unit]`,
-        `Description=gunicorn statsd metrics for Prometheus (pycluster)`,
-        `After=network-online.target`,
-        `Wants=network-online.target`,
-        `StartLimitIntervalSec=0`,
-        ``,
-        `[Service]`,
-        `ExecStart=${argv(["/usr/bin/python3", o.script, "--statsd", listenText(o.statsd), "--listen", listenText(o.listen), "--unit", `${o.app}.service`, "--app", o.app])}`,
-        `Restart=always`,
-        `RestartSec=5s`,
-        `DynamicUser=yes`,
-        ...SANDBOX,
-        `# Reads the app unit's cgroup.procs and /proc/<pid>/stat to count its workers.`,
-        `ProtectControlGroups=yes`,
-        `RestrictAddressFamilies=AF_INET AF_INET6`,
-        `RestrictNamespaces=yes`,
-        `SystemCallArchitectures=native`,
-        `MemoryMax=128M`,
-        ``,
-        `[Install]`,
-        `WantedBy=multi-user.target`,
-        ``,
-    ].join("\n");
+    return ownExporterUnit({
+        unit: "pycluster-statsd-exporter.service",
+        description: "gunicorn statsd metrics for Prometheus (pycluster)",
+        execStart: ["/usr/bin/python3", o.script, "--statsd", listenText(o.statsd), "--listen", listenText(o.listen), "--unit", `${o.app}.service`, "--app", o.app],
+        note: "Reads the app unit's cgroup.procs and /proc/<pid>/stat to count its workers.",
+    });
 }
 
 export interface PrometheusOptions {

@@ -1,17 +1,14 @@
 import { hostPath } from "../hostContract";
 import { compareVersions } from "../../config/catalog";
-import { LbMethod } from "../../config/types";
+import { OverloadParts, overloadParts, upstreamBlock, UpstreamOptions } from "./nginxUpstream";
 
 /**
- * nginx for the load balancer, in two files: the main context (nginx.conf)
- * and the site (pycluster/site.conf). Paths to our own files are relative to
- * the configuration directory, so the push can validate a staged copy with
- * `nginx -t -c <stage>/nginx.conf` before it touches /etc/nginx.
+ * nginx for the load balancer, in two files: the main context (nginx.conf, nginxMain.ts) and the
+ * site (pycluster/site.conf), rendered here from its server blocks and the upstream and overload
+ * parts (nginxUpstream.ts). Paths to our own files are relative to the configuration directory,
+ * so the push can validate a staged copy with `nginx -t -c <stage>/nginx.conf` before it touches
+ * /etc/nginx.
  */
-
-/** nginx's passive health check: after this many failures within FAIL_TIMEOUT_S, a node is skipped that long. */
-export const MAX_FAILS = 3;
-export const FAIL_TIMEOUT_S = 10;
 
 /** Directory under the nginx configuration directory that holds our files (where hostctl installs the site). */
 export const NGINX_SITE_DIR = hostPath("nginxSite").slice(hostPath("nginxDir").length + 1);
@@ -19,101 +16,9 @@ export const NGINX_TLS_CERT = `${NGINX_SITE_DIR}/tls/fullchain.pem`;
 export const NGINX_TLS_KEY = `${NGINX_SITE_DIR}/tls/privkey.pem`;
 export const ACME_WEBROOT = hostPath("acmeWebroot");
 
-export interface NginxMainOptions {
-    workerProcesses: number;
-    workerConnections: number;
-    workerOpenFiles: number;
-}
-
-export const ACCESS_LOG_FILE = "/var/log/nginx/access.log";
-
-/** Fields of the JSON access log that the monitoring reads (provisioning/render/mtail.ts). */
-export const ACCESS_LOG_FIELD_NAMES = {
-    status: "status",
-    requestTime: "request_time",
-    upstreamAddr: "upstream_addr",
-    upstreamStatus: "upstream_status",
-    upstreamResponseTime: "upstream_response_time",
-} as const;
-
-/** Fields of the JSON access log: what an operator needs to follow a request to its app node. */
-export const ACCESS_LOG_FIELDS: [string, string, boolean][] = [
-    ["time", "$time_iso8601", true],
-    ["request_id", "$request_id", true],
-    ["remote_addr", "$remote_addr", true],
-    ["host", "$host", true],
-    ["method", "$request_method", true],
-    ["uri", "$request_uri", true],
-    ["protocol", "$server_protocol", true],
-    ["status", "$status", false],
-    ["bytes_sent", "$body_bytes_sent", false],
-    ["request_time", "$request_time", false],
-    ["upstream_addr", "$upstream_addr", true],
-    ["upstream_status", "$upstream_status", true],
-    ["upstream_connect_time", "$upstream_connect_time", true],
-    ["upstream_header_time", "$upstream_header_time", true],
-    ["upstream_response_time", "$upstream_response_time", true],
-    ["user_agent", "$http_user_agent", true],
-];
-
-export function renderNginxMain(o: NginxMainOptions): string {
-    if (o.workerOpenFiles < o.workerConnections) {
-        throw new RangeError(`worker_rlimit_nofile (${o.workerOpenFiles}) must cover worker_connections (${o.workerConnections})`);
-    }
-    const logFormat = ACCESS_LOG_FIELDS.map(([name, variable, quoted]) => (quoted ? `"${name}":"${variable}"` : `"${name}":${variable}`)).join(",");
-    return `# nginx main context, rendered by pycluster. Change the stack configuration, not this file.
-user www-data;
-worker_processes ${o.workerProcesses};
-# Each worker may open this many files: client + upstream connections, plus logs.
-worker_rlimit_nofile ${o.workerOpenFiles};
-pid /run/nginx.pid;
-error_log /var/log/nginx/error.log warn;
-include /etc/nginx/modules-enabled/*.conf;
-
-events {
-    # Counts client AND upstream connections: a proxied request holds two.
-    worker_connections ${o.workerConnections};
-    multi_accept on;
-}
-
-http {
-    sendfile on;
-    tcp_nopush on;
-    tcp_nodelay on;
-    types_hash_max_size 2048;
-    server_tokens off;
-    include mime.types;
-    default_type application/octet-stream;
-
-    keepalive_timeout 65s;
-    keepalive_requests 1000;
-    client_header_timeout 30s;
-    client_body_timeout 30s;
-    send_timeout 30s;
-    reset_timedout_connection on;
-
-    log_format pycluster_json escape=json '{${logFormat}}';
-    access_log ${ACCESS_LOG_FILE} pycluster_json buffer=64k flush=1s;
-
-    include ${NGINX_SITE_DIR}/*.conf;
-}
-`;
-}
-
-export interface Upstream {
-    address: string;
-    port: number;
-    /** Drained: kept in the list but sent no new requests. */
-    down?: boolean;
-}
-
-export interface NginxSiteOptions {
-    appName: string;
+/** The site's options; those of the upstream (app nodes, method, keep-alive, overload) are UpstreamOptions. */
+export interface NginxSiteOptions extends UpstreamOptions {
     nginxVersion: string;
-    upstreams: Upstream[];
-    method: LbMethod;
-    keepalive: number;
-    keepaliveTimeout: number;
     connectTimeout: number;
     readTimeout: number;
     clientMaxBodySize: string;
@@ -135,8 +40,6 @@ export interface NginxSiteOptions {
     staticFiles?: { urlPath: string; root: string };
     /** Attempts per request: a whole rollout batch may refuse new connections at once. */
     nextUpstreamTries: number;
-    /** How overload is refused (sized by the capacity model); absent = no limits. */
-    overload?: OverloadOptions;
     /**
      * A pair's other LB (its private address): an ACME challenge token this LB does not have is
      * asked of it. Each LB of a pair gets its own certificate, and the CA's validation reaches
@@ -148,19 +51,6 @@ export interface NginxSiteOptions {
 /** The header that marks a challenge request one LB of a pair passed to the other (one hop, never back). */
 export const ACME_HOP_HEADER = "X-Pycluster-Acme-Hop";
 
-export interface OverloadOptions {
-    /** Requests per second passed on (limit_req); one burst of `requestBurst` on top. */
-    requestRate: number;
-    requestBurst: number;
-    /** Connections to one app node (upstream max_conns). */
-    perNodeConnections: number;
-    /** What Retry-After tells a refused client. */
-    retryAfterSeconds: number;
-}
-
-/** The named location that answers every refusal: 503 with Retry-After. */
-export const OVERLOADED_LOCATION = "@overloaded";
-
 /** Mozilla "intermediate" (guideline 5.7+/6): ECDHE with AEAD ciphers only, no DHE. */
 export const MOZILLA_INTERMEDIATE_CIPHERS = [
     "ECDHE-ECDSA-AES128-GCM-SHA256",
@@ -170,59 +60,6 @@ export const MOZILLA_INTERMEDIATE_CIPHERS = [
     "ECDHE-ECDSA-CHACHA20-POLY1305",
     "ECDHE-RSA-CHACHA20-POLY1305",
 ].join(":");
-
-function upstreamBlock(o: NginxSiteOptions): string {
-    if (o.upstreams.length === 0) throw new Error("the upstream needs at least one app node");
-    const method = o.method === "round_robin" ? [] : [`    ${o.method};`];
-    const maxConns = o.overload ? ` max_conns=${o.overload.perNodeConnections}` : "";
-    const servers = o.upstreams.map(u => `    server ${u.address}:${u.port} max_fails=${MAX_FAILS} fail_timeout=${FAIL_TIMEOUT_S}s${maxConns}${u.down ? " down" : ""};`);
-    return [
-        `upstream ${o.appName} {`,
-        `    # Shared memory, so every worker sees the same failure counts and connection numbers.`,
-        `    zone ${o.appName}_upstream 256k;`,
-        ...method,
-        ...servers,
-        `    # Idle connections to the app nodes each worker keeps open (needs HTTP/1.1, empty Connection).`,
-        `    keepalive ${o.keepalive};`,
-        `    keepalive_timeout ${o.keepaliveTimeout}s;`,
-        `    keepalive_requests 10000;`,
-        `}`,
-    ].join("\n");
-}
-
-/**
- * How overload is refused, as three pieces of the site: the request-rate zone (http context), the
- * limits in the proxying location, and the named location that answers 503 with Retry-After (and
- * HSTS, which add_header in a location would otherwise drop). Empty without o.overload.
- */
-function overloadParts(o: NginxSiteOptions, hsts: string[]): { zone: string[]; limits: string[]; location: string[] } {
-    const ov = o.overload;
-    if (!ov) return { zone: [], limits: [], location: [] };
-    return {
-        zone: [
-            `# Overload, sized by the capacity model: beyond this rate (and a node's max_conns) nginx answers`,
-            `# 503 with Retry-After at once instead of passing on work the app nodes would reach after the`,
-            `# clients gave up. One key for every client: the limit is the cluster's capacity, not a quota.`,
-            `limit_req_zone "all" zone=${o.appName}_rate:1m rate=${ov.requestRate}r/s;`,
-            ``,
-        ],
-        limits: [
-            `        limit_req zone=${o.appName}_rate burst=${ov.requestBurst} nodelay;`,
-            `        limit_req_status 503;`,
-            `        # Refused by a limit, or no app node could take it (every node full or failing): 503 + Retry-After.`,
-            `        error_page 502 503 = ${OVERLOADED_LOCATION};`,
-        ],
-        location: [
-            ``,
-            `    location ${OVERLOADED_LOCATION} {`,
-            `        default_type text/plain;`,
-            `        add_header Retry-After ${ov.retryAfterSeconds} always;`,
-            ...hsts.map(l => `        ${l}`),
-            `        return 503 "overloaded: retry after ${ov.retryAfterSeconds} s\\n";`,
-            `    }`,
-        ],
-    };
-}
 
 const indent = (lines: string[], n: number) => lines.map(l => " ".repeat(n) + l);
 
@@ -381,7 +218,7 @@ function proxyDirectives(o: NginxSiteOptions, overloadLimits: string[]): string[
 }
 
 /** The site itself on 443: TLS, HSTS, hidden files refused, static files, the proxy. */
-function tlsServer(o: NginxSiteOptions, p: SiteParts, overload: ReturnType<typeof overloadParts>): string[] {
+function tlsServer(o: NginxSiteOptions, p: SiteParts, overload: OverloadParts): string[] {
     return [
         `server {`,
         `    ${p.listen443("")}`,

@@ -1,5 +1,5 @@
 import { stringify } from "yaml";
-import { LB_LOG_METRICS } from "./mtail";
+import { LB_LOG_METRICS } from "./accessLogMetrics";
 
 /**
  * Prometheus on the monitoring node: what it scrapes (every exporter on every
@@ -39,7 +39,7 @@ export const DEBIAN_EXPORTER_METRICS = [
     "nginx_connections_waiting",
 ] as const;
 
-/** Every series name our exporters, mtail program and Prometheus itself produce that a query may use. */
+/** Every series name our exporters and Prometheus itself produce that a query may use. */
 export function knownMetricNames(): Set<string> {
     const histogram = (n: string) => [`${n}_bucket`, `${n}_sum`, `${n}_count`];
     const lb = LB_LOG_METRICS;

@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import * as fs from "fs";
 import * as path from "path";
 import { median, parseVariantOutput, plainHttpSite, VARIANTS, variantNginxConf, variantScript } from "../../bench/lib/memoryVariants";
-import { renderNginxMain, renderNginxSite } from "../../provisioning/render/nginx";
+import { renderNginxSite } from "../../provisioning/render/nginx";
+import { renderNginxMain } from "../../provisioning/render/nginxMain";
 import { missingTools, sh, tempDir } from "../support/hostTools";
 
 const MAIN = renderNginxMain({ workerProcesses: 1, workerConnections: 19000, workerOpenFiles: 19500 });

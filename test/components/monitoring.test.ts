@@ -46,7 +46,7 @@ const portsFrom = (rules: RecordedResource[], group: string) => rules.filter(r =
 test("every node's exporters listen on its private address, never on all addresses", async () => {
     const run = await stack("staging", true);
     const expected: Record<string, [string, RegExp[]]> = {
-        "pycluster-staging-lb": ["10.120.0.2", [/--web\.listen-address=10\.120\.0\.2:9100/, /-web\.listen-address=10\.120\.0\.2:9113/, /--address 10\.120\.0\.2 --port 3903/]],
+        "pycluster-staging-lb": ["10.120.0.2", [/--web\.listen-address=10\.120\.0\.2:9100/, /-web\.listen-address=10\.120\.0\.2:9113/, /--listen 10\.120\.0\.2:3903/]],
         "pycluster-staging-app-0": ["10.120.0.3", [/--web\.listen-address=10\.120\.0\.3:9100/, /--listen 10\.120\.0\.3:9102/]],
         "pycluster-staging-app-1": ["10.120.0.4", [/--web\.listen-address=10\.120\.0\.4:9100/, /--listen 10\.120\.0\.4:9102/]],
         "pycluster-staging-mon": ["10.120.0.127", [/--web\.listen-address=10\.120\.0\.127:9100/, /--web\.listen-address=10\.120\.0\.127:9090/]],

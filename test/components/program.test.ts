@@ -477,7 +477,7 @@ test("no setting of the app or the TLS mode changes user data (OpenStack would r
     const run = await stack("prod");
     assert.equal(
         find(run, COMMAND, "pycluster-prod-lb-packages").inputs.create,
-        "sudo python3 /usr/local/lib/pycluster/hostctl.pyz packages nginx keepalived certbot prometheus-node-exporter prometheus-nginx-exporter mtail",
+        "sudo python3 /usr/local/lib/pycluster/hostctl.pyz packages nginx keepalived certbot prometheus-node-exporter prometheus-nginx-exporter",
     );
 });
 

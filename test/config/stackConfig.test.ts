@@ -199,7 +199,7 @@ test("monitoring: exporters always, the monitoring node only when asked for, at 
     const off = parse();
     assert.equal(off.monitoring.node, undefined);
     assert.equal(off.network.monitoringIp, undefined);
-    assert.deepEqual(off.monitoring.ports, { nodeExporter: 9100, nginxExporter: 9113, mtail: 3903, statsdExporter: 9102, statsd: 9125, prometheus: 9090 });
+    assert.deepEqual(off.monitoring.ports, { nodeExporter: 9100, nginxExporter: 9113, accessLogExporter: 3903, statsdExporter: 9102, statsd: 9125, prometheus: 9090 });
     assert.deepEqual(off.monitoring.alerts, { errorRatio: 0.05, latencyP95Seconds: 1 });
     assert.equal(off.monitoring.scrapeIntervalSeconds, 15);
     const on = parse({ monitoringNode: "true", monitoringRetentionDays: "30", alertErrorRatePercent: "2", alertLatencyP95Ms: "250" });

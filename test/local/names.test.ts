@@ -129,7 +129,7 @@ test("every package a role installs is in the image (the local hosts have no int
     const argv = mmdebstrapArgv({ suite: "bookworm", rootDir: "/r", packages: DEFAULT_PACKAGES, repoOnlyPackages: [], sourcesArg: "/s.sources", debCache: "/c", archiveOut: "/repo" });
     // A host runs the exporters and Prometheus only once the program configured them (private addresses).
     assert.ok(argv.includes(`--customize-hook=chroot "$1" systemctl disable --quiet ${DISABLED_SERVICES.join(" ")}`));
-    assert.deepEqual([...DISABLED_SERVICES].sort(), ["mtail.service", "prometheus-nginx-exporter.service", "prometheus-node-exporter.service", "prometheus.service"]);
+    assert.deepEqual([...DISABLED_SERVICES].sort(), ["prometheus-nginx-exporter.service", "prometheus-node-exporter.service", "prometheus.service"]);
 });
 
 test("a pinned host key is parsed from authorized_keys format and selects its algorithm", () => {

@@ -1,7 +1,7 @@
 /**
  * The Grafana dashboard in monitoring/: it parses, covers what the seed asked
  * to watch, every query is valid PromQL (promtool) and reads only metrics our
- * exporters, our mtail program, pycluster-statsd-exporter or Prometheus produce.
+ * exporters (pycluster-access-log-exporter, pycluster-statsd-exporter) or Prometheus produce.
  * The alert rules are held to the same standard.
  */
 import { test } from "node:test";
@@ -50,7 +50,7 @@ test("the dashboard covers CPU, memory, network, latency, error rates and worker
     assert.ok(reads("gunicorn_workers"), "worker status");
 });
 
-test("every metric a dashboard query or an alert rule reads is one our exporters, mtail program or Prometheus produce", () => {
+test("every metric a dashboard query or an alert rule reads is one our exporters or Prometheus produce", () => {
     const known = knownMetricNames();
     const rules = alertRules({ errorRatio: 0.05, latencyP95Seconds: 1, gunicornWorkers: 5, scrapeIntervalSeconds: 15 });
     const unknown = [

@@ -10,44 +10,19 @@ import { ChildProcess, spawn, spawnSync } from "child_process";
 import * as dgram from "dgram";
 import * as fs from "fs";
 import * as path from "path";
-import { STATSD_EXPORTER_SOURCE_PATH } from "../../provisioning/monitoringFiles";
+import { HOST_SCRIPTS_DIR } from "../../provisioning/monitoringFiles";
 import { GUNICORN_METRICS } from "../../provisioning/render/prometheus";
 import { renderGunicornConfig } from "../../provisioning/render/gunicornConfig";
 import { missingTools, SAMPLE_APP, SYSTEM_PYTHON, tempDir } from "../support/hostTools";
+import { randomPort, scrape, seriesValue, sleep, stop } from "../support/metricsEndpoint";
 
-const sleep = (ms: number) => new Promise(r => setTimeout(r, ms));
-const port = () => 20000 + Math.floor(Math.random() * 20000);
+const port = randomPort;
+const value = seriesValue;
 
 function startExporter(statsd: number, http: number, cgroupRoot?: string): ChildProcess {
     const unit = cgroupRoot ? ["--unit", "webapp.service", "--app", "webapp", "--cgroup-root", cgroupRoot] : [];
-    return spawn(SYSTEM_PYTHON, [STATSD_EXPORTER_SOURCE_PATH, "--statsd", `127.0.0.1:${statsd}`, "--listen", `127.0.0.1:${http}`, ...unit], { stdio: "ignore" });
+    return spawn(SYSTEM_PYTHON, [path.join(HOST_SCRIPTS_DIR, "statsd_exporter.py"), "--statsd", `127.0.0.1:${statsd}`, "--listen", `127.0.0.1:${http}`, ...unit], { stdio: "ignore" });
 }
-
-async function scrape(http: number, timeoutMs = 5000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-        try {
-            const res = await fetch(`http://127.0.0.1:${http}/metrics`);
-            return await res.text();
-        } catch (e) {
-            if (Date.now() > deadline) throw e;
-            await sleep(100);
-        }
-    }
-}
-
-function stop(p: ChildProcess): Promise<void> {
-    if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
-    return new Promise(resolve => {
-        p.once("exit", () => resolve());
-        p.kill("SIGTERM");
-    });
-}
-
-const value = (text: string, series: string) => {
-    const m = new RegExp(`^${series.replace(/[{}.+"]/g, c => `\\${c}`)} (\\S+)$`, "m").exec(text);
-    return m ? Number(m[1]) : undefined;
-};
 
 test("statsd lines map to well-named Prometheus metrics, labelled with the app", async () => {
     const [statsd, http] = [port(), port()];

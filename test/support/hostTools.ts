@@ -59,10 +59,10 @@ function has(cmd: string, args: string[]): boolean {
 }
 
 /** Why a tool-based test cannot run here, or undefined when it can. */
-export type Tool = "nginx" | "gunicorn" | "gevent" | "uvicorn" | "systemd-analyze" | "runuser" | "promtool" | "mtail" | "exporter-units" | "openssh-client" | "dnslib" | "keepalived" | "netns" | "wrk";
+export type Tool = "nginx" | "gunicorn" | "gevent" | "uvicorn" | "systemd-analyze" | "runuser" | "promtool" | "exporter-units" | "openssh-client" | "dnslib" | "keepalived" | "netns" | "wrk";
 
-/** The Debian units the monitoring drop-ins complete (packages prometheus, prometheus-node-exporter, prometheus-nginx-exporter, mtail). */
-export const EXPORTER_UNITS = ["prometheus", "prometheus-node-exporter", "prometheus-nginx-exporter", "mtail"].map(u => `/lib/systemd/system/${u}.service`);
+/** The Debian units the monitoring drop-ins complete (packages prometheus, prometheus-node-exporter, prometheus-nginx-exporter). */
+export const EXPORTER_UNITS = ["prometheus", "prometheus-node-exporter", "prometheus-nginx-exporter"].map(u => `/lib/systemd/system/${u}.service`);
 
 export function missingTools(tools: Tool[]): string | undefined {
     const root = process.getuid?.() === 0;
@@ -76,7 +76,6 @@ export function missingTools(tools: Tool[]): string | undefined {
         "systemd-analyze": () => has("systemd-analyze", ["--version"]),
         runuser: () => root && has("runuser", ["--version"]),
         promtool: () => has("promtool", ["--version"]),
-        mtail: () => has("mtail", ["--version"]),
         "exporter-units": () => EXPORTER_UNITS.every(u => fs.existsSync(u)),
         "openssh-client": () => has("ssh", ["-V"]) && !spawnSync("ssh-keygen", ["-?"], { stdio: "ignore" }).error,
         dnslib: () => has(SYSTEM_PYTHON, ["-c", "import dnslib"]),
@@ -87,7 +86,7 @@ export function missingTools(tools: Tool[]): string | undefined {
     };
     const missing = tools.filter(t => !checks[t]());
     if (missing.length === 0) return undefined;
-    const reason = `needs ${missing.join(", ")} (Debian: nginx gunicorn python3-gevent python3-uvicorn systemd prometheus mtail prometheus-node-exporter prometheus-nginx-exporter openssh-client python3-dnslib keepalived iproute2 nftables wrk; nginx, keepalived, runuser and network namespaces as root)`;
+    const reason = `needs ${missing.join(", ")} (Debian: nginx gunicorn python3-gevent python3-uvicorn systemd prometheus prometheus-node-exporter prometheus-nginx-exporter openssh-client python3-dnslib keepalived iproute2 nftables wrk; nginx, keepalived, runuser and network namespaces as root)`;
     if (process.env.PYCLUSTER_REQUIRE_TOOLS === "1") throw new Error(`PYCLUSTER_REQUIRE_TOOLS=1 but this test ${reason}`);
     return reason;
 }

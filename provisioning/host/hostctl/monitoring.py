@@ -5,25 +5,42 @@ import tempfile
 
 from .bundle import read_stdin_bundle
 from .common import Failure, is_active, log, read_bytes, run, systemctl, wait_http_ok, write_atomic
+from .contract import CONTRACT
 from .contract import files as contract_files
 
-# Bundle name -> {path, service, reloadable}. Drop-ins complete the Debian packages' own units (their
-# conffiles stay untouched); pycluster-statsd-exporter is a unit of our own.
+# Bundle name -> {path, service (or services, for a module several share), reloadable}. Drop-ins
+# complete the Debian packages' own units (their conffiles stay untouched); pycluster-statsd-exporter
+# and pycluster-access-log-exporter are units of our own.
 MONITORING_FILES = contract_files("monitoring")
+# Services an earlier pycluster ran and this one replaced (mtail, by pycluster-access-log-exporter).
+RETIRED = CONTRACT.get("retired", {}).get("monitoring", [])
 DROPIN = "60-pycluster.conf"
 # Changes a running service takes with a reload (Prometheus re-reads its configuration and rules on HUP).
 RELOADABLE = {name for name, f in MONITORING_FILES.items() if f.get("reloadable")}
 
 
+def services_of(name, names):
+    """The services a bundle file belongs to: its own, or for a shared module those of `names` (the bundle) using it."""
+    entry = MONITORING_FILES[name]
+    if "service" in entry:
+        return [entry["service"]]
+    present = {MONITORING_FILES[n].get("service") for n in names}
+    return [s for s in entry["services"] if s in present]
+
+
+def bundle_services(names):
+    return sorted({s for n in names for s in services_of(n, names)})
+
+
 def validate_monitoring(files, stage):
-    """The real tools on the staged files: systemd-analyze, mtail, promtool, python. Raises Failure."""
+    """The real tools on the staged files: systemd-analyze, promtool, python. Raises Failure."""
     units = os.path.join(stage, "units")
     os.makedirs(units)
-    services = sorted({MONITORING_FILES[n]["service"] for n in files})
+    services = bundle_services(files)
     for service in services:
         unit = f"{service}.service"
         own = files.get(unit)
-        dropins = [n for n in files if MONITORING_FILES[n]["service"] == service and n.endswith(".conf")]
+        dropins = [n for n in files if MONITORING_FILES[n].get("service") == service and n.endswith(".conf")]
         if own is not None:
             with open(os.path.join(units, unit), "wb") as f:
                 f.write(own[1])
@@ -40,16 +57,6 @@ def validate_monitoring(files, stage):
         proc = run(["systemd-analyze", "verify", "--man=no", os.path.join(units, unit)], check=False)
         if proc.returncode != 0:
             raise Failure(f"systemd-analyze rejected {unit}; nothing was changed:\n{proc.stdout.strip()}")
-    programs = [n for n in files if n.endswith(".mtail")]
-    if programs:
-        progs = os.path.join(stage, "mtail")
-        os.makedirs(progs)
-        for name in programs:
-            with open(os.path.join(progs, name), "wb") as f:
-                f.write(files[name][1])
-        proc = run(["mtail", "--compile_only", "--logtostderr", "--progs", progs], check=False)
-        if proc.returncode != 0 or "compile errors" in proc.stdout:
-            raise Failure(f"mtail rejected its program; nothing was changed:\n{proc.stdout.strip()[-3000:]}")
     if "pycluster.yml" in files:
         conf_dir = os.path.join(stage, "prometheus")
         os.makedirs(conf_dir)
@@ -62,23 +69,39 @@ def validate_monitoring(files, stage):
         proc = run(["promtool", "check", "config", os.path.join(conf_dir, "pycluster.yml")], check=False)
         if proc.returncode != 0:
             raise Failure(f"promtool rejected the Prometheus configuration; nothing was changed:\n{proc.stdout.strip()}")
-    if "statsd_exporter.py" in files:
-        script = os.path.join(stage, "statsd_exporter.py")
+    for name in sorted(n for n in files if n.endswith(".py")):
+        script = os.path.join(stage, name)
         with open(script, "wb") as f:
-            f.write(files["statsd_exporter.py"][1])
+            f.write(files[name][1])
         proc = run(["python3", "-m", "py_compile", script], check=False)
         if proc.returncode != 0:
-            raise Failure(f"statsd_exporter.py does not compile; nothing was changed:\n{proc.stdout.strip()}")
+            raise Failure(f"{name} does not compile; nothing was changed:\n{proc.stdout.strip()}")
 
 
-def apply_changes(services, names_changed):
+def retire_replaced():
+    """Stops and disables each retired service whose pycluster files are still on this host, and removes them."""
+    actions = []
+    for retired in RETIRED:
+        present = [p for p in retired["paths"] if os.path.exists(p)]
+        if not present:
+            continue
+        systemctl("disable", "--now", "--quiet", retired["service"], check=False)
+        for p in present:
+            os.unlink(p)
+        actions.append(f"{retired['service']} stopped and disabled (replaced by {retired['replacedBy']})")
+    if actions:
+        systemctl("daemon-reload")
+    return actions
+
+
+def apply_changes(services, names_changed, names):
     """Enables every service; restarts (or, for Prometheus' configuration and rules, reloads) those whose files changed."""
     if any(MONITORING_FILES[n]["path"].startswith("/etc/systemd/") for n in names_changed):
         systemctl("daemon-reload")
     actions = []
     for service in services:
         systemctl("enable", "--quiet", service)
-        mine = [n for n in names_changed if MONITORING_FILES[n]["service"] == service]
+        mine = [n for n in names_changed if service in services_of(n, names)]
         if not is_active(service):
             systemctl("restart", service, check=False)
             actions.append(f"{service} started")
@@ -103,9 +126,10 @@ def cmd_monitoring(args):
         if not sep or not url.startswith("http://"):
             raise Failure(f"bad endpoint {spec!r}: expected <service>=http://<address>:<port>/<path>")
         endpoints.append((service, url))
-    services = sorted({MONITORING_FILES[n]["service"] for n in files})
+    services = bundle_services(files)
     changed = [n for n, (_mode, content) in files.items() if read_bytes(MONITORING_FILES[n]["path"]) != content]
-    if not changed and all(is_active(s) for s in services):
+    retiring = any(os.path.exists(p) for r in RETIRED for p in r["paths"])
+    if not changed and not retiring and all(is_active(s) for s in services):
         log(f"monitoring: unchanged ({', '.join(services)})")
         return
 
@@ -115,11 +139,14 @@ def cmd_monitoring(args):
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 
+    # A retired service may hold the port of its replacement: it goes first. It is not brought back if
+    # the replacement then fails its check (the site is untouched; only those metrics are missing).
+    actions = retire_replaced()
     previous = {n: read_bytes(MONITORING_FILES[n]["path"]) for n in changed}
     for name in changed:
         dest = MONITORING_FILES[name]["path"]
         write_atomic(dest, files[name][1], files[name][0])
-    actions = apply_changes(services, changed)
+    actions += apply_changes(services, changed, files)
     failed = [(s, u) for s, u in endpoints if not wait_http_ok(u, args.timeout)]
     if failed:
         journals = "\n".join(run(["journalctl", "-u", s, "-n", "15", "--no-pager", "-o", "cat"], check=False).stdout for s, _ in failed)
@@ -129,7 +156,7 @@ def cmd_monitoring(args):
                 os.unlink(dest)
             else:
                 write_atomic(dest, content, files[name][0])
-        apply_changes(services, list(previous))
+        apply_changes(services, list(previous), files)
         raise Failure(
             f"monitoring: {', '.join(u for _, u in failed)} did not answer within {args.timeout:.0f} s; "
             f"the previous files were restored.\n--- journal ---\n{journals}"

@@ -2,7 +2,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "fs";
 import * as path from "path";
-import { ACME_HOP_HEADER, MOZILLA_INTERMEDIATE_CIPHERS, NginxSiteOptions, renderNginxMain, renderNginxSite } from "../../../provisioning/render/nginx";
+import { ACME_HOP_HEADER, MOZILLA_INTERMEDIATE_CIPHERS, NginxSiteOptions, renderNginxSite } from "../../../provisioning/render/nginx";
+import { renderNginxMain } from "../../../provisioning/render/nginxMain";
 import { hostctl, missingTools, sh, tempDir } from "../../support/hostTools";
 import { SITE, block } from "../../support/nginxSite";
 
