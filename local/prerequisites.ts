@@ -25,6 +25,14 @@ export const LOCAL_TOOLS: readonly Tool[] = [
     { command: "nft", pkg: "nftables", why: "the security groups and the gateway's filter" },
     { command: "mount", pkg: "mount", why: "the hosts' overlay disks" },
     { command: "ssh", pkg: "openssh-client", why: "the SSH commands the stack prints" },
+    { command: "openssl", pkg: "openssl", why: "the self-signed certificate of a stack without a domain" },
+    { command: "python3", pkg: "python3", why: "serves the local package mirror behind the gateway" },
+    {
+        command: "debian-archive-keyring",
+        file: "/usr/share/keyrings/debian-archive-keyring.gpg",
+        pkg: "debian-archive-keyring",
+        why: "checks the Debian packages the hosts are built from (Ubuntu has it too)",
+    },
 ];
 
 /** The local internet's DNS and ACME CA (local/internet.ts): only for stacks using Let's Encrypt or dnsZone. */

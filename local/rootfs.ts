@@ -137,8 +137,11 @@ export function customizeCommands(repoOnlyPackages: readonly string[]): string[]
  * a Debian archive outside comments. Debian's installer writes sources.list, its cloud images and
  * containers sources.list.d/debian.sources, and other tools other names (mmdebstrap:
  * 0000debian.sources), so every *.list and *.sources file counts, as it does for apt.
+ * A machine with no Debian archive among its sources (Ubuntu) gets Debian's own mirror, written to
+ * `fallbackDir`: the hosts are Debian 12, as OVH's image is (their packages are checked with
+ * debian-archive-keyring, which local/prerequisites.ts installs).
  */
-export function defaultSources(etcApt = "/etc/apt"): string {
+export function defaultSources(etcApt = "/etc/apt", fallbackDir = DEFAULT_CACHE_DIR, suite = "bookworm"): string {
     const parts = path.join(etcApt, "sources.list.d");
     const listed = fs.existsSync(parts) ? fs.readdirSync(parts).filter((f) => /\.(list|sources)$/.test(f)).sort() : [];
     const candidates = [path.join(parts, "debian.sources"), path.join(etcApt, "sources.list"), ...listed.map((f) => path.join(parts, f))];
@@ -146,7 +149,19 @@ export function defaultSources(etcApt = "/etc/apt"): string {
     for (const p of candidates) {
         if (fs.existsSync(p) && namesDebian(fs.readFileSync(p, "utf8"))) return p;
     }
-    throw new Error(`no Debian apt sources found in ${etcApt}: pass \`sources\` to ensureRootfs`);
+    const fallback = path.join(fallbackDir, `debian-${suite}.sources`);
+    fs.mkdirSync(fallbackDir, { recursive: true });
+    fs.writeFileSync(fallback, debianMirrorSources(suite));
+    return fallback;
+}
+
+/** Debian's own mirror for a suite, in deb822 form: main, updates and security. */
+export function debianMirrorSources(suite: string): string {
+    const keyring = "/usr/share/keyrings/debian-archive-keyring.gpg";
+    return [
+        `Types: deb\nURIs: http://deb.debian.org/debian\nSuites: ${suite} ${suite}-updates\nComponents: main\nSigned-By: ${keyring}\n`,
+        `Types: deb\nURIs: http://deb.debian.org/debian-security\nSuites: ${suite}-security\nComponents: main\nSigned-By: ${keyring}\n`,
+    ].join("\n");
 }
 
 /** The mmdebstrap command line (pure): installs `packages` into `rootDir`, keeps the .debs in `archiveOut`. */

@@ -148,18 +148,22 @@ export interface SshSetupOptions {
 
 /**
  * Writes the stack's key, ssh_config and known_hosts where the commands expect
- * them. The key goes into a new file created under umask 077 (a file that
+ * them, reading the outputs with the Pulumi CLI on PATH or else the project's `npx pulumi`. The key goes into a new file created under umask 077 (a file that
  * existed keeps its mode when written to), so it is never readable by others,
  * not even while it is written; chmod still, where a default ACL beats the umask.
  */
 export function sshSetupCommand(o: SshSetupOptions): string {
     for (const p of [o.keyFile, o.configFile, o.knownHostsFile]) check("file", p, PATH, "must be absolute or under ~/, without spaces, quotes, % or $");
     const output = (name: string, file: string, secret = false) =>
-        `pulumi stack output --stack ${shellQuote(o.pulumiStack)}${secret ? " --show-secrets" : ""} ${shellQuote(name)} > ${shellPath(file)}`;
+        `pulumi_cli stack output --stack ${shellQuote(o.pulumiStack)}${secret ? " --show-secrets" : ""} ${shellQuote(name)} > ${shellPath(file)}`;
     const dirs = [...new Set([o.keyFile, o.configFile, o.knownHostsFile].map(p => p.slice(0, p.lastIndexOf("/")) || "/"))];
     return (
         "(umask 077 && " +
         [
+            // The CLI as the user has it: installed (`pulumi`), or only the project's npm launcher, run
+            // by `npx pulumi` from the project directory as the README does. A function, not a
+            // variable: zsh does not split an unquoted "$var" into words.
+            `pulumi_cli() { if command -v pulumi >/dev/null 2>&1; then pulumi "$@"; else npx --no-install pulumi "$@"; fi; }`,
             `mkdir -p ${dirs.map(shellPath).join(" ")}`,
             `rm -f ${shellPath(o.keyFile)}`,
             output(o.outputs.privateKey, o.keyFile, true),

@@ -291,9 +291,10 @@ test("outputs: URL, addresses, SSH commands through the stack's ssh_config, capa
     assert.deepEqual(o.sshApps, ["ssh -F ~/.ssh/pycluster-staging.config pycluster-staging-app-0", "ssh -F ~/.ssh/pycluster-staging.config pycluster-staging-app-1"]);
     assert.equal(
         o.sshKeySetup,
-        "(umask 077 && mkdir -p ~/.ssh && rm -f ~/.ssh/pycluster-staging && pulumi stack output --stack staging --show-secrets sshPrivateKey > ~/.ssh/pycluster-staging" +
-            " && chmod 600 ~/.ssh/pycluster-staging && pulumi stack output --stack staging sshConfig > ~/.ssh/pycluster-staging.config" +
-            " && pulumi stack output --stack staging sshKnownHosts > ~/.ssh/pycluster-staging.known_hosts)",
+        "(umask 077 && pulumi_cli() { if command -v pulumi >/dev/null 2>&1; then pulumi \"$@\"; else npx --no-install pulumi \"$@\"; fi; }" +
+            " && mkdir -p ~/.ssh && rm -f ~/.ssh/pycluster-staging && pulumi_cli stack output --stack staging --show-secrets sshPrivateKey > ~/.ssh/pycluster-staging" +
+            " && chmod 600 ~/.ssh/pycluster-staging && pulumi_cli stack output --stack staging sshConfig > ~/.ssh/pycluster-staging.config" +
+            " && pulumi_cli stack output --stack staging sshKnownHosts > ~/.ssh/pycluster-staging.known_hosts)",
     );
     assert.ok(o.capacity.ceiling >= 50000);
     assert.match(o.capacity.bindingLimit, /worker_connections/);

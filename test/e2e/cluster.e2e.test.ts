@@ -16,7 +16,8 @@ import { localDown, localStackConfig, localUp, LocalStackOptions, UpResult } fro
 import { leftoversOf } from "../../local/cloud";
 import { runCommand } from "../../local/ssh";
 import { connectionTo, curl, e2eSkipReason, onHost, runPasted, seconds, startPasted, tcpOpens, tcpOpensAsync } from "./support";
-import { pulumiOutputStub } from "../support/pulumiOutputStub";
+import { pathWithoutPulumi, pulumiOutputStub } from "../support/pulumiOutputStub";
+import { shellQuote } from "../../lib/shell";
 
 const STACK = "e2e";
 const keep = process.env.PYCLUSTER_E2E_KEEP === "1";
@@ -318,8 +319,10 @@ e2e("4i. the SSH commands the stack outputs work as pasted: no agent, no ~/.ssh/
     const home = fs.mkdtempSync(path.join(os.tmpdir(), "pyc-e2e-home-"));
     const stub = pulumiOutputStub(STACK, { sshPrivateKey: o.sshPrivateKey, sshConfig: o.sshConfig, sshKnownHosts: o.sshKnownHosts }, up.secretOutputs);
     try {
-        // sshKeySetup as printed, with a stand-in `pulumi stack output` first on PATH (no Pulumi CLI or backend here).
-        const setup = await runPasted(home, o.sshKeySetup, { PATH: `${stub.binDir}:${process.env.PATH}` });
+        // sshKeySetup as printed, run as the README has it: from the project directory, where `npx pulumi`
+        // is the project's launcher (a stand-in answering `stack output`: no Pulumi CLI or backend here),
+        // and no `pulumi` on PATH.
+        const setup = await runPasted(home, `cd ${shellQuote(stub.projectDir)} && ${o.sshKeySetup}`, { PATH: pathWithoutPulumi() });
         assert.equal(setup.code, 0, setup.stderr);
         const file = (name: string) => path.join(home, ".ssh", `pycluster-e2e${name}`);
         assert.equal((fs.statSync(file("")).mode & 0o777).toString(8), "600");

@@ -185,6 +185,27 @@ e2e("b. the user points the record at the pair and runs up again: each LB gets t
     const renewed = await ownCertificate(backup);
     assert.notEqual(renewed.serial, backupCert.serial, "the backup's nginx serves its renewed certificate");
     renewedSerial = renewed.serial;
+
+    // The stand-in CA is as strict as Let's Encrypt: while the name does not resolve (record removed),
+    // it validates nothing, whatever the LB would answer. certbot is run directly, past hostctl's own
+    // DNS check, with a throwaway configuration directory.
+    cloud.removeDnsRecord(DOMAIN);
+    try {
+        const tries = validations();
+        const scratch = "/tmp/pycluster-le-strict";
+        const out = await onHost(
+            up,
+            backup.privateIp,
+            `sudo certbot certonly --non-interactive --agree-tos --register-unsafely-without-email --server https://${cloud.internet!.ip}:14000/dir ` +
+                `--webroot -w /var/www/acme -d ${DOMAIN} --config-dir ${scratch}/c --work-dir ${scratch}/w --logs-dir ${scratch}/l 2>&1; echo "exit=$?"; sudo rm -rf ${scratch}`,
+        );
+        console.log(`certbot while ${DOMAIN} does not resolve:\n${out.trim().split("\n").slice(-6).join("\n")}`);
+        assert.match(out, /^exit=1$/m, out);
+        assert.match(out, /DNS problem|NXDOMAIN|no such host|no valid A|lookup/i, out);
+        assert.equal(validations(), tries, "the CA validated nothing");
+    } finally {
+        cloud.setDnsRecord(DOMAIN, lbIp);
+    }
 });
 
 e2e("f. the address moves to the other LB: it serves its own certificate, trusted for the domain", async () => {

@@ -29,6 +29,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { LOCAL_TOOLS, Tool } from "../../local/prerequisites";
+import { shellQuote } from "../../lib/shell";
 import { e2eSkipReason, seconds } from "../e2e/support";
 import { ensureFreshDebian, FreshMachine } from "../support/freshDebian";
 
@@ -84,7 +85,9 @@ async function asRoot(argv: string[]): Promise<string> {
 
 /** Which of the rehearsal's commands the machine lacks now. */
 async function absentTools(): Promise<string[]> {
-    const out = await asRoot(["sh", "-c", `for c in ${LOCAL_TOOLS.map(t => t.command).join(" ")}; do command -v "$c" >/dev/null || echo "$c"; done`]);
+    // A tool is a command on PATH, or (a keyring, a Python module) a file.
+    const checks = LOCAL_TOOLS.map(t => (t.file ? `[ -e ${shellQuote(t.file)} ] || echo ${shellQuote(t.command)}` : `command -v ${shellQuote(t.command)} >/dev/null || echo ${shellQuote(t.command)}`));
+    const out = await asRoot(["sh", "-c", checks.join("\n")]);
     // only the loop's lines: systemd-nspawn may add a warning of its own on exit
     return out.split("\n").filter(l => LOCAL_TOOLS.some(t => t.command === l));
 }

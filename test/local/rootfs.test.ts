@@ -32,9 +32,16 @@ test("apt sources: any other *.sources or *.list file apt reads counts (mmdebstr
     assert.equal(defaultSources(dir), path.join(dir, "sources.list.d/0000debian.sources"));
 });
 
-test("apt sources: a Debian archive named only in a comment is not a source", () => {
-    const dir = etcApt({ "sources.list": "# deb http://deb.debian.org/debian bookworm main\n", "sources.list.d/vendor.list": "deb https://example.org/apt stable main\n" });
-    assert.throws(() => defaultSources(dir), /no Debian apt sources found in .*etc-apt-.*: pass `sources` to ensureRootfs/);
+test("apt sources: a machine without a Debian archive (Ubuntu; one named only in a comment) builds from Debian's own mirror", () => {
+    const dir = etcApt({ "sources.list": "# deb http://deb.debian.org/debian bookworm main\n", "sources.list.d/ubuntu.sources": "Types: deb\nURIs: http://archive.ubuntu.com/ubuntu/\nSuites: noble\nComponents: main\n" });
+    const fallbackDir = path.join(dir, "cache");
+    const file = defaultSources(dir, fallbackDir);
+    assert.equal(file, path.join(fallbackDir, "debian-bookworm.sources"));
+    const text = fs.readFileSync(file, "utf8");
+    assert.match(text, /^URIs: http:\/\/deb\.debian\.org\/debian\nSuites: bookworm bookworm-updates\n/m);
+    assert.match(text, /^Suites: bookworm-security$/m);
+    assert.equal(text.match(/^Signed-By: \/usr\/share\/keyrings\/debian-archive-keyring\.gpg$/gm)?.length, 2, "each source checked with Debian's keyring");
+    assert.doesNotMatch(text, /ubuntu/);
 });
 
 test("build lock: held while its owner runs, taken over once its PID belongs to another process", async () => {

@@ -50,13 +50,15 @@ os.makedirs(os.path.dirname(dropin)); os.makedirs(os.path.dirname(program))
 open(dropin, "w").write("x"); open(program, "w").write("x")
 out["retired"] = monitoring.retire_replaced()
 out["calls"] = calls
-out["left"] = [p for p in (dropin, program) if os.path.exists(p)]
+out["left"] = [p for p in (dropin, program, os.path.dirname(dropin)) if os.path.exists(p)]
+out["programDirKept"] = os.path.isdir(os.path.dirname(program))
 out["again"] = monitoring.retire_replaced()`);
     assert.deepEqual(out.nothing, []);
     assert.deepEqual(out.callsBefore, [], "a host without our mtail files: no systemctl at all");
     assert.deepEqual(out.retired, ["mtail stopped and disabled (replaced by pycluster-access-log-exporter)"]);
     assert.deepEqual(out.calls, ["disable --now --quiet mtail", "daemon-reload"]);
-    assert.deepEqual(out.left, []);
+    assert.deepEqual(out.left, [], "the drop-in, its emptied .d directory and the program are gone");
+    assert.equal(out.programDirKept, true, "the package's /etc/mtail stays");
     assert.deepEqual(out.again, [], "idempotent");
 });
 

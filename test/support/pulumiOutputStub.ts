@@ -11,8 +11,10 @@ import * as os from "os";
 import * as path from "path";
 
 export interface PulumiOutputStub {
-    /** Put first on PATH. */
+    /** Put first on PATH: the CLI installed. */
     binDir: string;
+    /** A project directory whose node_modules/.bin has the stub: the CLI only through `npx pulumi`, as the README installs it. */
+    projectDir: string;
     /** Removes the script and the recorded outputs (they may hold a private key). */
     remove(): void;
 }
@@ -46,5 +48,16 @@ cat '${values}'/"$name" && echo
     const binDir = path.join(dir, "bin");
     fs.mkdirSync(binDir);
     fs.writeFileSync(path.join(binDir, "pulumi"), script, { mode: 0o755 });
-    return { binDir, remove: () => fs.rmSync(dir, { recursive: true, force: true }) };
+    const projectDir = path.join(dir, "project");
+    fs.mkdirSync(path.join(projectDir, "node_modules", ".bin"), { recursive: true });
+    fs.writeFileSync(path.join(projectDir, "node_modules", ".bin", "pulumi"), script, { mode: 0o755 });
+    return { binDir, projectDir, remove: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** This PATH without any directory that has a `pulumi` (npm run puts the repo's launcher on it): node and npx stay. */
+export function pathWithoutPulumi(pathVar = process.env.PATH ?? ""): string {
+    return pathVar
+        .split(":")
+        .filter(d => d && !fs.existsSync(path.join(d, "pulumi")))
+        .join(":");
 }

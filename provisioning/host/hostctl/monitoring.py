@@ -88,6 +88,9 @@ def retire_replaced():
         systemctl("disable", "--now", "--quiet", retired["service"], check=False)
         for p in present:
             os.unlink(p)
+            # The drop-in's own directory (mtail.service.d) goes too once empty.
+            if p.endswith(".conf") and os.path.basename(os.path.dirname(p)).endswith(".d") and not os.listdir(os.path.dirname(p)):
+                os.rmdir(os.path.dirname(p))
         actions.append(f"{retired['service']} stopped and disabled (replaced by {retired['replacedBy']})")
     if actions:
         systemctl("daemon-reload")

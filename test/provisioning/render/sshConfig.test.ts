@@ -17,7 +17,7 @@ import {
     sshTunnelCommand,
 } from "../../../provisioning/render/sshConfig";
 import { missingTools, sh, tempDir } from "../../support/hostTools";
-import { pulumiOutputStub } from "../../support/pulumiOutputStub";
+import { pathWithoutPulumi, pulumiOutputStub } from "../../support/pulumiOutputStub";
 
 const key = (n: number) => `ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI${String(n).repeat(43).slice(0, 43)}`;
 const OPTIONS: SshAccessOptions = {
@@ -138,6 +138,29 @@ test("the key setup command writes the three files from the stack's outputs, the
         fs.rmSync(home, { recursive: true, force: true });
     }
     assert.doesNotMatch(sshSetupCommand(SETUP), /BEGIN|PRIVATE KEY-/, "the command line holds no key");
+});
+
+test("the key setup command works where the CLI is only the project's npm launcher (`npx pulumi`, as the README installs it), in bash and sh", () => {
+    const outputs = { sshPrivateKey: "k\n", sshConfig: renderSshConfig(OPTIONS), sshKnownHosts: renderKnownHosts(OPTIONS) };
+    const stub = pulumiOutputStub("dev", outputs, ["sshPrivateKey"]);
+    const home = tempDir("pyc-home-");
+    try {
+        const env = { PATH: pathWithoutPulumi(), HOME: home };
+        assert.notEqual(spawnSync("sh", ["-c", "command -v pulumi"], { env }).status, 0, "a pulumi on PATH would prove nothing here");
+        for (const shell of ["bash", "sh"]) {
+            fs.rmSync(path.join(home, ".ssh"), { recursive: true, force: true });
+            const r = spawnSync(shell, ["-c", sshSetupCommand(SETUP)], { env, cwd: stub.projectDir, encoding: "utf8" });
+            assert.equal(r.status, 0, `${shell}: ${r.stderr}`);
+            assert.equal(fs.readFileSync(path.join(home, ".ssh", "pycluster-dev.known_hosts"), "utf8"), outputs.sshKnownHosts + "\n");
+            assert.equal((fs.statSync(path.join(home, ".ssh", "pycluster-dev")).mode & 0o777).toString(8), "600");
+        }
+        // Outside the project there is no launcher: it fails instead of fetching one.
+        const elsewhere = spawnSync("bash", ["-c", sshSetupCommand(SETUP)], { env, cwd: home, encoding: "utf8" });
+        assert.notEqual(elsewhere.status, 0);
+    } finally {
+        stub.remove();
+        fs.rmSync(home, { recursive: true, force: true });
+    }
 });
 
 const openssh = () => missingTools(["openssh-client"]);
