@@ -24,7 +24,12 @@ export const MONITORING_PACKAGES: Record<Role, string[]> = {
 
 /** pycluster's own exporters (Python scripts beside hostctl) and the module they share. */
 export const HOST_SCRIPTS_DIR = path.join(__dirname, "host");
-const hostScript = (name: string): BundleFile => ({ name, mode: 0o755, content: fs.readFileSync(path.join(HOST_SCRIPTS_DIR, name), "utf8") });
+const scriptTexts = new Map<string, string>();
+/** A script of HOST_SCRIPTS_DIR as a bundle file, read once however many hosts get it. */
+function hostScript(name: string): BundleFile {
+    if (!scriptTexts.has(name)) scriptTexts.set(name, fs.readFileSync(path.join(HOST_SCRIPTS_DIR, name), "utf8"));
+    return { name, mode: 0o755, content: scriptTexts.get(name)! };
+}
 const PROMETHEUS_TEXT = "prometheus_text.py";
 export const STATSD_EXPORTER_SCRIPT = `${AGENT.dir}/statsd_exporter.py`;
 export const ACCESS_LOG_EXPORTER_SCRIPT = `${AGENT.dir}/access_log_exporter.py`;

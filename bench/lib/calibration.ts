@@ -9,7 +9,7 @@
 import * as os from "os";
 import { finishH2load, LOADGEN_CGROUP, startH2load } from "./loadgen";
 import type { Calibration, CalibrationRun } from "./results";
-import { cgroupCpuUsec, HostRef, readMachineCpu } from "./sampler";
+import { cgroupCpuUsec, cgroupsCpuUsec, HostRef, readMachineCpu } from "./sampler";
 
 /** What a calibration runs against and with: the cluster's hosts, its URLs, the client namespaces. */
 export interface CalibrationTarget {
@@ -33,7 +33,7 @@ export interface CalibrationTarget {
 
 /** CPU time so far: the load balancer, the app nodes, the load generators (us), and the machine's busy ticks. */
 function cpuNow(t: CalibrationTarget): { lb: number; apps: number; loadgen: number; busy: number; at: number } {
-    const of = (names: string[]) => t.hosts.filter(h => names.includes(h.name)).reduce((a, h) => a + (cgroupCpuUsec(h.cgroup) ?? 0), 0);
+    const of = (names: string[]) => cgroupsCpuUsec(t.hosts.filter(h => names.includes(h.name)).map(h => h.cgroup));
     return { lb: of([t.lbHost]), apps: of(t.appHosts), loadgen: cgroupCpuUsec(LOADGEN_CGROUP) ?? 0, busy: readMachineCpu().busy, at: Date.now() };
 }
 

@@ -10,12 +10,12 @@ import { checkInterrupted, Ctx, log, sleep } from "./context";
 import { applyPlan, differingFiles, onHost } from "./hosts";
 import { LOADGEN_CGROUP } from "./loadgen";
 import { BenchOptions } from "./options";
-import { cgroupCpuUsec, otherCloudsCpuUsec, readMachineCpu } from "./sampler";
+import { cgroupsCpuUsec, otherCloudsCpuUsec, readMachineCpu } from "./sampler";
 
 /** CPU used outside the bench over `ms`, in cores: everything not on its hosts or load generators, and the other local clouds' share of it. */
 async function foreignCores(ctx: Ctx, ms: number): Promise<{ foreign: number; otherClouds: number }> {
     const own = [ctx.up.cloud.names.cgroup, LOADGEN_CGROUP];
-    const hostsUsec = () => ctx.hosts.reduce((a, h) => a + (cgroupCpuUsec(h.cgroup) ?? 0), 0) + (cgroupCpuUsec(LOADGEN_CGROUP) ?? 0);
+    const hostsUsec = () => cgroupsCpuUsec([...ctx.hosts.map(h => h.cgroup), LOADGEN_CGROUP]);
     const m0 = readMachineCpu();
     const h0 = hostsUsec();
     const o0 = otherCloudsCpuUsec(own);

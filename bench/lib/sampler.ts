@@ -113,6 +113,11 @@ export function cgroupCpuUsec(relative: string): number | undefined {
     return undefined;
 }
 
+/** CPU time of several cgroups together, microseconds (one that has no accounting counts 0). */
+export function cgroupsCpuUsec(relatives: string[]): number {
+    return relatives.reduce((total, r) => total + (cgroupCpuUsec(r) ?? 0), 0);
+}
+
 /**
  * The cgroups (relative paths) of systemd units inside a host: the host's own systemd puts each
  * service in `<host cgroup>/.../system.slice/<unit>.service` (nspawn adds a level, "payload", on
@@ -149,7 +154,7 @@ export function otherCloudsCpuUsec(own: string[]): number {
         } catch {
             continue;
         }
-        for (const n of names) total += cgroupCpuUsec(n) ?? 0;
+        total += cgroupsCpuUsec(names);
         if (names.length > 0 || fs.existsSync(path.join(root, "cgroup.procs"))) break;
     }
     return total;

@@ -11,7 +11,7 @@ import { exporterUnits, measureMonitoringCost, MonitoringCost } from "./monitori
 import { ConfigName } from "./options";
 import { ThroughputResult, ThroughputRun } from "./results";
 import { WrkMode } from "./wrk";
-import { cgroupCpuUsec, unitCgroups } from "./sampler";
+import { cgroupsCpuUsec, unitCgroups } from "./sampler";
 import { waitQuiet } from "./housekeeping";
 
 /** Runs one wrk to completion and returns its result (or why there is none). */
@@ -83,7 +83,6 @@ async function monitoringCostOf(ctx: Ctx, lbUrl: string): Promise<MonitoringCost
     const units = exporterUnits(ctx.cfg);
     const hosts: [string, string[]][] = [["lb", units.lb], ...ctx.facts.appIps.map(ip => [ip, units.app] as [string, string[]])];
     const exporterCgroups = ctx.hosts.flatMap(h => unitCgroups(h.cgroup, [...units.lb, ...units.app]));
-    const usec = (cgroups: string[]) => cgroups.reduce((a, c) => a + (cgroupCpuUsec(c) ?? 0), 0);
     return measureMonitoringCost({
         rounds: o.monitoringCostRounds,
         appStatsd: ctx.cfg.monitoring.appStatsd,
@@ -94,7 +93,7 @@ async function monitoringCostOf(ctx: Ctx, lbUrl: string): Promise<MonitoringCost
             return { requestsPerSecond: r.requestsPerSecond, requests: f.result?.requests ?? 0 };
         },
         // The exporters' cgroups exist only while they run: an "off" run reads 0 for them.
-        cpu: exporterCgroups.length > 0 ? () => ({ exportersUsec: usec(exporterCgroups), clusterUsec: usec(ctx.hosts.map(h => h.cgroup)) }) : undefined,
+        cpu: exporterCgroups.length > 0 ? () => ({ exportersUsec: cgroupsCpuUsec(exporterCgroups), clusterUsec: cgroupsCpuUsec(ctx.hosts.map(h => h.cgroup)) }) : undefined,
         setExporters: async running => {
             await Promise.all(hosts.map(([host, list]) => onHost(ctx.access, host, `sudo systemctl ${running ? "start" : "stop"} ${list.join(" ")}`)));
         },

@@ -21,14 +21,13 @@ read, then the new one from its start. A file that shrank (copytruncate) is read
 Lines already in the log when the exporter starts are skipped, as Prometheus counters start at 0.
 """
 import argparse
-import bisect
 import os
 import re
 import sys
 import threading
 import time
 
-from prometheus_text import BUCKETS, exposition, histogram_lines, host_port, label_text, number, serve_metrics
+from prometheus_text import BUCKETS, Histogram, exposition, host_port, label_text, serve_metrics
 
 HELP = {
     "lb_http_responses_total": ("counter", "Responses nginx sent, by HTTP status (from its access log)."),
@@ -71,14 +70,10 @@ class Metrics:
         self.lock = threading.Lock()
         self.buckets = list(buckets)
         self.responses = {}
-        self.duration = [0] * (len(buckets) + 1) + [0.0]
+        self.duration = Histogram(self.buckets)
         self.upstream_responses = {}
         self.upstream_duration = {}
         self.lines = {"parsed": 0, "unparsed": 0}
-
-    def _observe(self, h, seconds):
-        h[bisect.bisect_left(self.buckets, seconds)] += 1
-        h[-1] += seconds
 
     def add_lines(self, pattern, lines):
         parsed = unparsed = 0
@@ -92,7 +87,7 @@ class Metrics:
                 parsed += 1
                 self.responses[status] = self.responses.get(status, 0) + 1
                 try:
-                    self._observe(self.duration, float(request_time))
+                    self.duration.observe(float(request_time))
                 except ValueError:
                     pass
                 upstream = last_of(addr)
@@ -108,14 +103,13 @@ class Metrics:
                     continue
                 h = self.upstream_duration.get(upstream)
                 if h is None:
-                    h = self.upstream_duration[upstream] = [0] * (len(self.buckets) + 1) + [0.0]
-                self._observe(h, seconds)
+                    h = self.upstream_duration[upstream] = Histogram(self.buckets)
+                h.observe(seconds)
             self.lines["parsed"] += parsed
             self.lines["unparsed"] += unparsed
 
     def render(self):
         text = lambda b: b.decode("utf-8", "replace")
-        count = lambda h: sum(h[:-1])
         with self.lock:
             series = {
                 "lb_http_responses_total": [f"lb_http_responses_total{label_text((('status', text(s)),))} {n}" for s, n in self.responses.items()],
@@ -124,13 +118,9 @@ class Metrics:
                     for (u, c), n in self.upstream_responses.items()
                 ],
                 "lb_access_log_lines_total": [f"lb_access_log_lines_total{label_text((('result', r),))} {n}" for r, n in self.lines.items()],
-                "lb_http_request_duration_seconds": histogram_lines(
-                    "lb_http_request_duration_seconds", (), self.duration[:-2], self.duration[-1], count(self.duration), self.buckets
-                ),
+                "lb_http_request_duration_seconds": self.duration.lines("lb_http_request_duration_seconds"),
                 "lb_upstream_response_duration_seconds": [
-                    line
-                    for u, h in sorted(self.upstream_duration.items())
-                    for line in histogram_lines("lb_upstream_response_duration_seconds", (("upstream", text(u)),), h[:-2], h[-1], count(h), self.buckets)
+                    line for u, h in sorted(self.upstream_duration.items()) for line in h.lines("lb_upstream_response_duration_seconds", (("upstream", text(u)),))
                 ],
             }
         return exposition({k: v for k, v in series.items() if v}, HELP)

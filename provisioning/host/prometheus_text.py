@@ -3,6 +3,7 @@
 Installed beside them (Python finds a script's own directory first on its import path), so each
 exporter stays a plain script run by its systemd unit.
 """
+import bisect
 import http.server
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -19,16 +20,29 @@ def number(value):
     return repr(float(value)) if value != int(value) else str(int(value))
 
 
-def histogram_lines(name, labels, counts, total, count, buckets=BUCKETS):
-    """A histogram's series; counts[i] is the number of observations in (buckets[i-1], buckets[i]]."""
-    lines, cumulative = [], 0
-    for bound, n in zip(buckets, counts):
-        cumulative += n
-        lines.append(f"{name}_bucket{label_text(labels + (('le', number(bound)),))} {cumulative}")
-    lines.append(f"{name}_bucket{label_text(labels + (('le', '+Inf'),))} {count}")
-    lines.append(f"{name}_sum{label_text(labels)} {number(total)}")
-    lines.append(f"{name}_count{label_text(labels)} {count}")
-    return lines
+class Histogram:
+    """Observations in buckets (each counted in the first bound it does not exceed, or past the last)."""
+
+    def __init__(self, buckets=BUCKETS):
+        self.buckets = list(buckets)
+        self.counts = [0] * (len(self.buckets) + 1)
+        self.total = 0.0
+
+    def observe(self, value):
+        self.counts[bisect.bisect_left(self.buckets, value)] += 1
+        self.total += value
+
+    def lines(self, name, labels=()):
+        """Its series in the text format: cumulative buckets, +Inf, sum and count."""
+        lines, cumulative = [], 0
+        for bound, n in zip(self.buckets, self.counts):
+            cumulative += n
+            lines.append(f"{name}_bucket{label_text(labels + (('le', number(bound)),))} {cumulative}")
+        count = sum(self.counts)
+        lines.append(f"{name}_bucket{label_text(labels + (('le', '+Inf'),))} {count}")
+        lines.append(f"{name}_sum{label_text(labels)} {number(self.total)}")
+        lines.append(f"{name}_count{label_text(labels)} {count}")
+        return lines
 
 
 def exposition(series, help_texts):

@@ -28,7 +28,7 @@ import socket
 import sys
 import threading
 
-from prometheus_text import BUCKETS, exposition, histogram_lines, host_port, label_text, number, serve_metrics
+from prometheus_text import Histogram, exposition, host_port, label_text, number, serve_metrics
 
 LINE = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+):(?P<value>-?[0-9.eE+-]+)\|(?P<type>c|g|ms|h|s)(?:\|@(?P<rate>[0-9.]+))?(?:\|#.*)?$")
 METRIC = re.compile(r"^(?:(?P<app>[A-Za-z0-9_-]+)\.)?gunicorn\.(?P<rest>.+)$")
@@ -52,7 +52,7 @@ class Store:
         self.lock = threading.Lock()
         self.gauges = {}      # (name, labels) -> value
         self.counters = {}    # (name, labels) -> value
-        self.histograms = {}  # labels -> [bucket counts..., sum, count]
+        self.histograms = {}  # labels -> Histogram
         self.counters[("statsd_exporter_datagrams_total", ())] = 0
         self.counters[("statsd_exporter_unmapped_total", ())] = 0
 
@@ -61,13 +61,7 @@ class Store:
         self.counters[key] = self.counters.get(key, 0) + value
 
     def observe(self, labels, seconds):
-        h = self.histograms.setdefault(labels, [0] * len(BUCKETS) + [0.0, 0])
-        for i, bound in enumerate(BUCKETS):
-            if seconds <= bound:
-                h[i] += 1
-                break
-        h[-2] += seconds
-        h[-1] += 1
+        self.histograms.setdefault(labels, Histogram()).observe(seconds)
 
     def datagram(self, data):
         with self.lock:
@@ -110,7 +104,7 @@ class Store:
                 series.setdefault(name, []).append(f"{name}{label_text(labels)} {number(value)}")
             for labels, h in self.histograms.items():
                 name = "gunicorn_request_duration_seconds"
-                series.setdefault(name, []).extend(histogram_lines(name, labels, h[: len(BUCKETS)], h[-2], h[-1]))
+                series.setdefault(name, []).extend(h.lines(name, labels))
         return exposition(series, HELP)
 
 

@@ -44,15 +44,15 @@ test("mtail, where an earlier pycluster set it up, is stopped, disabled and its 
     const out = run(`
 dropin, program = d + "/mtail.service.d/60-pycluster.conf", d + "/mtail/pycluster-nginx-access.mtail"
 monitoring.RETIRED = [{"service": "mtail", "replacedBy": "pycluster-access-log-exporter", "paths": [dropin, program]}]
-out["nothing"] = monitoring.retire_replaced()
+out["nothing"] = monitoring.retire_replaced(monitoring.retired_here())
 out["callsBefore"] = list(calls)
 os.makedirs(os.path.dirname(dropin)); os.makedirs(os.path.dirname(program))
 open(dropin, "w").write("x"); open(program, "w").write("x")
-out["retired"] = monitoring.retire_replaced()
+out["retired"] = monitoring.retire_replaced(monitoring.retired_here())
 out["calls"] = calls
 out["left"] = [p for p in (dropin, program, os.path.dirname(dropin)) if os.path.exists(p)]
 out["programDirKept"] = os.path.isdir(os.path.dirname(program))
-out["again"] = monitoring.retire_replaced()`);
+out["again"] = monitoring.retire_replaced(monitoring.retired_here())`);
     assert.deepEqual(out.nothing, []);
     assert.deepEqual(out.callsBefore, [], "a host without our mtail files: no systemctl at all");
     assert.deepEqual(out.retired, ["mtail stopped and disabled (replaced by pycluster-access-log-exporter)"]);

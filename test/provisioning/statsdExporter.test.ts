@@ -16,16 +16,13 @@ import { renderGunicornConfig } from "../../provisioning/render/gunicornConfig";
 import { missingTools, SAMPLE_APP, SYSTEM_PYTHON, tempDir } from "../support/hostTools";
 import { randomPort, scrape, seriesValue, sleep, stop } from "../support/metricsEndpoint";
 
-const port = randomPort;
-const value = seriesValue;
-
 function startExporter(statsd: number, http: number, cgroupRoot?: string): ChildProcess {
     const unit = cgroupRoot ? ["--unit", "webapp.service", "--app", "webapp", "--cgroup-root", cgroupRoot] : [];
     return spawn(SYSTEM_PYTHON, [path.join(HOST_SCRIPTS_DIR, "statsd_exporter.py"), "--statsd", `127.0.0.1:${statsd}`, "--listen", `127.0.0.1:${http}`, ...unit], { stdio: "ignore" });
 }
 
 test("statsd lines map to well-named Prometheus metrics, labelled with the app", async () => {
-    const [statsd, http] = [port(), port()];
+    const [statsd, http] = [randomPort(), randomPort()];
     const exporter = startExporter(statsd, http);
     try {
         await scrape(http);
@@ -48,17 +45,17 @@ test("statsd lines map to well-named Prometheus metrics, labelled with the app",
         await sleep(300);
         const text = await scrape(http);
         // gunicorn reports its worker count only when it changes: the count comes from the cgroup instead.
-        assert.equal(value(text, `gunicorn_workers{app="webapp"}`), undefined);
-        assert.equal(value(text, `gunicorn_requests_total{app="webapp"}`), 2);
-        assert.equal(value(text, `gunicorn_responses_total{app="webapp",status="200"}`), 1);
-        assert.equal(value(text, `gunicorn_responses_total{app="webapp",status="500"}`), 1);
-        assert.equal(value(text, `gunicorn_log_messages_total{app="webapp",level="error"}`), 1);
-        assert.equal(value(text, `gunicorn_request_duration_seconds_bucket{app="webapp",le="0.025"}`), 1);
-        assert.equal(value(text, `gunicorn_request_duration_seconds_bucket{app="webapp",le="2.5"}`), 2);
-        assert.equal(value(text, `gunicorn_request_duration_seconds_count{app="webapp"}`), 2);
-        assert.equal(value(text, `gunicorn_request_duration_seconds_sum{app="webapp"}`), 2.0125);
-        assert.equal(value(text, "statsd_exporter_unmapped_total"), 2);
-        assert.equal(value(text, "statsd_exporter_datagrams_total"), lines.length);
+        assert.equal(seriesValue(text, `gunicorn_workers{app="webapp"}`), undefined);
+        assert.equal(seriesValue(text, `gunicorn_requests_total{app="webapp"}`), 2);
+        assert.equal(seriesValue(text, `gunicorn_responses_total{app="webapp",status="200"}`), 1);
+        assert.equal(seriesValue(text, `gunicorn_responses_total{app="webapp",status="500"}`), 1);
+        assert.equal(seriesValue(text, `gunicorn_log_messages_total{app="webapp",level="error"}`), 1);
+        assert.equal(seriesValue(text, `gunicorn_request_duration_seconds_bucket{app="webapp",le="0.025"}`), 1);
+        assert.equal(seriesValue(text, `gunicorn_request_duration_seconds_bucket{app="webapp",le="2.5"}`), 2);
+        assert.equal(seriesValue(text, `gunicorn_request_duration_seconds_count{app="webapp"}`), 2);
+        assert.equal(seriesValue(text, `gunicorn_request_duration_seconds_sum{app="webapp"}`), 2.0125);
+        assert.equal(seriesValue(text, "statsd_exporter_unmapped_total"), 2);
+        assert.equal(seriesValue(text, "statsd_exporter_datagrams_total"), lines.length);
         const served = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map(m => m[1]));
         for (const name of [GUNICORN_METRICS.requests, GUNICORN_METRICS.responses, GUNICORN_METRICS.requestDuration, GUNICORN_METRICS.logMessages]) assert.ok(served.has(name), name);
         assert.equal((await fetch(`http://127.0.0.1:${http}/other`)).status, 404);
@@ -70,7 +67,7 @@ test("statsd lines map to well-named Prometheus metrics, labelled with the app",
 test("a real gunicorn with the rendered statsd_host: requests reach the exporter; workers counted in its unit's cgroup", async t => {
     const reason = missingTools(["gunicorn", "gevent"]);
     if (reason) return t.skip(reason);
-    const [statsd, http, app] = [port(), port(), port()];
+    const [statsd, http, app] = [randomPort(), randomPort(), randomPort()];
     const dir = tempDir("pyc-statsd-");
     const conf = path.join(dir, "gunicorn.conf.py");
     fs.writeFileSync(
@@ -112,7 +109,7 @@ test("a real gunicorn with the rendered statsd_host: requests reach the exporter
             else await sleep(200);
         }
         assert.equal(ok, 5, "gunicorn serves");
-        assert.equal(value(await scrape(http), `gunicorn_up{app="webapp"}`), 0, "an empty cgroup: no master");
+        assert.equal(seriesValue(await scrape(http), `gunicorn_up{app="webapp"}`), 0, "an empty cgroup: no master");
         // All three workers booted (one is enough to serve).
         let children: string[] = [];
         while (Date.now() < deadline && children.length < 3) {
@@ -124,21 +121,21 @@ test("a real gunicorn with the rendered statsd_host: requests reach the exporter
         let text = "";
         while (Date.now() < deadline) {
             text = await scrape(http);
-            if ((value(text, `gunicorn_responses_total{app="webapp",status="200"}`) ?? 0) >= 5) break;
+            if ((seriesValue(text, `gunicorn_responses_total{app="webapp",status="200"}`) ?? 0) >= 5) break;
             await sleep(300);
         }
-        assert.equal(value(text, `gunicorn_up{app="webapp"}`), 1, text);
-        assert.equal(value(text, `gunicorn_workers{app="webapp"}`), 3, text);
-        assert.ok((value(text, `gunicorn_responses_total{app="webapp",status="200"}`) ?? 0) >= 5);
-        assert.ok((value(text, `gunicorn_request_duration_seconds_count{app="webapp"}`) ?? 0) >= 5);
-        assert.equal(value(text, "statsd_exporter_unmapped_total"), 0, "gunicorn sends nothing the exporter does not map");
+        assert.equal(seriesValue(text, `gunicorn_up{app="webapp"}`), 1, text);
+        assert.equal(seriesValue(text, `gunicorn_workers{app="webapp"}`), 3, text);
+        assert.ok((seriesValue(text, `gunicorn_responses_total{app="webapp",status="200"}`) ?? 0) >= 5);
+        assert.ok((seriesValue(text, `gunicorn_request_duration_seconds_count{app="webapp"}`) ?? 0) >= 5);
+        assert.equal(seriesValue(text, "statsd_exporter_unmapped_total"), 0, "gunicorn sends nothing the exporter does not map");
         const served = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map(m => m[1]));
         for (const name of Object.values(GUNICORN_METRICS).filter(n => n !== GUNICORN_METRICS.logMessages)) assert.ok(served.has(name), name);
         // The master gone: its processes leave the cgroup listing dead PIDs behind for a moment.
         await stop(gunicorn);
         const after = await scrape(http);
-        assert.equal(value(after, `gunicorn_up{app="webapp"}`), 0);
-        assert.equal(value(after, `gunicorn_workers{app="webapp"}`), 0);
+        assert.equal(seriesValue(after, `gunicorn_up{app="webapp"}`), 0);
+        assert.equal(seriesValue(after, `gunicorn_workers{app="webapp"}`), 0);
     } finally {
         await stop(gunicorn);
         await stop(exporter);

@@ -78,20 +78,24 @@ def validate_monitoring(files, stage):
             raise Failure(f"{name} does not compile; nothing was changed:\n{proc.stdout.strip()}")
 
 
-def retire_replaced():
-    """Stops and disables each retired service whose pycluster files are still on this host, and removes them."""
+def retired_here():
+    """[(retired service, its pycluster files still on this host)], for each retired service that has any."""
+    found = [(r, [p for p in r["paths"] if os.path.exists(p)]) for r in RETIRED]
+    return [(r, present) for r, present in found if present]
+
+
+def retire_replaced(retired):
+    """Stops and disables each retired service (from retired_here()) and removes its files."""
     actions = []
-    for retired in RETIRED:
-        present = [p for p in retired["paths"] if os.path.exists(p)]
-        if not present:
-            continue
-        systemctl("disable", "--now", "--quiet", retired["service"], check=False)
+    for r, present in retired:
+        systemctl("disable", "--now", "--quiet", r["service"], check=False)
         for p in present:
             os.unlink(p)
-            # The drop-in's own directory (mtail.service.d) goes too once empty.
-            if p.endswith(".conf") and os.path.basename(os.path.dirname(p)).endswith(".d") and not os.listdir(os.path.dirname(p)):
-                os.rmdir(os.path.dirname(p))
-        actions.append(f"{retired['service']} stopped and disabled (replaced by {retired['replacedBy']})")
+            # A drop-in's own directory (mtail.service.d) goes too once empty.
+            parent = os.path.dirname(p)
+            if parent.endswith(".service.d") and not os.listdir(parent):
+                os.rmdir(parent)
+        actions.append(f"{r['service']} stopped and disabled (replaced by {r['replacedBy']})")
     if actions:
         systemctl("daemon-reload")
     return actions
@@ -131,7 +135,7 @@ def cmd_monitoring(args):
         endpoints.append((service, url))
     services = bundle_services(files)
     changed = [n for n, (_mode, content) in files.items() if read_bytes(MONITORING_FILES[n]["path"]) != content]
-    retiring = any(os.path.exists(p) for r in RETIRED for p in r["paths"])
+    retiring = retired_here()
     if not changed and not retiring and all(is_active(s) for s in services):
         log(f"monitoring: unchanged ({', '.join(services)})")
         return
@@ -144,7 +148,7 @@ def cmd_monitoring(args):
 
     # A retired service may hold the port of its replacement: it goes first. It is not brought back if
     # the replacement then fails its check (the site is untouched; only those metrics are missing).
-    actions = retire_replaced()
+    actions = retire_replaced(retiring)
     previous = {n: read_bytes(MONITORING_FILES[n]["path"]) for n in changed}
     for name in changed:
         dest = MONITORING_FILES[name]["path"]
