@@ -229,8 +229,8 @@ async function benchConfig(ctx: Ctx, name: ConfigName): Promise<ConfigResult> {
         result.steps.push(await measure(probe, "refine"));
     }
     result.steps.sort((a, b) => a.concurrency - b.concurrency);
-    // Throughput last: its hundreds of thousands of short requests would otherwise bring the
-    // app workers near max_requests, and a worker recycled during a step ends what it holds.
+    // Throughput last: its hundreds of thousands of short requests would otherwise bring the app
+    // workers to their recycling limit, and a recycled worker has graceful_timeout to finish what it holds.
     result.throughput = await throughput(ctx, name);
     result.maxHeld = maxHeld(result.steps);
     result.firstFailure = firstFailure(result.steps);

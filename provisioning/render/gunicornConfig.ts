@@ -20,6 +20,60 @@ export interface GunicornConfigOptions extends Omit<StackConfig["gunicorn"], "op
     statsdHost?: string;
 }
 
+/** Worker classes whose workers call gunicorn's post_request hook (gunicorn's own async workers do; uvicorn's does not). */
+const callsPostRequest = (workerClass: string) => ["gevent", "eventlet", "gthread", "sync"].includes(workerClass) || workerClass.startsWith("gunicorn.workers.");
+
+/**
+ * Recycling workers after about maxRequests requests each (0 = never). gunicorn's own max_requests
+ * makes a worker stop accepting at once and then wait for its idle keep-alive connections (the load
+ * balancer's pool) until graceful_timeout; under an even load a node's workers reach the limit
+ * together, and the node accepts nothing for that long (gunicorn issue #3227; measured in
+ * test/provisioning/render/gunicornConfig.test.ts). Instead the first worker of a generation to
+ * reach the limit asks the master for a graceful reload (SIGHUP, as a release does): the new
+ * generation accepts before the old one stops. uvicorn's worker closes its idle connections itself
+ * and calls no post_request hook: it keeps gunicorn's max_requests.
+ */
+function recycling(o: GunicornConfigOptions): string[] {
+    if (o.maxRequests === 0 || !callsPostRequest(o.workerClass)) return [`max_requests = ${o.maxRequests}`, `max_requests_jitter = ${o.maxRequestsJitter}`];
+    const stamp = `${GUNICORN_WORKER_TMP_DIR}/${o.appName}.recycle`;
+    return [
+        `# Workers are recycled after about ${o.maxRequests} requests each by a graceful reload of them all: the new`,
+        `# ones accept before the old ones stop. Not by max_requests: it stops a worker accepting and keeps it until`,
+        `# its idle keep-alive connections time out, and a node whose workers reach it together accepts nothing.`,
+        `max_requests = 0`,
+        `pycluster_recycle_after_requests = ${o.maxRequests}`,
+        `pycluster_recycle_jitter = ${o.maxRequestsJitter}`,
+        ``,
+        `import fcntl as _fcntl, os as _os, random as _random, signal as _signal, time as _time`,
+        ``,
+        `def post_fork(server, worker):`,
+        `    worker.pycluster_born = _time.monotonic()`,
+        `    # SystemRandom: the workers inherit the master's random state.`,
+        `    worker.pycluster_recycle_at = pycluster_recycle_after_requests + _random.SystemRandom().randint(0, pycluster_recycle_jitter)`,
+        ``,
+        `def post_request(worker, req, environ, resp):`,
+        `    if worker.nr < worker.pycluster_recycle_at or not worker.alive:`,
+        `        return`,
+        `    worker.pycluster_recycle_at = float("inf")`,
+        `    # One reload per generation: the stamp holds when the last one was asked for (monotonic: no clock steps; tmpfs: no reboots).`,
+        `    with open(${pyString(stamp)}, "a+") as stamp:`,
+        `        _fcntl.flock(stamp, _fcntl.LOCK_EX)`,
+        `        stamp.seek(0)`,
+        `        try:`,
+        `            asked = float(stamp.read() or 0)`,
+        `        except ValueError:`,
+        `            asked = 0`,
+        `        # A time still to come was not written by this boot's clock: no reload was asked for.`,
+        `        if worker.pycluster_born <= asked <= _time.monotonic():`,
+        `            return`,
+        `        stamp.seek(0)`,
+        `        stamp.truncate()`,
+        `        stamp.write(repr(_time.monotonic()))`,
+        `    worker.log.info("recycling the workers after %d requests: graceful reload", worker.nr)`,
+        `    _os.kill(worker.ppid, _signal.SIGHUP)`,
+    ];
+}
+
 /**
  * gunicorn.conf.py for one app node. Only settings that exist in the
  * gunicorn version the image installs are emitted.
@@ -49,8 +103,7 @@ export function renderGunicornConfig(o: GunicornConfigOptions): string {
         `graceful_timeout = ${o.gracefulTimeout}`,
         `# Longer than nginx's upstream keepalive_timeout, so nginx closes idle connections first (no 502s).`,
         `keepalive = ${o.keepalive}`,
-        `max_requests = ${o.maxRequests}`,
-        `max_requests_jitter = ${o.maxRequestsJitter}`,
+        ...recycling(o),
         ``,
         `forwarded_allow_ips = ${pyString(o.forwardedAllowIps.join(","))}`,
         ``,

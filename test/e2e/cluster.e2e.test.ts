@@ -419,7 +419,7 @@ e2e("6. changing one gunicorn setting re-pushes it to every app node, one node a
         if (i > 0) assert.ok(step(`pycluster-e2e-app-${i}-app`).startedAt >= end(`pycluster-e2e-app-${i - 1}-lb-admit`), `node ${i} waited for node ${i - 1}`);
     }
     for (const ip of appIps) {
-        assert.match(await onHost(up, ip, "sudo cat /etc/webapp/gunicorn.conf.py"), /^max_requests = 30000$/m);
+        assert.match(await onHost(up, ip, "sudo cat /etc/webapp/gunicorn.conf.py"), /^pycluster_recycle_after_requests = 30000$/m);
         assert.match(step(`pycluster-e2e-app-${appIps.indexOf(ip)}-app`).output ?? "", /conf changed; reloaded \(HUP\); healthy/);
     }
     const answers = curl(up.cloud.publicNetns, ["-k", ...Array.from({ length: 30 }, () => up.outputs.url)]);

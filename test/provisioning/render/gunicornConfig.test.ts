@@ -1,10 +1,13 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
+import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
+import * as http from "http";
 import * as path from "path";
 import { GunicornConfigOptions, renderGunicornConfig } from "../../../provisioning/render/gunicornConfig";
 import { renderEnvFile } from "../../../provisioning/render/kernel";
-import { hostctl, makeRelease, missingTools, tempDir } from "../../support/hostTools";
+import { hostctl, makeRelease, missingTools, SAMPLE_APP, SYSTEM_PYTHON, tempDir } from "../../support/hostTools";
+import { randomPort, sleep, stop } from "../../support/metricsEndpoint";
 
 const OPTS: GunicornConfigOptions = {
     appName: "webapp",
@@ -42,8 +45,9 @@ test("gevent workers get worker_connections; every tuning value is rendered", ()
         "timeout = 30",
         "graceful_timeout = 30",
         "keepalive = 75",
-        "max_requests = 20000",
-        "max_requests_jitter = 2000",
+        "max_requests = 0",
+        "pycluster_recycle_after_requests = 20000",
+        "pycluster_recycle_jitter = 2000",
         'proc_name = "webapp"',
         'errorlog = "-"',
         'chdir = "/srv/webapp/current"',
@@ -51,6 +55,21 @@ test("gevent workers get worker_connections; every tuning value is rendered", ()
     ]) {
         assert.match(conf, new RegExp(`^${line.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`, "m"), line);
     }
+});
+
+test("recycling: gevent workers by a graceful reload from post_request; uvicorn workers by max_requests; 0 = never", () => {
+    const gevent = renderGunicornConfig(OPTS);
+    assert.match(gevent, /^def post_fork\(server, worker\):$/m);
+    assert.match(gevent, /^def post_request\(worker, req, environ, resp\):$/m);
+    assert.match(gevent, /_os\.kill\(worker\.ppid, _signal\.SIGHUP\)/);
+    assert.match(gevent, /open\("\/dev\/shm\/webapp\.recycle", "a\+"\)/);
+    const asgi = renderGunicornConfig({ ...OPTS, workerClass: "uvicorn.workers.UvicornWorker", workerConnections: undefined });
+    assert.match(asgi, /^max_requests = 20000$/m);
+    assert.match(asgi, /^max_requests_jitter = 2000$/m);
+    assert.doesNotMatch(asgi, /post_request|SIGHUP/);
+    const never = renderGunicornConfig({ ...OPTS, maxRequests: 0, maxRequestsJitter: 0 });
+    assert.match(never, /^max_requests = 0$/m);
+    assert.doesNotMatch(never, /post_request|SIGHUP/);
 });
 
 test("uvicorn workers get no worker_connections; access log and statsd are switches", () => {
@@ -110,3 +129,78 @@ test("broken configs are rejected by the same path", { skip: missingTools(["guni
 test("the workers' heartbeat files live on tmpfs, not in a disk-backed /tmp", () => {
     assert.match(renderGunicornConfig(OPTS), /^worker_tmp_dir = "\/dev\/shm"$/m);
 });
+
+// --- recycling after max requests, on a live gunicorn ----------------------
+
+/** One GET on the agent's connections (kept alive) or on a fresh one; the status and how long it took. */
+function get(port: number, agent: http.Agent | false): Promise<{ status: number; ms: number }> {
+    const started = Date.now();
+    return new Promise((resolve, reject) => {
+        const req = http.get({ host: "127.0.0.1", port, path: "/", agent, timeout: 30_000 }, res => {
+            res.resume();
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, ms: Date.now() - started }));
+        });
+        req.on("timeout", () => req.destroy(new Error("no answer in 30 s")));
+        req.on("error", reject);
+    });
+}
+
+const workerPids = (master: number) => spawnSync("ps", ["-o", "pid=", "--ppid", String(master)], { encoding: "utf8" }).stdout.trim().split(/\s+/).filter(Boolean);
+
+for (const [workerClass, module, tools] of [
+    ["gevent", "app:application", ["gunicorn", "gevent"]],
+    ["uvicorn.workers.UvicornWorker", "app:asgi_application", ["gunicorn", "uvicorn"]],
+] as const) {
+    test(
+        `${workerClass}: after max requests a node's workers are replaced without a gap: new connections are answered while the old workers still hold the load balancer's idle keep-alive connections (gunicorn issue #3227)`,
+        { skip: missingTools([...tools]) },
+        async () => {
+            const port = randomPort();
+            const dir = tempDir("pyc-recycle-");
+            const conf = path.join(dir, "gunicorn.conf.py");
+            const gracefulTimeout = 5;
+            // Small numbers, the rendered shape: two workers that reach the limit within a few requests of each other.
+            const workerConnections = workerClass === "gevent" ? 100 : undefined;
+            // An app name of the test's own: the recycling stamp is /dev/shm/<app>.recycle.
+            const appName = `pyc-recycle-${process.pid}`;
+            fs.writeFileSync(conf, renderGunicornConfig({ ...OPTS, appName, appRoot: SAMPLE_APP, bindAddress: "127.0.0.1", port, workerClass, workerConnections, workers: 2, gracefulTimeout, maxRequests: 150, maxRequestsJitter: 10 }));
+            // A stamp this boot's monotonic clock cannot have written (a wall-clock time) must not stop recycling.
+            fs.writeFileSync(`/dev/shm/${appName}.recycle`, String(Date.now() / 1000));
+            const gunicorn = spawn(SYSTEM_PYTHON, ["-m", "gunicorn", "-c", conf, module], { cwd: SAMPLE_APP, stdio: ["ignore", "ignore", "pipe"] });
+            let log = "";
+            gunicorn.stderr!.on("data", d => (log += d));
+            // nginx's upstream keepalive pool: connections that stay open, idle, between requests.
+            const pool = new http.Agent({ keepAlive: true, maxSockets: 8 });
+            try {
+                const deadline = Date.now() + 20_000;
+                while (workerPids(gunicorn.pid!).length < 2 || !(await get(port, false).then(r => r.status === 200, () => false))) {
+                    assert.ok(Date.now() < deadline, `gunicorn did not serve within 20 s:\n${log}`);
+                    await sleep(200);
+                }
+                const firstWorkers = workerPids(gunicorn.pid!);
+                await Promise.all(Array.from({ length: 8 }, () => get(port, pool)));
+                // Fresh connections one after the other for longer than graceful_timeout, as nginx opens them
+                // beyond its pool: the slowest answer is the longest time the node accepted nothing.
+                const answers: { status: number; ms: number }[] = [];
+                const started = Date.now();
+                // Enough requests for both workers to pass the limit, on a slow machine too.
+                while (Date.now() - started < (gracefulTimeout + 3) * 1000 || answers.length < 400) {
+                    assert.ok(Date.now() - started < 60_000, `only ${answers.length} answers in 60 s:\n${log}`);
+                    answers.push(await get(port, false));
+                    await sleep(10);
+                }
+                assert.deepEqual([...new Set(answers.map(a => a.status))], [200]);
+                const slowest = Math.max(...answers.map(a => a.ms));
+                // Before: every worker stopped accepting at the limit and waited graceful_timeout for its idle connections.
+                assert.ok(slowest < 2_000, `a new connection waited ${slowest} ms (graceful_timeout ${gracefulTimeout} s):\n${log}`);
+                // Replaced: a new generation serves (the old one may still be draining its idle connections).
+                assert.ok(workerPids(gunicorn.pid!).filter(p => !firstWorkers.includes(p)).length >= 2, `a new generation of workers:\n${log}`);
+            } finally {
+                pool.destroy();
+                await stop(gunicorn);
+                fs.rmSync(dir, { recursive: true, force: true });
+                fs.rmSync(`/dev/shm/${appName}.recycle`, { force: true });
+            }
+        },
+    );
+}
