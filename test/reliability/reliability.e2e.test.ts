@@ -179,6 +179,22 @@ r("1c. an app release rolls through under load: 0 failed; a release pin rolls it
     }
 });
 
+r("1d. workers recycled after gunicornMaxRequests under load, by graceful reloads: every node keeps accepting, 0 failed", async () => {
+    // A limit the load reaches a few times per node (about 2,000 requests/s through 4 nodes of 5 workers).
+    await localUp(opts({ gunicornMaxRequests: "1000", gunicornMaxRequestsJitter: "100" }));
+    const o = await underLoad("workers recycled (max requests)", () => new Promise(res => setTimeout(res, 25_000)));
+    assert.equal(o.failed, 0);
+    const since = Math.floor((o.startedAt - 2000) / 1000);
+    for (const ip of nodes) {
+        const journal = await onHost(up, ip, `sudo journalctl -u webapp --since @${since} -o cat --no-pager`);
+        const reloads = journal.match(/recycling the workers after \d+ requests: graceful reload/g) ?? [];
+        assert.ok(reloads.length >= 1, `${ip}: the load brought its workers to the limit (${reloads.length} reloads)`);
+        // gunicorn's own max_requests (a worker that stops accepting at once) never ran.
+        assert.doesNotMatch(journal, /Autorestarting worker/, ip);
+    }
+    await localUp(opts());
+});
+
 r("2. a broken gunicorn setting is refused by the validator on every node; nothing switches: 0 failed", async () => {
     const o = await underLoad("broken gunicorn setting", async () => failedUp(opts({ appModule: "app:nothere" })));
     assert.equal(o.failed, 0);
