@@ -54,8 +54,14 @@ export interface CostRun {
     cpu?: { exportersUsec: number; clusterUsec: number };
 }
 
+/** One round's on/off throughput (0 when the off run served nothing). */
+const roundRatio = (off: CostRun, on: CostRun) => (off.requestsPerSecond > 0 ? on.requestsPerSecond / off.requestsPerSecond : 0);
+
+/** The exporters' share of the cluster's CPU during one run, when the CPU was read. */
+const exporterShare = (r: CostRun) => (r.cpu ? r.cpu.exportersUsec / Math.max(1, r.cpu.clusterUsec) : undefined);
+
 export function monitoringCost(off: CostRun[], on: CostRun[], onFirst: boolean[], appStatsd: boolean): MonitoringCost {
-    const roundRatios = off.map((o, i) => (o.requestsPerSecond > 0 ? on[i].requestsPerSecond / o.requestsPerSecond : 0));
+    const roundRatios = off.map((o, i) => roundRatio(o, on[i]));
     const withCpu = (runs: CostRun[]) => runs.every(r => r.cpu !== undefined) && runs.length > 0;
     const sum = (runs: CostRun[], f: (r: CostRun) => number) => runs.reduce((a, r) => a + f(r), 0);
     const cpu =
@@ -111,10 +117,12 @@ export async function measureMonitoringCost(o: {
             onFirst.push(first);
             await run(first);
             await run(!first);
-            const share = on[i].cpu ? `, exporters ${((100 * on[i].cpu!.exportersUsec) / Math.max(1, on[i].cpu!.clusterUsec)).toFixed(1)}% of the cluster's CPU` : "";
+            const share = exporterShare(on[i]);
+            const order = first ? "on first" : "off first";
             o.log(
-                `  monitoring cost, round ${i + 1} (${first ? "on first" : "off first"}): ${off[i].requestsPerSecond.toFixed(0)} req/s off, ` +
-                    `${on[i].requestsPerSecond.toFixed(0)} req/s on (${((100 * on[i].requestsPerSecond) / Math.max(1, off[i].requestsPerSecond)).toFixed(1)}%)${share}`,
+                `  monitoring cost, round ${i + 1} (${order}): ${off[i].requestsPerSecond.toFixed(0)} req/s off, ` +
+                    `${on[i].requestsPerSecond.toFixed(0)} req/s on (${(100 * roundRatio(off[i], on[i])).toFixed(1)}%)` +
+                    (share === undefined ? "" : `, exporters ${(100 * share).toFixed(1)}% of the cluster's CPU`),
             );
         }
     } finally {

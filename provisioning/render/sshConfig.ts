@@ -148,7 +148,8 @@ export interface SshSetupOptions {
 
 /**
  * Writes the stack's key, ssh_config and known_hosts where the commands expect
- * them, reading the outputs with the Pulumi CLI on PATH or else the project's `npx pulumi`. The key goes into a new file created under umask 077 (a file that
+ * them, reading the outputs with the Pulumi CLI on PATH or else the project's
+ * `npx pulumi`. The key goes into a new file created under umask 077 (a file that
  * existed keeps its mode when written to), so it is never readable by others,
  * not even while it is written; chmod still, where a default ACL beats the umask.
  */

@@ -6,7 +6,7 @@ import * as http from "http";
 import * as path from "path";
 import { GunicornConfigOptions, renderGunicornConfig } from "../../../provisioning/render/gunicornConfig";
 import { renderEnvFile } from "../../../provisioning/render/kernel";
-import { hostctl, makeRelease, missingTools, SAMPLE_APP, SYSTEM_PYTHON, tempDir } from "../../support/hostTools";
+import { hostctl, makeRelease, missingTools, SAMPLE_APP, sh, SYSTEM_PYTHON, tempDir } from "../../support/hostTools";
 import { randomPort, sleep, stop } from "../../support/metricsEndpoint";
 
 const OPTS: GunicornConfigOptions = {
@@ -70,6 +70,48 @@ test("recycling: gevent workers by a graceful reload from post_request; uvicorn 
     const never = renderGunicornConfig({ ...OPTS, maxRequests: 0, maxRequestsJitter: 0 });
     assert.match(never, /^max_requests = 0$/m);
     assert.doesNotMatch(never, /post_request|SIGHUP/);
+});
+
+test("the recycling hooks: one reload per generation, whatever the stamp holds or whether it can be written", () => {
+    const dir = tempDir("pyc-hooks-");
+    const appName = `pyc-hooks-${process.pid}`;
+    const stamp = `/dev/shm/${appName}.recycle`;
+    try {
+        fs.writeFileSync(path.join(dir, "gunicorn.conf.py"), renderGunicornConfig({ ...OPTS, appName, maxRequests: 100, maxRequestsJitter: 0 }));
+        // The rendered file run as gunicorn runs it (plain Python), with workers and kill() standing in.
+        const out = sh(SYSTEM_PYTHON, ["-c", `
+import json, runpy, time, types
+conf = runpy.run_path(${JSON.stringify(path.join(dir, "gunicorn.conf.py"))})
+sent, warnings = [], []
+conf["post_request"].__globals__["_os"] = types.SimpleNamespace(kill=lambda pid, sig: sent.append(pid))
+# Above any pid_max: should the stand-in fail to take effect, kill() finds no process.
+def worker(ppid=4194305):
+    w = types.SimpleNamespace(nr=0, alive=True, ppid=ppid, log=types.SimpleNamespace(info=lambda *a: None, warning=lambda *a: warnings.append(a[0])))
+    conf["post_fork"](None, w)
+    return w
+def serve(w, n):
+    for _ in range(n):
+        w.nr += 1
+        conf["post_request"](w, None, {}, None)
+first, second = worker(), worker()
+serve(first, 99); below = len(sent)
+serve(first, 5); serve(second, 120); one_generation = len(sent)
+time.sleep(0.01)
+third = worker(); serve(third, 100); next_generation = len(sent)
+draining = worker(); draining.alive = False; serve(draining, 200); not_alive = len(sent)
+open(${JSON.stringify(stamp)}, "w").write("garbage"); serve(worker(), 100); garbage = len(sent)
+import os; os.remove(${JSON.stringify(stamp)}); os.mkdir(${JSON.stringify(stamp)})
+serve(worker(), 100); unwritable = len(sent)
+print(json.dumps([below, one_generation, next_generation, not_alive, garbage, unwritable, len(warnings)]))
+`]);
+        assert.equal(out.code, 0, out.output);
+        // 0 below the limit; 1 for two workers of one generation; +1 for the next; none from a worker
+        // that is leaving; a stamp that holds no time or cannot be written still gives a reload (warned).
+        assert.deepEqual(JSON.parse(out.output.trim().split("\n").pop()!), [0, 1, 2, 2, 3, 4, 1]);
+    } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+        fs.rmSync(stamp, { recursive: true, force: true });
+    }
 });
 
 test("uvicorn workers get no worker_connections; access log and statsd are switches", () => {

@@ -145,7 +145,10 @@ test("the key setup command works where the CLI is only the project's npm launch
     const stub = pulumiOutputStub("dev", outputs, ["sshPrivateKey"]);
     const home = tempDir("pyc-home-");
     try {
-        const env = { PATH: pathWithoutPulumi(), HOME: home };
+        // The machine's CA for the npm registry (a proxy's, here), as a user's shell has it; one try: without
+        // them npm retried the registry for 70 s before the "elsewhere" case below failed.
+        const trust = process.env.NODE_EXTRA_CA_CERTS ? { NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS } : {};
+        const env = { PATH: pathWithoutPulumi(), HOME: home, npm_config_fetch_retries: "0", ...trust };
         assert.notEqual(spawnSync("sh", ["-c", "command -v pulumi"], { env }).status, 0, "a pulumi on PATH would prove nothing here");
         for (const shell of ["bash", "sh"]) {
             fs.rmSync(path.join(home, ".ssh"), { recursive: true, force: true });
@@ -155,8 +158,11 @@ test("the key setup command works where the CLI is only the project's npm launch
             assert.equal((fs.statSync(path.join(home, ".ssh", "pycluster-dev")).mode & 0o777).toString(8), "600");
         }
         // Outside the project there is no launcher: it fails instead of fetching one.
+        fs.rmSync(path.join(home, ".ssh"), { recursive: true, force: true });
         const elsewhere = spawnSync("bash", ["-c", sshSetupCommand(SETUP)], { env, cwd: home, encoding: "utf8" });
         assert.notEqual(elsewhere.status, 0);
+        const key = path.join(home, ".ssh", "pycluster-dev");
+        assert.equal(fs.existsSync(key) ? fs.readFileSync(key, "utf8") : "", "", `no pulumi ran: ${elsewhere.stderr}`);
     } finally {
         stub.remove();
         fs.rmSync(home, { recursive: true, force: true });
