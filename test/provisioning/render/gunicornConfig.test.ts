@@ -200,7 +200,7 @@ for (const [workerClass, module, tools] of [
             const port = randomPort();
             const dir = tempDir("pyc-recycle-");
             const conf = path.join(dir, "gunicorn.conf.py");
-            const gracefulTimeout = 5;
+            const gracefulTimeout = 6;
             // Small numbers, the rendered shape: two workers that reach the limit within a few requests of each other.
             const workerConnections = workerClass === "gevent" ? 100 : undefined;
             // An app name of the test's own: the recycling stamp is /dev/shm/<app>.recycle.
@@ -234,7 +234,8 @@ for (const [workerClass, module, tools] of [
                 assert.deepEqual([...new Set(answers.map(a => a.status))], [200]);
                 const slowest = Math.max(...answers.map(a => a.ms));
                 // Before: every worker stopped accepting at the limit and waited graceful_timeout for its idle connections.
-                assert.ok(slowest < 2_000, `a new connection waited ${slowest} ms (graceful_timeout ${gracefulTimeout} s):\n${log}`);
+                // Now at most the new workers' boot (old ones stop accepting within a second of the HUP): a slow machine's margin.
+                assert.ok(slowest < 3_000, `a new connection waited ${slowest} ms (graceful_timeout ${gracefulTimeout} s):\n${log}`);
                 // Replaced: a new generation serves (the old one may still be draining its idle connections).
                 assert.ok(workerPids(gunicorn.pid!).filter(p => !firstWorkers.includes(p)).length >= 2, `a new generation of workers:\n${log}`);
             } finally {
