@@ -20,6 +20,9 @@ export interface GunicornConfigOptions extends Omit<StackConfig["gunicorn"], "op
     statsdHost?: string;
 }
 
+/** Where the workers of a generation record that one of them asked for the reload that recycles them. */
+export const recycleStampPath = (appName: string) => `${GUNICORN_WORKER_TMP_DIR}/${appName}.recycle`;
+
 /** Worker classes whose workers call gunicorn's post_request hook (gunicorn's own async workers do; uvicorn's does not). */
 const callsPostRequest = (workerClass: string) => ["gevent", "eventlet", "gthread", "sync"].includes(workerClass) || workerClass.startsWith("gunicorn.workers.");
 
@@ -35,7 +38,6 @@ const callsPostRequest = (workerClass: string) => ["gevent", "eventlet", "gthrea
  */
 function recycling(o: GunicornConfigOptions): string[] {
     if (o.maxRequests === 0 || !callsPostRequest(o.workerClass)) return [`max_requests = ${o.maxRequests}`, `max_requests_jitter = ${o.maxRequestsJitter}`];
-    const stampPath = `${GUNICORN_WORKER_TMP_DIR}/${o.appName}.recycle`;
     return [
         `# Workers are recycled after about ${o.maxRequests} requests each by a graceful reload of them all: the new`,
         `# ones accept before the old ones stop. Not by max_requests: it stops a worker accepting and keeps it until`,
@@ -54,7 +56,7 @@ function recycling(o: GunicornConfigOptions): string[] {
         `def _pycluster_first_to_ask(worker):`,
         `    """One reload per generation: the stamp holds when the last one was asked for (monotonic clock, on tmpfs)."""`,
         `    try:`,
-        `        with open(${pyString(stampPath)}, "a+") as stamp:`,
+        `        with open(${pyString(recycleStampPath(o.appName))}, "a+") as stamp:`,
         `            _fcntl.flock(stamp, _fcntl.LOCK_EX)`,
         `            stamp.seek(0)`,
         `            try:`,

@@ -6,13 +6,14 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ChildProcess, spawn, spawnSync } from "child_process";
+import { ChildProcess, spawn } from "child_process";
 import * as dgram from "dgram";
 import * as fs from "fs";
 import * as path from "path";
 import { HOST_SCRIPTS_DIR } from "../../provisioning/monitoringFiles";
 import { GUNICORN_METRICS } from "../../provisioning/render/prometheus";
 import { renderGunicornConfig } from "../../provisioning/render/gunicornConfig";
+import { childPids } from "../../local/procs";
 import { missingTools, SAMPLE_APP, SYSTEM_PYTHON, tempDir } from "../support/hostTools";
 import { randomPort, scrape, seriesValue, sleep, stop } from "../support/metricsEndpoint";
 
@@ -111,9 +112,9 @@ test("a real gunicorn with the rendered statsd_host: requests reach the exporter
         assert.equal(ok, 5, "gunicorn serves");
         assert.equal(seriesValue(await scrape(http), `gunicorn_up{app="webapp"}`), 0, "an empty cgroup: no master");
         // All three workers booted (one is enough to serve).
-        let children: string[] = [];
+        let children: number[] = [];
         while (Date.now() < deadline && children.length < 3) {
-            children = spawnSync("ps", ["-o", "pid=", "--ppid", String(gunicorn.pid)], { encoding: "utf8" }).stdout.trim().split(/\s+/).filter(Boolean);
+            children = childPids(gunicorn.pid!);
             if (children.length < 3) await sleep(200);
         }
         assert.equal(children.length, 3);

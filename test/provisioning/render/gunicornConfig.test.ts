@@ -1,10 +1,11 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "child_process";
+import { spawn } from "child_process";
 import * as fs from "fs";
 import * as http from "http";
 import * as path from "path";
-import { GunicornConfigOptions, renderGunicornConfig } from "../../../provisioning/render/gunicornConfig";
+import { GunicornConfigOptions, recycleStampPath, renderGunicornConfig } from "../../../provisioning/render/gunicornConfig";
+import { childPids } from "../../../local/procs";
 import { renderEnvFile } from "../../../provisioning/render/kernel";
 import { hostctl, makeRelease, missingTools, SAMPLE_APP, sh, SYSTEM_PYTHON, tempDir } from "../../support/hostTools";
 import { randomPort, sleep, stop } from "../../support/metricsEndpoint";
@@ -75,7 +76,7 @@ test("recycling: gevent workers by a graceful reload from post_request; uvicorn 
 test("the recycling hooks: one reload per generation, whatever the stamp holds or whether it can be written", () => {
     const dir = tempDir("pyc-hooks-");
     const appName = `pyc-hooks-${process.pid}`;
-    const stamp = `/dev/shm/${appName}.recycle`;
+    const stamp = recycleStampPath(appName);
     try {
         fs.writeFileSync(path.join(dir, "gunicorn.conf.py"), renderGunicornConfig({ ...OPTS, appName, maxRequests: 100, maxRequestsJitter: 0 }));
         // The rendered file run as gunicorn runs it (plain Python), with workers and kill() standing in.
@@ -187,8 +188,6 @@ function get(port: number, agent: http.Agent | false): Promise<{ status: number;
     });
 }
 
-const workerPids = (master: number) => spawnSync("ps", ["-o", "pid=", "--ppid", String(master)], { encoding: "utf8" }).stdout.trim().split(/\s+/).filter(Boolean);
-
 for (const [workerClass, module, tools] of [
     ["gevent", "app:application", ["gunicorn", "gevent"]],
     ["uvicorn.workers.UvicornWorker", "app:asgi_application", ["gunicorn", "uvicorn"]],
@@ -203,11 +202,12 @@ for (const [workerClass, module, tools] of [
             const gracefulTimeout = 6;
             // Small numbers, the rendered shape: two workers that reach the limit within a few requests of each other.
             const workerConnections = workerClass === "gevent" ? 100 : undefined;
-            // An app name of the test's own: the recycling stamp is /dev/shm/<app>.recycle.
+            // An app name of the test's own, for a recycling stamp of its own.
             const appName = `pyc-recycle-${process.pid}`;
+            const stamp = recycleStampPath(appName);
             fs.writeFileSync(conf, renderGunicornConfig({ ...OPTS, appName, appRoot: SAMPLE_APP, bindAddress: "127.0.0.1", port, workerClass, workerConnections, workers: 2, gracefulTimeout, maxRequests: 150, maxRequestsJitter: 10 }));
             // A stamp this boot's monotonic clock cannot have written (a wall-clock time) must not stop recycling.
-            fs.writeFileSync(`/dev/shm/${appName}.recycle`, String(Date.now() / 1000));
+            fs.writeFileSync(stamp, String(Date.now() / 1000));
             const gunicorn = spawn(SYSTEM_PYTHON, ["-m", "gunicorn", "-c", conf, module], { cwd: SAMPLE_APP, stdio: ["ignore", "ignore", "pipe"] });
             let log = "";
             gunicorn.stderr!.on("data", d => (log += d));
@@ -215,11 +215,11 @@ for (const [workerClass, module, tools] of [
             const pool = new http.Agent({ keepAlive: true, maxSockets: 8 });
             try {
                 const deadline = Date.now() + 20_000;
-                while (workerPids(gunicorn.pid!).length < 2 || !(await get(port, false).then(r => r.status === 200, () => false))) {
+                while (childPids(gunicorn.pid!).length < 2 || !(await get(port, false).then(r => r.status === 200, () => false))) {
                     assert.ok(Date.now() < deadline, `gunicorn did not serve within 20 s:\n${log}`);
                     await sleep(200);
                 }
-                const firstWorkers = workerPids(gunicorn.pid!);
+                const firstWorkers = childPids(gunicorn.pid!);
                 await Promise.all(Array.from({ length: 8 }, () => get(port, pool)));
                 // Fresh connections one after the other for longer than graceful_timeout, as nginx opens them
                 // beyond its pool: the slowest answer is the longest time the node accepted nothing.
@@ -237,12 +237,12 @@ for (const [workerClass, module, tools] of [
                 // Now at most the new workers' boot (old ones stop accepting within a second of the HUP): a slow machine's margin.
                 assert.ok(slowest < 3_000, `a new connection waited ${slowest} ms (graceful_timeout ${gracefulTimeout} s):\n${log}`);
                 // Replaced: a new generation serves (the old one may still be draining its idle connections).
-                assert.ok(workerPids(gunicorn.pid!).filter(p => !firstWorkers.includes(p)).length >= 2, `a new generation of workers:\n${log}`);
+                assert.ok(childPids(gunicorn.pid!).filter(p => !firstWorkers.includes(p)).length >= 2, `a new generation of workers:\n${log}`);
             } finally {
                 pool.destroy();
                 await stop(gunicorn);
                 fs.rmSync(dir, { recursive: true, force: true });
-                fs.rmSync(`/dev/shm/${appName}.recycle`, { force: true });
+                fs.rmSync(stamp, { force: true });
             }
         },
     );
