@@ -43,7 +43,7 @@ export function parseStackConfig(raw: RawConfig, ctx: ParseContext, read?: Set<s
     const app = readApp(r, ctx, { nodeCount, production });
     const sizing = readSizing(r, { lbVcpus: lbHost.vcpus, appVcpus: appHost.vcpus, appNodes: nodeCount, kind: app.kind });
     const lb = readLoadBalancer(r);
-    const gunicorn = readGunicorn(r, lb.upstreamKeepaliveTimeout);
+    const gunicorn = readGunicorn(r, lb.upstreamKeepaliveTimeout, app.kind);
     const tls = readTls(r, { domain: lb.domain, production });
     const staticFiles = readStaticFiles(r, ctx, app.dir);
     const monitoring = readMonitoring(r, { monitoringNode, nodeIp: network.plan?.monitoringIp, proxyReadTimeout: lb.proxyReadTimeout });

@@ -23,7 +23,9 @@ test("defaults come from Pulumi.yaml and derived sizes follow the flavor and the
     assert.equal(c.gunicorn.workerConnections, 60000);
     assert.equal(c.gunicorn.openFiles, 61024);
     assert.equal(c.overload.perNodeConnections, 30000);
-    assert.equal(c.gunicorn.keepalive, 75, "upstreamKeepaliveTimeout 60 + 15");
+    assert.equal(c.gunicorn.keepalive, 25, "upstreamKeepaliveTimeout 10 + 15");
+    // nginx lets go of idle connections to a node before a leaving gevent worker would close them.
+    assert.ok(c.lb.upstreamKeepaliveTimeout < c.gunicorn.gracefulTimeout);
     assert.equal(c.lb.workerProcesses, 2);
     assert.equal(c.lb.workerConnections, 60000, "2 connections per request x 60,000 / 2 workers");
     assert.ok(c.lb.workerOpenFiles >= c.lb.workerConnections);
@@ -60,6 +62,8 @@ test("an ASGI app gets the uvicorn worker and no worker_connections", () => {
     assert.equal(c.gunicorn.workerConnections, undefined);
     assert.equal(c.app.module, "app:asgi_application");
     assert.ok(c.capacity.limits.every(l => l.name !== "gunicorn worker_connections"));
+    // uvicorn workers close their idle connections as they start to leave: nginx may keep its own longer.
+    assert.equal(parse({ appKind: "asgi", upstreamKeepaliveTimeout: "60" }).lb.upstreamKeepaliveTimeout, 60);
 });
 
 test("a low open-file cap adds nginx and gunicorn processes instead of failing", () => {

@@ -7,6 +7,7 @@ import * as path from "path";
 import { GunicornConfigOptions, recycleStampPath, renderGunicornConfig } from "../../../provisioning/render/gunicornConfig";
 import { childPids } from "../../../local/procs";
 import { renderEnvFile } from "../../../provisioning/render/kernel";
+import { upstreamBlock } from "../../../provisioning/render/nginxUpstream";
 import { hostctl, makeRelease, missingTools, SAMPLE_APP, sh, SYSTEM_PYTHON, tempDir } from "../../support/hostTools";
 import { randomPort, sleep, stop } from "../../support/metricsEndpoint";
 
@@ -176,10 +177,10 @@ test("the workers' heartbeat files live on tmpfs, not in a disk-backed /tmp", ()
 // --- recycling after max requests, on a live gunicorn ----------------------
 
 /** One GET on the agent's connections (kept alive) or on a fresh one; the status and how long it took. */
-function get(port: number, agent: http.Agent | false): Promise<{ status: number; ms: number }> {
+function get(port: number, agent: http.Agent | false, urlPath = "/"): Promise<{ status: number; ms: number }> {
     const started = Date.now();
     return new Promise((resolve, reject) => {
-        const req = http.get({ host: "127.0.0.1", port, path: "/", agent, timeout: 30_000 }, res => {
+        const req = http.get({ host: "127.0.0.1", port, path: urlPath, agent, timeout: 30_000 }, res => {
             res.resume();
             res.on("end", () => resolve({ status: res.statusCode ?? 0, ms: Date.now() - started }));
         });
@@ -246,4 +247,88 @@ for (const [workerClass, module, tools] of [
             }
         },
     );
+}
+
+// --- leaving workers and the load balancer's idle connections, on a live nginx and gunicorn ---
+
+/** nginx in front of one gunicorn: the rendered upstream block, the proxying the site does. */
+function nginxFront(dir: string, listenPort: number, appPort: number, keepaliveTimeout: number): string {
+    const upstream = upstreamBlock({ appName: "webapp", upstreams: [{ address: "127.0.0.1", port: appPort }], method: "least_conn", keepalive: 16, keepaliveTimeout });
+    return `worker_processes 1;
+pid ${dir}/nginx.pid;
+events { worker_connections 1024; }
+http {
+    access_log off;
+${upstream}
+    server {
+        listen 127.0.0.1:${listenPort};
+        location / {
+            proxy_pass http://webapp;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+`;
+}
+
+for (const [label, keepaliveTimeout] of [
+    ["nginx's upstream keepalive_timeout shorter than graceful_timeout (the rule config/gunicorn.ts enforces): nginx lets go of its idle connections first; old workers (a reload) and gunicorn (a stop) leave then, closing nothing nginx still keeps", 2],
+    ["control, keepalive_timeout longer than graceful_timeout (refused by the config): old workers hold nginx's idle connections until graceful_timeout and close them under it; a stop waits that long", 9],
+] as const) {
+    test(`gevent: leaving workers and nginx's idle upstream connections: ${label}`, { skip: missingTools(["nginx", "gunicorn", "gevent"]) }, async () => {
+        const gracefulTimeout = 6;
+        const [appPort, lbPort] = [randomPort(), randomPort()];
+        const dir = tempDir("pyc-idle-");
+        const conf = path.join(dir, "gunicorn.conf.py");
+        const appName = `pyc-idle-${process.pid}`;
+        fs.writeFileSync(conf, renderGunicornConfig({ ...OPTS, appName, appRoot: SAMPLE_APP, bindAddress: "127.0.0.1", port: appPort, workers: 2, workerConnections: 100, gracefulTimeout, keepalive: keepaliveTimeout + 15, maxRequests: 0, maxRequestsJitter: 0 }));
+        fs.writeFileSync(path.join(dir, "nginx.conf"), nginxFront(dir, lbPort, appPort, keepaliveTimeout));
+        const gunicorn = spawn(SYSTEM_PYTHON, ["-m", "gunicorn", "-c", conf, "app:application"], { cwd: SAMPLE_APP, stdio: ["ignore", "ignore", "pipe"] });
+        let log = "";
+        gunicorn.stderr!.on("data", d => (log += d));
+        const nginx = spawn("nginx", ["-p", `${dir}/`, "-c", `${dir}/nginx.conf`, "-e", `${dir}/error.log`, "-g", "daemon off;"], { stdio: ["ignore", "ignore", "pipe"] });
+        try {
+            const deadline = Date.now() + 20_000;
+            while (childPids(gunicorn.pid!).length < 2 || !(await get(lbPort, false).then(r => r.status === 200, () => false))) {
+                assert.ok(Date.now() < deadline, `nginx and gunicorn did not serve within 20 s:\n${log}`);
+                await sleep(200);
+            }
+            // 16 requests at once through nginx: its pool keeps 16 connections to the workers, idle after.
+            await Promise.all(Array.from({ length: 16 }, () => get(lbPort, false, "/wait?ms=300")));
+            const pooled = sh("ss", ["-Htn", "state", "established", "dst", `127.0.0.1:${appPort}`]).output.trim().split("\n").filter(Boolean).length;
+            assert.ok(pooled >= 8, `nginx keeps its connections to the app open: ${pooled}`);
+            const oldWorkers = childPids(gunicorn.pid!);
+            const hup = Date.now();
+            process.kill(gunicorn.pid!, "SIGHUP");
+            while (oldWorkers.some(p => childPids(gunicorn.pid!).includes(p))) {
+                assert.ok(Date.now() - hup < 30_000, `the old workers did not leave in 30 s:\n${log}`);
+                await sleep(100);
+            }
+            const leftAfter = (Date.now() - hup) / 1000;
+            assert.equal((await get(lbPort, false)).status, 200, "the new workers serve");
+            const forced = /Worker graceful timeout/.test(log);
+            // A stop (a restart's first half): the master leaves when its workers have, or kills them at graceful_timeout.
+            await Promise.all(Array.from({ length: 16 }, () => get(lbPort, false, "/wait?ms=300")));
+            const term = Date.now();
+            const exited = new Promise(resolve => gunicorn.once("exit", resolve));
+            process.kill(gunicorn.pid!, "SIGTERM");
+            await exited;
+            const stoppedAfter = (Date.now() - term) / 1000;
+            console.log(`keepalive_timeout ${keepaliveTimeout} s, graceful_timeout ${gracefulTimeout} s: ${pooled} pooled connections; old workers left ${leftAfter.toFixed(1)} s after the HUP${forced ? ", closing what they still held at graceful_timeout" : ""}; gunicorn stopped ${stoppedAfter.toFixed(1)} s after TERM`);
+            if (keepaliveTimeout < gracefulTimeout) {
+                assert.equal(forced, false, `no old worker reached graceful_timeout with connections open:\n${log}`);
+                assert.ok(leftAfter < gracefulTimeout, `the old workers left once nginx had closed its idle connections (${leftAfter} s)`);
+                assert.ok(stoppedAfter < gracefulTimeout, `a stop waited only for nginx's idle timeout (${stoppedAfter} s)`);
+            } else {
+                assert.equal(forced, true, `the old workers held nginx's idle connections until graceful_timeout:\n${log}`);
+                assert.ok(leftAfter >= gracefulTimeout, `left after ${leftAfter} s`);
+                assert.ok(stoppedAfter >= gracefulTimeout, `a stop waited for graceful_timeout (${stoppedAfter} s)`);
+            }
+        } finally {
+            await stop(nginx);
+            await stop(gunicorn);
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
+    });
 }
