@@ -4,6 +4,9 @@
  * site every 50 ms so the time to recover can be measured.
  */
 import { spawn } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import * as https from "https";
 import { parseWrkOutput, WrkResult } from "../../bench/lib/wrk";
 
@@ -16,9 +19,22 @@ export interface WrkRun {
     stop(): Promise<WrkResult>;
 }
 
-/** wrk in a network namespace until stopped. */
-export function startWrk(o: { netns: string; url: string; connections: number; threads?: number; timeoutS?: number }): WrkRun {
-    const args = ["netns", "exec", o.netns, "wrk", `-t${o.threads ?? 1}`, `-c${o.connections}`, "-d3600s", `--timeout`, `${o.timeoutS ?? 10}s`, o.url];
+/**
+ * wrk's script for POST requests with a small form body. nginx passes a request it has sent to a
+ * node on to another one only when the request is idempotent (proxy_next_upstream), so a POST load
+ * shows every failure a GET load lets nginx hide by retrying.
+ */
+const POST_SCRIPT = `wrk.method = "POST"
+wrk.body = "note=pycluster-load"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+`;
+
+/** wrk in a network namespace until stopped; GET unless `method` says POST. */
+export function startWrk(o: { netns: string; url: string; connections: number; threads?: number; timeoutS?: number; method?: "GET" | "POST" }): WrkRun {
+    const scriptDir = o.method === "POST" ? fs.mkdtempSync(path.join(os.tmpdir(), "pyc-wrk-")) : undefined;
+    const script = scriptDir ? ["-s", path.join(scriptDir, "post.lua")] : [];
+    if (scriptDir) fs.writeFileSync(script[1], POST_SCRIPT);
+    const args = ["netns", "exec", o.netns, "wrk", `-t${o.threads ?? 1}`, `-c${o.connections}`, "-d3600s", `--timeout`, `${o.timeoutS ?? 10}s`, ...script, o.url];
     const child = spawn("ip", args, { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     child.stdout.on("data", d => (out += d));
@@ -29,6 +45,7 @@ export function startWrk(o: { netns: string; url: string; connections: number; t
             // `ip netns exec` execs wrk: the PID is wrk's own.
             child.kill("SIGINT");
             await exited;
+            if (scriptDir) fs.rmSync(scriptDir, { recursive: true, force: true });
             return parseWrkOutput(out); // the benchmark's reader: "Non-2xx" counts land in errors.status
         },
     };
