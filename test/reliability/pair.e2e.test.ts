@@ -86,12 +86,15 @@ async function holder(): Promise<string> {
     return h[0];
 }
 
-/** wrk from two internet namespaces plus the 50 ms probe around `action`; returns what they saw. */
+/**
+ * wrk from two internet namespaces plus the 50 ms probe around `action`; returns what they saw.
+ * GETs from one namespace, POSTs from the other: nginx never passes a POST it has sent on to another node.
+ */
 async function underLoad<T>(name: string, action: (startedAt: number) => Promise<T>, o: { connections?: number } = {}) {
     const url = `https://${up.outputs.lbPublicIp}/wait?ms=20`;
     const generators = up.cloud.clients.slice(1, 3);
     const connections = generators.length * (o.connections ?? 32);
-    const loads = generators.map(c => startWrk({ netns: c.netns, url, connections: o.connections ?? 32, timeoutS: 10 }));
+    const loads = generators.map((c, i) => startWrk({ netns: c.netns, url, connections: o.connections ?? 32, timeoutS: 10, method: i === 0 ? "GET" : "POST" }));
     const probe = new Probe(up.outputs.lbPublicIp, 50, 2000);
     probe.start();
     await new Promise(res => setTimeout(res, 2000));
@@ -108,7 +111,7 @@ async function underLoad<T>(name: string, action: (startedAt: number) => Promise
     const sent = wrk.reduce((n, w) => n + w.requests, 0);
     const failed = wrk.reduce((n, w) => n + failures(w), 0);
     const recoverMs = probe.recoveryMs(startedAt);
-    const line = `${name} | ${sent} | ${failed}${failed ? ` (${((100 * failed) / sent).toFixed(3)}%: ${JSON.stringify(wrk.map(w => w.errors))})` : ""} | ${seconds(recoverMs)}`;
+    const line = `${name} | ${sent} (GET ${wrk[0].requests}, POST ${wrk[1].requests}) | ${failed}${failed ? ` (${((100 * failed) / sent).toFixed(3)}%: ${JSON.stringify(wrk.map(w => w.errors))})` : ""} | ${seconds(recoverMs)}`;
     summary.push(line);
     console.log(line);
     const windows = probe.failedWindows(startedAt);
