@@ -7,7 +7,7 @@
 import { after, before } from "node:test";
 import assert from "node:assert/strict";
 import { localDown, localUp, LocalStackOptions, UpResult } from "../../local/stack";
-import { failures, Probe, startWrk, WrkResult } from "../support/load";
+import { LoadResult, Probe, startMixedLoad, WrkResult } from "../support/load";
 import { e2eSkipReason, onHost, seconds } from "../e2e/support";
 import { keepalivedEvents, pairScenario } from "../support/keepalivedJournal";
 import { prepareLoadgenCgroup, removeLoadgenCgroup, startH2load, stopLoadGenerators } from "../../bench/lib/loadgen";
@@ -86,32 +86,28 @@ async function holder(): Promise<string> {
     return h[0];
 }
 
-/**
- * wrk from two internet namespaces plus the 50 ms probe around `action`; returns what they saw.
- * GETs from one namespace, POSTs from the other: nginx never passes a POST it has sent on to another node.
- */
+/** wrk from two internet namespaces (GETs and POSTs) plus the 50 ms probe around `action`; returns what they saw. */
 async function underLoad<T>(name: string, action: (startedAt: number) => Promise<T>, o: { connections?: number } = {}) {
     const url = `https://${up.outputs.lbPublicIp}/wait?ms=20`;
     const generators = up.cloud.clients.slice(1, 3);
     const connections = generators.length * (o.connections ?? 32);
-    const loads = generators.map((c, i) => startWrk({ netns: c.netns, url, connections: o.connections ?? 32, timeoutS: 10, method: i === 0 ? "GET" : "POST" }));
+    const load = startMixedLoad(generators.map(c => c.netns), { url, connections: o.connections ?? 32, timeoutS: 10 });
     const probe = new Probe(up.outputs.lbPublicIp, 50, 2000);
     probe.start();
     await new Promise(res => setTimeout(res, 2000));
     const startedAt = Date.now();
     let result: T;
-    let wrk: WrkResult[];
+    let seen: LoadResult;
     try {
         result = await action(startedAt);
         await new Promise(res => setTimeout(res, 3000));
     } finally {
-        wrk = await Promise.all(loads.map(l => l.stop()));
+        seen = await load.stop();
         await probe.stop();
     }
-    const sent = wrk.reduce((n, w) => n + w.requests, 0);
-    const failed = wrk.reduce((n, w) => n + failures(w), 0);
+    const { sent, failed, wrk } = seen;
     const recoverMs = probe.recoveryMs(startedAt);
-    const line = `${name} | ${sent} (GET ${wrk[0].requests}, POST ${wrk[1].requests}) | ${failed}${failed ? ` (${((100 * failed) / sent).toFixed(3)}%: ${JSON.stringify(wrk.map(w => w.errors))})` : ""} | ${seconds(recoverMs)}`;
+    const line = `${name} | ${seen.columns} | ${seconds(recoverMs)}`;
     summary.push(line);
     console.log(line);
     const windows = probe.failedWindows(startedAt);

@@ -13,7 +13,7 @@ import { SAMPLE_APP_DIR } from "../../config/read";
 import { ProgramFailure } from "../../local/program";
 import { runInNetns } from "../../local/exec";
 import { localDown, localStackConfig, localUp, LocalStackOptions, UpResult } from "../../local/stack";
-import { failures, outcomes, PacedClient, Probe, startWrk, WrkResult } from "../support/load";
+import { LoadResult, outcomes, PacedClient, Probe, startMixedLoad, WrkResult } from "../support/load";
 import { e2eSkipReason, onHost, seconds } from "../e2e/support";
 
 const STACK = "e2e";
@@ -60,33 +60,28 @@ interface Outcome<T> {
     result: T;
 }
 
-/**
- * Runs `action` with wrk loading the site from two internet namespaces, plus the probe: GETs from
- * one, POSTs from the other (nginx retries a failed GET on another node unseen, never a POST it has sent).
- */
+/** Runs `action` with wrk loading the site from two internet namespaces (GETs and POSTs), plus the probe. */
 async function underLoad<T>(name: string, action: () => Promise<T>, recovery?: (o: Omit<Outcome<T>, "result"> & { result: T }) => string): Promise<Outcome<T>> {
     const url = `https://${up.outputs.lbPublicIp}/wait?ms=20`;
-    const clients = up.cloud.clients.slice(1, 3);
-    const loads = clients.map((c, i) => startWrk({ netns: c.netns, url, connections: 32, method: i === 0 ? "GET" : "POST" }));
+    const load = startMixedLoad(up.cloud.clients.slice(1, 3).map(c => c.netns), { url, connections: 32 });
     const probe = new Probe(up.outputs.lbPublicIp);
     probe.start();
     await new Promise(r => setTimeout(r, 2000));
     const startedAt = Date.now();
     let result: T;
-    let wrk: WrkResult[];
+    let seen: LoadResult;
     try {
         result = await action();
         await new Promise(r => setTimeout(r, 2000));
     } finally {
         // Stop the load whatever happened: a failed scenario must not leave wrk running.
-        wrk = await Promise.all(loads.map(l => l.stop()));
+        seen = await load.stop();
         await probe.stop();
     }
-    const sent = wrk.reduce((n, w) => n + w.requests, 0);
-    const failed = wrk.reduce((n, w) => n + failures(w), 0);
+    const { sent, failed, wrk } = seen;
     const outcome = { sent, failed, wrk, probe, startedAt, result };
     const recover = recovery ? recovery(outcome) : `${seconds(probe.recoveryMs(startedAt))}`;
-    const line = `${name} | ${sent} (GET ${wrk[0].requests}, POST ${wrk[1].requests}) | ${failed}${failed ? ` (${((100 * failed) / sent).toFixed(3)}%: ${JSON.stringify(wrk.map(w => w.errors))})` : ""} | ${recover}`;
+    const line = `${name} | ${seen.columns} | ${recover}`;
     summary.push(line);
     console.log(line);
     assert.ok(sent > 500, `the load ran (${sent} requests)`);

@@ -12,9 +12,9 @@ import { parseWrkOutput, WrkResult } from "../../bench/lib/wrk";
 
 export type { WrkResult } from "../../bench/lib/wrk";
 
-export const failures = (r: WrkResult) => r.errors.status + r.errors.connect + r.errors.read + r.errors.write + r.errors.timeout;
+const failures = (r: WrkResult) => r.errors.status + r.errors.connect + r.errors.read + r.errors.write + r.errors.timeout;
 
-export interface WrkRun {
+interface WrkRun {
     /** Stops the load (SIGINT: wrk prints its summary) and returns the numbers. */
     stop(): Promise<WrkResult>;
 }
@@ -30,7 +30,7 @@ wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 `;
 
 /** wrk in a network namespace until stopped; GET unless `method` says POST. */
-export function startWrk(o: { netns: string; url: string; connections: number; threads?: number; timeoutS?: number; method?: "GET" | "POST" }): WrkRun {
+function startWrk(o: { netns: string; url: string; connections: number; threads?: number; timeoutS?: number; method?: "GET" | "POST" }): WrkRun {
     const scriptDir = o.method === "POST" ? fs.mkdtempSync(path.join(os.tmpdir(), "pyc-wrk-")) : undefined;
     const script = scriptDir ? ["-s", path.join(scriptDir, "post.lua")] : [];
     if (scriptDir) fs.writeFileSync(script[1], POST_SCRIPT);
@@ -47,6 +47,34 @@ export function startWrk(o: { netns: string; url: string; connections: number; t
             await exited;
             if (scriptDir) fs.rmSync(scriptDir, { recursive: true, force: true });
             return parseWrkOutput(out); // the benchmark's reader: "Non-2xx" counts land in errors.status
+        },
+    };
+}
+
+/** What a mixed load saw: each wrk's numbers, their totals, and the summary tables' columns. */
+export interface LoadResult {
+    wrk: WrkResult[];
+    sent: number;
+    failed: number;
+    /** "sent (GET n, POST n) | failed (share: each wrk's errors)", the failure suites' summary columns. */
+    columns: string;
+}
+
+/**
+ * The failure suites' load: one wrk per namespace, GETs from the first and POSTs from the others
+ * (nginx retries a failed GET on another node unseen, never a POST it has sent).
+ */
+export function startMixedLoad(netnses: string[], o: { url: string; connections: number; timeoutS?: number }): { stop(): Promise<LoadResult> } {
+    const methods = netnses.map((_, i): "GET" | "POST" => (i === 0 ? "GET" : "POST"));
+    const runs = netnses.map((netns, i) => startWrk({ ...o, netns, method: methods[i] }));
+    return {
+        async stop() {
+            const wrk = await Promise.all(runs.map(r => r.stop()));
+            const sent = wrk.reduce((n, w) => n + w.requests, 0);
+            const failed = wrk.reduce((n, w) => n + failures(w), 0);
+            const byMethod = methods.map((m, i) => `${m} ${wrk[i].requests}`).join(", ");
+            const detail = failed ? ` (${((100 * failed) / sent).toFixed(3)}%: ${JSON.stringify(wrk.map(w => w.errors))})` : "";
+            return { wrk, sent, failed, columns: `${sent} (${byMethod}) | ${failed}${detail}` };
         },
     };
 }
