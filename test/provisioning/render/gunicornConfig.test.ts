@@ -1,6 +1,6 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "child_process";
+import { ChildProcess, spawn } from "child_process";
 import * as fs from "fs";
 import * as http from "http";
 import * as path from "path";
@@ -189,6 +189,15 @@ function get(port: number, agent: http.Agent | false, urlPath = "/"): Promise<{ 
     });
 }
 
+/** Waits (at most 20 s) until gunicorn runs its two workers and `port` (gunicorn's, or nginx's in front) answers 200. */
+async function untilServing(gunicorn: ChildProcess, port: number, log: () => string): Promise<void> {
+    const deadline = Date.now() + 20_000;
+    while (childPids(gunicorn.pid!).length < 2 || !(await get(port, false).then(r => r.status === 200, () => false))) {
+        assert.ok(Date.now() < deadline, `port ${port} did not serve within 20 s:\n${log()}`);
+        await sleep(200);
+    }
+}
+
 for (const [workerClass, module, tools] of [
     ["gevent", "app:application", ["gunicorn", "gevent"]],
     ["uvicorn.workers.UvicornWorker", "app:asgi_application", ["gunicorn", "uvicorn"]],
@@ -215,11 +224,7 @@ for (const [workerClass, module, tools] of [
             // nginx's upstream keepalive pool: connections that stay open, idle, between requests.
             const pool = new http.Agent({ keepAlive: true, maxSockets: 8 });
             try {
-                const deadline = Date.now() + 20_000;
-                while (childPids(gunicorn.pid!).length < 2 || !(await get(port, false).then(r => r.status === 200, () => false))) {
-                    assert.ok(Date.now() < deadline, `gunicorn did not serve within 20 s:\n${log}`);
-                    await sleep(200);
-                }
+                await untilServing(gunicorn, port, () => log);
                 const firstWorkers = childPids(gunicorn.pid!);
                 await Promise.all(Array.from({ length: 8 }, () => get(port, pool)));
                 // Fresh connections one after the other for longer than graceful_timeout, as nginx opens them
@@ -289,13 +294,10 @@ for (const [label, keepaliveTimeout] of [
         gunicorn.stderr!.on("data", d => (log += d));
         const nginx = spawn("nginx", ["-p", `${dir}/`, "-c", `${dir}/nginx.conf`, "-e", `${dir}/error.log`, "-g", "daemon off;"], { stdio: ["ignore", "ignore", "pipe"] });
         try {
-            const deadline = Date.now() + 20_000;
-            while (childPids(gunicorn.pid!).length < 2 || !(await get(lbPort, false).then(r => r.status === 200, () => false))) {
-                assert.ok(Date.now() < deadline, `nginx and gunicorn did not serve within 20 s:\n${log}`);
-                await sleep(200);
-            }
+            await untilServing(gunicorn, lbPort, () => log);
             // 16 requests at once through nginx: its pool keeps 16 connections to the workers, idle after.
-            await Promise.all(Array.from({ length: 16 }, () => get(lbPort, false, "/wait?ms=300")));
+            const fillPool = () => Promise.all(Array.from({ length: 16 }, () => get(lbPort, false, "/wait?ms=300")));
+            await fillPool();
             const pooled = sh("ss", ["-Htn", "state", "established", "dst", `127.0.0.1:${appPort}`]).output.trim().split("\n").filter(Boolean).length;
             assert.ok(pooled >= 8, `nginx keeps its connections to the app open: ${pooled}`);
             const oldWorkers = childPids(gunicorn.pid!);
@@ -309,7 +311,7 @@ for (const [label, keepaliveTimeout] of [
             assert.equal((await get(lbPort, false)).status, 200, "the new workers serve");
             const forced = /Worker graceful timeout/.test(log);
             // A stop (a restart's first half): the master leaves when its workers have, or kills them at graceful_timeout.
-            await Promise.all(Array.from({ length: 16 }, () => get(lbPort, false, "/wait?ms=300")));
+            await fillPool();
             const term = Date.now();
             const exited = new Promise(resolve => gunicorn.once("exit", resolve));
             process.kill(gunicorn.pid!, "SIGTERM");
